@@ -1,0 +1,14 @@
+/// A snapshot of one live lock, for tests and admin views.
+public struct LockInfo: Equatable, Sendable {
+    public struct HolderInfo: Equatable, Sendable {
+        public let key: LockKey
+        /// `nil` when its session ended and the server kept the hold.
+        public let session: SessionID?
+        public let leaseDeadline: UInt64?
+    }
+
+    public let name: String
+    public let size: Int32
+    public let holders: [HolderInfo]
+    public let waiterCount: Int
+}

@@ -1,0 +1,83 @@
+/// The secret a holder needs to unlock or renew its hold on a lock.
+///
+/// 122 random bits from the system's cryptographic generator, shown in the UUID
+/// version 4 text form the Go `ldlm-server` uses, so clients that store or log
+/// keys see the shape they expect. Held as two words, not as text, to keep the
+/// per-lock memory small.
+public struct LockKey: Hashable, Sendable, CustomStringConvertible {
+    public let high: UInt64
+    public let low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    public static func random() -> LockKey {
+        var generator = SystemRandomNumberGenerator()
+        let high = (generator.next() & ~UInt64(0xF000)) | 0x4000
+        let low = (generator.next() & ~(UInt64(0xC) << 60)) | (UInt64(0x8) << 60)
+        return LockKey(high: high, low: low)
+    }
+
+    /// Parses the 36-character `8-4-4-4-12` hexadecimal form; `nil` for anything else.
+    public init?(_ text: String) {
+        var text = text
+        guard let key = text.withUTF8({ LockKey.parse($0) }) else { return nil }
+        self = key
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> LockKey? {
+        guard bytes.count == 36 else { return nil }
+        var words: (UInt64, UInt64) = (0, 0)
+        var nibbles = 0
+        for (offset, byte) in zip(0..., bytes) {
+            if offset == 8 || offset == 13 || offset == 18 || offset == 23 {
+                guard byte == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            if nibbles < 16 {
+                words.0 = words.0 << 4 | UInt64(value)
+            } else {
+                words.1 = words.1 << 4 | UInt64(value)
+            }
+            nibbles += 1
+        }
+        return LockKey(high: words.0, low: words.1)
+    }
+
+    public var description: String {
+        let hexDigits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var position = 0
+            func put(_ word: UInt64, nibbleCount: Int, startingAt shift: Int) {
+                for nibble in 0..<nibbleCount {
+                    let value = Int((word >> UInt64(shift - 4 * nibble)) & 0xF)
+                    buffer[position] = hexDigits[value]
+                    position += 1
+                }
+            }
+            func dash() {
+                buffer[position] = UInt8(ascii: "-")
+                position += 1
+            }
+            put(high, nibbleCount: 8, startingAt: 60)
+            dash()
+            put(high, nibbleCount: 4, startingAt: 28)
+            dash()
+            put(high, nibbleCount: 4, startingAt: 12)
+            dash()
+            put(low, nibbleCount: 4, startingAt: 60)
+            dash()
+            put(low, nibbleCount: 12, startingAt: 44)
+            return position
+        }
+    }
+}

@@ -1,0 +1,325 @@
+/// All locks of one server: named locks with a size, FIFO waiters, leases and
+/// the sessions that own holders and waiters.
+///
+/// Not thread-safe and never blocks: the owner calls it from one thread (the
+/// server's event loop) and calls ``expireDue()`` when ``nextDeadline`` passes.
+/// Outcome handlers of queued calls run synchronously, after the table's state
+/// is consistent, so a handler may call back into the table.
+public final class LockTable {
+    public static let defaultMaxNameBytes = 4096
+
+    public let maxNameBytes: Int
+    private let clock: LockClock
+    private var locks: [String: LockRecord] = [:]
+    private var sessions: [SessionID: SessionRecord] = [:]
+    private var queuedWaiters: [UInt64: WaiterRecord] = [:]
+    private var leaseDeadlines = DeadlineQueue<(record: LockRecord, key: LockKey)>()
+    private var waitDeadlines = DeadlineQueue<WaiterRecord>()
+    private var lastSessionID: UInt64 = 0
+    private var lastTicket: UInt64 = 0
+
+    public init(clock: LockClock, maxNameBytes: Int = LockTable.defaultMaxNameBytes) {
+        self.clock = clock
+        self.maxNameBytes = maxNameBytes
+    }
+
+    // MARK: Sessions
+
+    public func openSession() -> SessionID {
+        lastSessionID += 1
+        let id = SessionID(rawValue: lastSessionID)
+        sessions[id] = SessionRecord()
+        return id
+    }
+
+    /// Ends a session: its queued calls are withdrawn without calling their
+    /// handlers, and its holds are released unless `releasingLocks` is false, in
+    /// which case they stay until unlocked by key or their lease runs out.
+    public func closeSession(_ id: SessionID, releasingLocks: Bool) {
+        guard let session = sessions.removeValue(forKey: id) else { return }
+        for waiter in session.waiters.values {
+            let record = waiter.record
+            withdraw(waiter)
+            if let record { removeIfIdle(record) }
+        }
+        var grants: [(WaiterRecord, LockKey)] = []
+        for (key, record) in session.holdings {
+            guard let index = record.holderIndex(for: key) else { continue }
+            if releasingLocks {
+                record.holders.remove(at: index)
+                grantFreeSlots(of: record, into: &grants)
+                removeIfIdle(record)
+            } else {
+                record.holders[index].session = nil
+            }
+        }
+        deliver(grants)
+    }
+
+    public var sessionCount: Int { sessions.count }
+
+    // MARK: Acquiring
+
+    /// Takes a slot if one is free and nobody is queued; `nil` when the lock is full.
+    public func tryLock(
+        name: String,
+        size: Int32 = 1,
+        leaseSeconds: Int32 = 0,
+        session: SessionID
+    ) throws(LockFailure) -> LockKey? {
+        let sessionRecord = try validatedSession(session)
+        try validate(name: name, size: size)
+        try validate(seconds: leaseSeconds, field: "lock_timeout_seconds")
+        let record = try record(named: name, size: size)
+        guard record.hasFreeSlot, record.firstWaiter == nil else { return nil }
+        return addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
+    }
+
+    /// Takes a slot at once, or queues the call behind earlier ones.
+    ///
+    /// A queued call ends with exactly one call of `onOutcome`: `.granted` when a
+    /// slot comes to it, `.timedOut` after `waitTimeoutSeconds` (0 waits forever),
+    /// unless it is withdrawn first by ``cancelWait(_:)`` or ``closeSession(_:releasingLocks:)``.
+    public func lock(
+        name: String,
+        size: Int32 = 1,
+        leaseSeconds: Int32 = 0,
+        waitTimeoutSeconds: Int32 = 0,
+        session: SessionID,
+        onOutcome: @escaping (WaitOutcome) -> Void
+    ) throws(LockFailure) -> LockAttempt {
+        let sessionRecord = try validatedSession(session)
+        try validate(name: name, size: size)
+        try validate(seconds: leaseSeconds, field: "lock_timeout_seconds")
+        try validate(seconds: waitTimeoutSeconds, field: "wait_timeout_seconds")
+        let record = try record(named: name, size: size)
+        if record.hasFreeSlot, record.firstWaiter == nil {
+            let key = addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
+            return .acquired(key)
+        }
+        lastTicket += 1
+        let ticket = WaitTicket(rawValue: lastTicket)
+        let waitDeadline = waitTimeoutSeconds > 0 ? deadline(afterSeconds: waitTimeoutSeconds) : nil
+        let waiter = WaiterRecord(
+            ticket: ticket,
+            session: session,
+            leaseSeconds: leaseSeconds,
+            waitDeadline: waitDeadline,
+            onOutcome: onOutcome
+        )
+        record.enqueue(waiter)
+        queuedWaiters[ticket.rawValue] = waiter
+        sessionRecord.waiters[ticket.rawValue] = waiter
+        if let waitDeadline {
+            waitDeadlines.insert(waiter, deadline: waitDeadline)
+        }
+        return .queued(ticket)
+    }
+
+    /// Withdraws a queued call. Returns false when it already ended (granted or
+    /// timed out): its handler has then been called, and a grant must be undone
+    /// by ``unlock(name:key:)`` if the caller can no longer deliver it.
+    @discardableResult
+    public func cancelWait(_ ticket: WaitTicket) -> Bool {
+        guard let waiter = queuedWaiters[ticket.rawValue] else { return false }
+        let record = waiter.record
+        withdraw(waiter)
+        if let record { removeIfIdle(record) }
+        sessions[waiter.session]?.waiters.removeValue(forKey: ticket.rawValue)
+        return true
+    }
+
+    // MARK: Releasing and renewing
+
+    public func unlock(name: String, key: String) throws(LockFailure) {
+        guard let record = locks[name] else { throw .lockDoesNotExist(name: name) }
+        guard let key = LockKey(key), let index = record.holderIndex(for: key) else {
+            throw .invalidLockKey(name: name)
+        }
+        release(holderAt: index, of: record)
+    }
+
+    /// Sets the lease of a held slot to `leaseSeconds` from now; a slot without a
+    /// lease gets one.
+    public func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) {
+        guard leaseSeconds > 0 else {
+            throw .invalidArgument("lock_timeout_seconds must be at least 1 to renew a lock, got \(leaseSeconds)")
+        }
+        guard let record = locks[name], let key = LockKey(key), let index = record.holderIndex(for: key) else {
+            throw .lockDoesNotExistOrInvalidKey(name: name)
+        }
+        let leaseDeadline = deadline(afterSeconds: leaseSeconds)
+        record.holders[index].leaseDeadline = leaseDeadline
+        leaseDeadlines.insert((record, key), deadline: leaseDeadline)
+    }
+
+    // MARK: Time
+
+    /// The earliest monotonic time at which ``expireDue()`` has work, if any.
+    public var nextDeadline: UInt64? {
+        switch (leaseDeadlines.earliestDeadline, waitDeadlines.earliestDeadline) {
+        case (nil, nil): return nil
+        case (let lease?, nil): return lease
+        case (nil, let wait?): return wait
+        case (let lease?, let wait?): return min(lease, wait)
+        }
+    }
+
+    /// Releases expired leases and times out expired waits, as of the clock's now.
+    public func expireDue() {
+        let now = clock.nanosecondsNow
+        var grants: [(WaiterRecord, LockKey)] = []
+        while let (deadline, lease) = leaseDeadlines.popDue(now: now) {
+            let record = lease.record
+            guard let index = record.holderIndex(for: lease.key),
+                  record.holders[index].leaseDeadline == deadline
+            else { continue }
+            removeHolder(at: index, of: record)
+            grantFreeSlots(of: record, into: &grants)
+            removeIfIdle(record)
+        }
+        var timedOut: [WaiterRecord] = []
+        while let (deadline, waiter) = waitDeadlines.popDue(now: now) {
+            guard waiter.isQueued, waiter.waitDeadline == deadline else { continue }
+            let record = waiter.record
+            withdraw(waiter)
+            sessions[waiter.session]?.waiters.removeValue(forKey: waiter.ticket.rawValue)
+            timedOut.append(waiter)
+            if let record {
+                // A timed-out head of queue may have been all that kept a free slot unused.
+                grantFreeSlots(of: record, into: &grants)
+                removeIfIdle(record)
+            }
+        }
+        deliver(grants)
+        for waiter in timedOut {
+            waiter.onOutcome(.timedOut)
+        }
+    }
+
+    // MARK: Introspection
+
+    public var lockCount: Int { locks.count }
+
+    public func lockInfo(name: String) -> LockInfo? {
+        guard let record = locks[name] else { return nil }
+        return LockInfo(
+            name: name,
+            size: record.size,
+            holders: record.holders.map {
+                LockInfo.HolderInfo(key: $0.key, session: $0.session, leaseDeadline: $0.leaseDeadline)
+            },
+            waiterCount: record.waiterCount
+        )
+    }
+
+    public func heldLockCount(session: SessionID) -> Int {
+        sessions[session]?.holdings.count ?? 0
+    }
+
+    // MARK: Private
+
+    private func validatedSession(_ id: SessionID) throws(LockFailure) -> SessionRecord {
+        guard let session = sessions[id] else { throw .invalidArgument("\(id) has ended") }
+        return session
+    }
+
+    private func validate(name: String, size: Int32) throws(LockFailure) {
+        if name.isEmpty {
+            throw .invalidArgument("lock name must not be empty")
+        }
+        if name.utf8.count > maxNameBytes {
+            throw .invalidArgument("lock name is \(name.utf8.count) bytes, longer than the limit of \(maxNameBytes)")
+        }
+        if size < 1 {
+            throw .invalidLockSize(size)
+        }
+    }
+
+    private func validate(seconds: Int32, field: String) throws(LockFailure) {
+        if seconds < 0 {
+            throw .invalidArgument("\(field) must not be negative, got \(seconds)")
+        }
+    }
+
+    private func record(named name: String, size: Int32) throws(LockFailure) -> LockRecord {
+        if let record = locks[name] {
+            guard record.size == size else {
+                throw .lockSizeMismatch(name: name, lockSize: record.size, requestedSize: size)
+            }
+            return record
+        }
+        let record = LockRecord(name: name, size: size)
+        locks[name] = record
+        return record
+    }
+
+    private func deadline(afterSeconds seconds: Int32) -> UInt64 {
+        clock.nanosecondsNow &+ UInt64(seconds) * 1_000_000_000
+    }
+
+    private func addHolder(
+        to record: LockRecord,
+        session: SessionID,
+        sessionRecord: SessionRecord,
+        leaseSeconds: Int32
+    ) -> LockKey {
+        var key = LockKey.random()
+        while record.holderIndex(for: key) != nil {
+            key = LockKey.random()
+        }
+        var leaseDeadline: UInt64?
+        if leaseSeconds > 0 {
+            let deadline = deadline(afterSeconds: leaseSeconds)
+            leaseDeadlines.insert((record, key), deadline: deadline)
+            leaseDeadline = deadline
+        }
+        record.holders.append(Holder(key: key, session: session, leaseDeadline: leaseDeadline))
+        sessionRecord.holdings[key] = record
+        return key
+    }
+
+    private func release(holderAt index: Int, of record: LockRecord) {
+        removeHolder(at: index, of: record)
+        var grants: [(WaiterRecord, LockKey)] = []
+        grantFreeSlots(of: record, into: &grants)
+        removeIfIdle(record)
+        deliver(grants)
+    }
+
+    private func removeHolder(at index: Int, of record: LockRecord) {
+        let holder = record.holders.remove(at: index)
+        if let session = holder.session {
+            sessions[session]?.holdings.removeValue(forKey: holder.key)
+        }
+    }
+
+    /// Hands free slots to the head of the queue, in order. The handlers are
+    /// called later by ``deliver(_:)`` so they see a consistent table.
+    private func grantFreeSlots(of record: LockRecord, into grants: inout [(WaiterRecord, LockKey)]) {
+        while record.hasFreeSlot, let waiter = record.firstWaiter {
+            withdraw(waiter)
+            guard let sessionRecord = sessions[waiter.session] else { continue }
+            sessionRecord.waiters.removeValue(forKey: waiter.ticket.rawValue)
+            let key = addHolder(to: record, session: waiter.session, sessionRecord: sessionRecord, leaseSeconds: waiter.leaseSeconds)
+            grants.append((waiter, key))
+        }
+    }
+
+    private func deliver(_ grants: [(WaiterRecord, LockKey)]) {
+        for (waiter, key) in grants {
+            waiter.onOutcome(.granted(key))
+        }
+    }
+
+    /// Unlinks a waiter from its queue. The caller removes the lock if that left it idle.
+    private func withdraw(_ waiter: WaiterRecord) {
+        queuedWaiters.removeValue(forKey: waiter.ticket.rawValue)
+        waiter.record?.remove(waiter)
+    }
+
+    private func removeIfIdle(_ record: LockRecord) {
+        guard record.isIdle, locks[record.name] === record else { return }
+        locks.removeValue(forKey: record.name)
+    }
+}

@@ -1,0 +1,18 @@
+/// Names one queued `Lock` call so its caller can withdraw it.
+public struct WaitTicket: Hashable, Sendable {
+    public let rawValue: UInt64
+}
+
+/// How a queued `Lock` call ended, delivered once to its outcome handler.
+public enum WaitOutcome: Equatable, Sendable {
+    case granted(LockKey)
+    case timedOut
+}
+
+/// The immediate result of ``LockTable/lock(name:size:leaseSeconds:waitTimeoutSeconds:session:onOutcome:)``.
+public enum LockAttempt: Equatable, Sendable {
+    /// Granted at once; the outcome handler will not be called.
+    case acquired(LockKey)
+    /// Queued; the outcome handler is called exactly once unless the wait is cancelled first.
+    case queued(WaitTicket)
+}

@@ -1,0 +1,333 @@
+import CNGHTTP2
+
+/// One HTTP/2 connection driven by nghttp2, without I/O.
+///
+/// Feed received bytes to ``receive(_:)``, take the events it produced with
+/// ``takeEvents()``, queue responses or requests with the `send` methods, and
+/// write whatever ``drainOutput(_:)`` hands out to the socket. The same type
+/// serves both roles; only who speaks first differs.
+public final class HTTP2Connection {
+    public enum Role: Sendable {
+        case server
+        case client
+    }
+
+    public let role: Role
+    private let settings: HTTP2Settings
+    private var session: OpaquePointer!
+    private var events: [HTTP2Event] = []
+    private var inboundHeaders: [Int32: InboundHeaderBlock] = [:]
+    private var outboundBodies: [Int32: OutboundBody] = [:]
+    private var lastPingOpaque: UInt64 = 0
+
+    private struct InboundHeaderBlock {
+        var fields: [HTTP2Header] = []
+        var size = 0
+    }
+
+    private struct OutboundBody {
+        var bytes: [UInt8]
+        var offset = 0
+        var trailers: [HTTP2Header]?
+    }
+
+    public init(role: Role, settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
+        self.role = role
+        self.settings = settings
+
+        var callbacks: OpaquePointer?
+        try check(nghttp2_session_callbacks_new(&callbacks))
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+            HTTP2Connection.from(userData).beginHeaders(frame!.pointee.hd.stream_id)
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
+            HTTP2Connection.from(userData).header(
+                streamID: frame!.pointee.hd.stream_id,
+                name: UnsafeBufferPointer(start: name, count: nameLength),
+                value: UnsafeBufferPointer(start: value, count: valueLength)
+            )
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+            HTTP2Connection.from(userData).frameReceived(frame!)
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
+            let bytes = Array(UnsafeBufferPointer(start: data, count: length))
+            HTTP2Connection.from(userData).events.append(.data(streamID: streamID, bytes: bytes))
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
+            HTTP2Connection.from(userData).streamClosed(streamID, errorCode: errorCode)
+        }
+
+        var options: OpaquePointer?
+        try check(nghttp2_option_new(&options))
+        defer { nghttp2_option_del(options) }
+        // Bounded memory for peers that send PING/SETTINGS floods or reset streams in bulk.
+        nghttp2_option_set_max_outbound_ack(options, 1000)
+        nghttp2_option_set_max_settings(options, 32)
+
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        var created: OpaquePointer?
+        switch role {
+        case .server: try check(nghttp2_session_server_new2(&created, callbacks, userData, options))
+        case .client: try check(nghttp2_session_client_new2(&created, callbacks, userData, options))
+        }
+        session = created
+
+        var entries = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
+        ]
+        try check(nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count))
+        try check(nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, settings.connectionWindowSize))
+    }
+
+    deinit {
+        nghttp2_session_del(session)
+    }
+
+    // MARK: Input
+
+    /// Processes bytes read from the peer. Throws on a protocol violation; the
+    /// GOAWAY nghttp2 queued for it is still in ``drainOutput(_:)``.
+    public func receive(_ bytes: UnsafeRawBufferPointer) throws(HTTP2Error) {
+        try check(Int32(clamping: memRecv(bytes)))
+    }
+
+    public func receive(_ bytes: [UInt8]) throws(HTTP2Error) {
+        try check(Int32(clamping: bytes.withUnsafeBytes { memRecv($0) }))
+    }
+
+    private func memRecv(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
+        return nghttp2_session_mem_recv(session, base, bytes.count)
+    }
+
+    /// The events produced since the last call, oldest first.
+    public func takeEvents() -> [HTTP2Event] {
+        defer { events.removeAll(keepingCapacity: true) }
+        return events
+    }
+
+    public var hasEvents: Bool { !events.isEmpty }
+
+    // MARK: Output
+
+    /// Hands every byte nghttp2 has ready to `write`, chunk by chunk. The
+    /// buffers are only valid during the call.
+    public func drainOutput(_ write: (UnsafeRawBufferPointer) -> Void) throws(HTTP2Error) {
+        while true {
+            var chunk: UnsafePointer<UInt8>?
+            let length = nghttp2_session_mem_send(session, &chunk)
+            if length < 0 {
+                throw HTTP2Error(code: Int32(length))
+            }
+            guard length > 0, let chunk else { return }
+            write(UnsafeRawBufferPointer(start: chunk, count: length))
+        }
+    }
+
+    /// All pending output as one array; convenient for tests.
+    public func drainOutput() throws(HTTP2Error) -> [UInt8] {
+        var output: [UInt8] = []
+        try drainOutput { output.append(contentsOf: $0) }
+        return output
+    }
+
+    /// False once the session has nothing more to read or write, e.g. after a
+    /// GOAWAY went out: the connection should then be closed.
+    public var isActive: Bool {
+        nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
+    }
+
+    // MARK: Sending
+
+    /// Sends response headers, then `body` and `trailers` if given. Without a
+    /// body and trailers, the headers end the stream (a "trailers-only" reply).
+    public func sendResponse(
+        streamID: Int32,
+        headers: [HTTP2Header],
+        body: [UInt8]? = nil,
+        trailers: [HTTP2Header]? = nil
+    ) throws(HTTP2Error) {
+        if body == nil, trailers == nil {
+            try submitHeaderBlock(headers) { nghttp2_submit_response(session, streamID, $0, $1, nil) }
+            return
+        }
+        outboundBodies[streamID] = OutboundBody(bytes: body ?? [], trailers: trailers)
+        var provider = Self.dataProvider
+        let result = withHeaderFields(headers) { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
+        if result != 0 {
+            outboundBodies.removeValue(forKey: streamID)
+            throw HTTP2Error(code: result)
+        }
+    }
+
+    /// Opens a stream with `headers` and sends `body`, ending the stream. Client role.
+    public func sendRequest(headers: [HTTP2Header], body: [UInt8]?) throws(HTTP2Error) -> Int32 {
+        var provider = Self.dataProvider
+        let streamID = withHeaderFields(headers) { fields, count -> Int32 in
+            body == nil
+                ? nghttp2_submit_request(session, nil, fields, count, nil, nil)
+                : nghttp2_submit_request(session, nil, fields, count, &provider, nil)
+        }
+        if streamID < 0 {
+            throw HTTP2Error(code: streamID)
+        }
+        if let body {
+            outboundBodies[streamID] = OutboundBody(bytes: body)
+        }
+        return streamID
+    }
+
+    /// Resets one stream; the connection carries on.
+    public func resetStream(_ streamID: Int32, errorCode: UInt32) {
+        // Fails only for a stream that is already closed, which is what we wanted.
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
+    }
+
+    /// Queues a PING; the peer's ACK arrives as ``HTTP2Event/pingAcknowledged``.
+    public func sendPing() throws(HTTP2Error) {
+        lastPingOpaque &+= 1
+        var opaque = lastPingOpaque.bigEndian
+        let result = withUnsafeBytes(of: &opaque) {
+            nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        try check(result)
+    }
+
+    /// Queues a GOAWAY; once it is drained the session is no longer active.
+    public func terminate(errorCode: UInt32) {
+        _ = nghttp2_session_terminate_session(session, errorCode)
+    }
+
+    // MARK: nghttp2 callbacks
+
+    private static func from(_ userData: UnsafeMutableRawPointer?) -> HTTP2Connection {
+        Unmanaged<HTTP2Connection>.fromOpaque(userData!).takeUnretainedValue()
+    }
+
+    private func beginHeaders(_ streamID: Int32) -> Int32 {
+        inboundHeaders[streamID] = InboundHeaderBlock()
+        return 0
+    }
+
+    private func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
+        var block = inboundHeaders.removeValue(forKey: streamID) ?? InboundHeaderBlock()
+        block.size += name.count + value.count + 32
+        guard block.size <= Int(settings.maxHeaderListSize) else {
+            // Resets only this stream (nghttp2 answers with RST_STREAM).
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+        }
+        block.fields.append(HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        inboundHeaders[streamID] = block
+        return 0
+    }
+
+    private func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let header = frame.pointee.hd
+        let endsStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(header.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            let block = inboundHeaders.removeValue(forKey: header.stream_id) ?? InboundHeaderBlock()
+            events.append(.headers(streamID: header.stream_id, headers: block.fields))
+            if endsStream { events.append(.endStream(streamID: header.stream_id)) }
+        case NGHTTP2_DATA.rawValue:
+            if endsStream { events.append(.endStream(streamID: header.stream_id)) }
+        case NGHTTP2_PING.rawValue:
+            if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 {
+                events.append(.pingAcknowledged)
+            }
+        case NGHTTP2_GOAWAY.rawValue:
+            events.append(.goAway(lastStreamID: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code))
+        default:
+            break
+        }
+        return 0
+    }
+
+    private func streamClosed(_ streamID: Int32, errorCode: UInt32) -> Int32 {
+        inboundHeaders.removeValue(forKey: streamID)
+        outboundBodies.removeValue(forKey: streamID)
+        events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
+        return 0
+    }
+
+    private static let dataProvider = nghttp2_data_provider(
+        source: nghttp2_data_source(ptr: nil),
+        read_callback: { _, streamID, buffer, length, flags, _, userData in
+            HTTP2Connection.from(userData).readBody(streamID: streamID, into: buffer!, capacity: length, flags: flags!)
+        }
+    )
+
+    private func readBody(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, capacity: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard var body = outboundBodies[streamID] else {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            return 0
+        }
+        let count = min(capacity, body.bytes.count - body.offset)
+        body.bytes.withUnsafeBufferPointer { source in
+            buffer.update(from: source.baseAddress! + body.offset, count: count)
+        }
+        body.offset += count
+        if body.offset == body.bytes.count {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            outboundBodies.removeValue(forKey: streamID)
+            if let trailers = body.trailers {
+                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+                let result = withHeaderFields(trailers) { nghttp2_submit_trailer(session, streamID, $0, $1) }
+                if result != 0 {
+                    return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+                }
+            }
+        } else {
+            outboundBodies[streamID] = body
+        }
+        return count
+    }
+
+    // MARK: Helpers
+
+    private func submitHeaderBlock(_ headers: [HTTP2Header], _ submit: (UnsafePointer<nghttp2_nv>, Int) -> Int32) throws(HTTP2Error) {
+        try check(withHeaderFields(headers, submit))
+    }
+
+    /// Lays `headers` out as nghttp2 name/value pairs pointing into one buffer,
+    /// valid only during `body` (nghttp2 copies them when a frame is submitted).
+    private func withHeaderFields<Result>(_ headers: [HTTP2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> Result) -> Result {
+        var storage: [UInt8] = []
+        storage.reserveCapacity(headers.reduce(1) { $0 + $1.name.utf8.count + $1.value.utf8.count })
+        var ranges: [(name: Range<Int>, value: Range<Int>)] = []
+        ranges.reserveCapacity(headers.count)
+        for header in headers {
+            let nameStart = storage.count
+            storage.append(contentsOf: header.name.utf8)
+            let valueStart = storage.count
+            storage.append(contentsOf: header.value.utf8)
+            ranges.append((nameStart..<valueStart, valueStart..<storage.count))
+        }
+        // Never empty, so the buffer always has a base address.
+        storage.append(0)
+        return storage.withUnsafeMutableBufferPointer { bytes in
+            let base = bytes.baseAddress!
+            let fields = ranges.map { range in
+                nghttp2_nv(
+                    name: base + range.name.lowerBound,
+                    value: base + range.value.lowerBound,
+                    namelen: range.name.count,
+                    valuelen: range.value.count,
+                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                )
+            }
+            return fields.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+        }
+    }
+}
+
+private func check(_ result: Int32) throws(HTTP2Error) {
+    if result < 0 {
+        throw HTTP2Error(code: result)
+    }
+}

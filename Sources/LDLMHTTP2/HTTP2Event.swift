@@ -1,0 +1,16 @@
+/// What the peer did, in the order nghttp2 reported it.
+public enum HTTP2Event: Equatable, Sendable {
+    /// A complete header block: request or response headers, or trailers.
+    case headers(streamID: Int32, headers: [HTTP2Header])
+    /// A chunk of a stream's body; a message may arrive in many chunks.
+    case data(streamID: Int32, bytes: [UInt8])
+    /// The peer will send nothing more on this stream.
+    case endStream(streamID: Int32)
+    /// The stream is gone. `errorCode` 0 means both sides finished it normally;
+    /// anything else is a reset (by either side) or a connection failure.
+    case streamClosed(streamID: Int32, errorCode: UInt32)
+    /// The peer answered one of our PINGs.
+    case pingAcknowledged
+    /// The peer is shutting the connection down.
+    case goAway(lastStreamID: Int32, errorCode: UInt32)
+}

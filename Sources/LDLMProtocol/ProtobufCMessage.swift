@@ -1,0 +1,87 @@
+import CLDLMProto
+import CProtobufC
+
+/// A message that can be read from and written to protobuf wire bytes.
+public protocol LDLMMessage: Sendable {
+    init(serializedBytes: UnsafeRawBufferPointer) throws(MessageDecodingError)
+    func serializedBytes() -> [UInt8]
+}
+
+extension LDLMMessage {
+    public init(serializedBytes bytes: [UInt8]) throws(MessageDecodingError) {
+        var result: Result<Self, MessageDecodingError>!
+        bytes.withUnsafeBytes { buffer in
+            result = Result { () throws(MessageDecodingError) in try Self(serializedBytes: buffer) }
+        }
+        self = try result.get()
+    }
+}
+
+/// Unpacks `bytes` with a generated `*__unpack` function, validates its
+/// strings, converts it with `convert` and frees the C message.
+func decodeCMessage<CMessage, Message>(
+    _ bytes: UnsafeRawBufferPointer,
+    unpack: (UnsafeMutablePointer<ProtobufCAllocator>?, Int, UnsafePointer<UInt8>?) -> UnsafeMutablePointer<CMessage>?,
+    free: (UnsafeMutablePointer<CMessage>?, UnsafeMutablePointer<ProtobufCAllocator>?) -> Void,
+    convert: (CMessage) -> Message
+) throws(MessageDecodingError) -> Message {
+    // protobuf-c wants a non-NULL pointer even for the empty message.
+    var emptyByte: UInt8 = 0
+    let message = withUnsafePointer(to: &emptyByte) { empty in
+        unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? empty)
+    }
+    guard let message else {
+        throw MessageDecodingError("message is not a valid protobuf encoding")
+    }
+    defer { free(message, nil) }
+    let descriptor = UnsafeRawPointer(message).assumingMemoryBound(to: ProtobufCMessage.self).pointee.descriptor!
+    try WireStringValidator.validate(bytes, descriptor: descriptor)
+    return convert(message.pointee)
+}
+
+/// Serializes a filled-in C message with its generated size and pack functions.
+func encodeCMessage<CMessage>(
+    _ message: inout CMessage,
+    packedSize: (UnsafePointer<CMessage>?) -> Int,
+    pack: (UnsafePointer<CMessage>?, UnsafeMutablePointer<UInt8>?) -> Int
+) -> [UInt8] {
+    let size = packedSize(&message)
+    return [UInt8](unsafeUninitializedCapacity: max(size, 1)) { buffer, count in
+        count = pack(&message, buffer.baseAddress)
+    }
+}
+
+func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+    pointer.map { String(cString: $0) } ?? ""
+}
+
+/// Runs `body` with C strings for `first` and `second`, valid only during the call.
+func withCStrings<Result>(
+    _ first: String,
+    _ second: String,
+    _ body: (UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>) -> Result
+) -> Result {
+    first.withCString { firstPointer in
+        second.withCString { secondPointer in
+            body(UnsafeMutablePointer(mutating: firstPointer), UnsafeMutablePointer(mutating: secondPointer))
+        }
+    }
+}
+
+/// Runs `body` with a C `Error` message for `error` (NULL when absent).
+func withCError<Result>(_ error: LDLMError?, _ body: (UnsafeMutablePointer<Ldlm__Error>?) -> Result) -> Result {
+    guard let error else { return body(nil) }
+    var cError = Ldlm__Error()
+    ldlm__error__init(&cError)
+    cError.code = Ldlm__ErrorCode(rawValue: UInt32(bitPattern: error.code.rawValue))
+    return error.message.withCString { message in
+        cError.message = UnsafeMutablePointer(mutating: message)
+        return withUnsafeMutablePointer(to: &cError) { body($0) }
+    }
+}
+
+func ldlmError(_ pointer: UnsafeMutablePointer<Ldlm__Error>?) -> LDLMError? {
+    guard let error = pointer?.pointee else { return nil }
+    let code = ErrorCode(rawValue: Int32(bitPattern: error.code.rawValue)) ?? .unknown
+    return LDLMError(code: code, message: string(error.message))
+}

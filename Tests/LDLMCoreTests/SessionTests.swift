@@ -1,0 +1,160 @@
+import LDLMCore
+import XCTest
+
+final class SessionTests: LockTableTestCase {
+    func testSessionsGetDistinctIDs() {
+        let ids = (0..<10).map { _ in table.openSession() }
+
+        XCTAssertEqual(Set(ids).count, 10)
+        XCTAssertEqual(table.sessionCount, 10)
+    }
+
+    func testClosingAndReleasingFreesEveryHoldOfTheSession() throws {
+        let closing = table.openSession()
+        let staying = table.openSession()
+        _ = try acquire(name: "a", session: closing)
+        _ = try acquire(name: "b", size: 3, session: closing)
+        _ = try acquire(name: "b", size: 3, session: closing)
+        let kept = try acquire(name: "b", size: 3, session: staying)
+
+        table.closeSession(closing, releasingLocks: true)
+
+        XCTAssertEqual(table.sessionCount, 1)
+        XCTAssertEqual(table.heldLockCount(session: closing), 0)
+        XCTAssertNil(table.lockInfo(name: "a"))
+        XCTAssertEqual(holderKeys("b"), [kept])
+        XCTAssertEqual(table.lockCount, 1)
+    }
+
+    func testClosingAndReleasingGrantsWaitersOfOtherSessionsInOrder() throws {
+        let closing = table.openSession()
+        _ = try acquire(size: 2, session: closing)
+        _ = try acquire(size: 2, session: closing)
+        try enqueue("w1", size: 2, session: table.openSession())
+        try enqueue("w2", size: 2, session: table.openSession())
+        try enqueue("w3", size: 2, session: table.openSession())
+
+        table.closeSession(closing, releasingLocks: true)
+
+        XCTAssertEqual(log.labels, ["w1", "w2"])
+        let granted = try [XCTUnwrap(log.grantedKey("w1")), XCTUnwrap(log.grantedKey("w2"))]
+        XCTAssertEqual(holderKeys(), Set(granted))
+        XCTAssertEqual(table.lockInfo(name: "L")?.waiterCount, 1)
+    }
+
+    func testClosingWithdrawsTheSessionsWaitersWithoutCallingThem() throws {
+        let owner = table.openSession()
+        let closing = table.openSession()
+        let key = try acquire(session: owner)
+        let keyM = try acquire(name: "M", session: owner)
+        let ticket = try enqueue("closing-1", waitTimeoutSeconds: 5, session: closing)
+        try enqueue("other", session: table.openSession())
+        try enqueue("closing-2", name: "M", session: closing)
+
+        table.closeSession(closing, releasingLocks: true)
+
+        XCTAssertEqual(table.lockInfo(name: "L")?.waiterCount, 1)
+        XCTAssertEqual(table.lockInfo(name: "M")?.waiterCount, 0)
+        XCTAssertFalse(table.cancelWait(ticket))
+        clock.advance(seconds: 5)
+        table.expireDue()
+        try table.unlock(name: "L", key: key.description)
+        try table.unlock(name: "M", key: keyM.description)
+
+        XCTAssertEqual(log.labels, ["other"], "the closed session's waiters are never called")
+        XCTAssertEqual(table.lockCount, 1)
+    }
+
+    func testWaiterOfAClosedSessionIsSkippedByTheNextRelease() throws {
+        let key = try acquire(session: table.openSession())
+        let closing = table.openSession()
+        try enqueue("closed", session: closing)
+        try enqueue("next", session: table.openSession())
+
+        table.closeSession(closing, releasingLocks: false)
+        try table.unlock(name: "L", key: key.description)
+
+        XCTAssertEqual(log.labels, ["next"])
+    }
+
+    func testClosingWithoutReleasingKeepsTheHoldsUsableByKey() throws {
+        let closing = table.openSession()
+        let key = try acquire(session: closing)
+        try enqueue("waiter", session: table.openSession())
+
+        table.closeSession(closing, releasingLocks: false)
+
+        let info = try XCTUnwrap(table.lockInfo(name: "L"))
+        XCTAssertEqual(info.holders.map(\.key), [key])
+        XCTAssertEqual(info.holders.map(\.session), [nil])
+        XCTAssertNil(try table.tryLock(name: "L", session: table.openSession()))
+        XCTAssertTrue(log.calls.isEmpty)
+
+        try table.unlock(name: "L", key: key.description)
+        XCTAssertNotNil(log.grantedKey("waiter"))
+    }
+
+    func testClosingWithoutReleasingKeepsTheLeaseRunning() throws {
+        let closing = table.openSession()
+        let key = try acquire(leaseSeconds: 4, session: closing)
+        try enqueue("waiter", session: table.openSession())
+
+        table.closeSession(closing, releasingLocks: false)
+        try table.renew(name: "L", key: key.description, leaseSeconds: 6)
+        clock.advance(seconds: 5)
+        table.expireDue()
+        XCTAssertEqual(holderKeys(), [key])
+
+        clock.advance(seconds: 1)
+        table.expireDue()
+        XCTAssertEqual(holderKeys(), [try XCTUnwrap(log.grantedKey("waiter"))])
+    }
+
+    func testClosingTwiceOrClosingAnUnknownSessionIsHarmless() throws {
+        let session = table.openSession()
+        let key = try acquire(session: session)
+        table.closeSession(session, releasingLocks: false)
+
+        table.closeSession(session, releasingLocks: true)
+        table.closeSession(SessionID(rawValue: 4242), releasingLocks: true)
+
+        XCTAssertEqual(holderKeys(), [key], "the second close must not release the kept hold")
+        XCTAssertEqual(table.sessionCount, 0)
+    }
+
+    func testClosingReleasesHoldsTheSessionGotFromTheQueue() throws {
+        let owner = table.openSession()
+        let waiterSession = table.openSession()
+        let key = try acquire(session: owner)
+        try enqueue("waiter", session: waiterSession)
+        try table.unlock(name: "L", key: key.description)
+        XCTAssertEqual(table.heldLockCount(session: waiterSession), 1)
+
+        table.closeSession(waiterSession, releasingLocks: true)
+
+        XCTAssertEqual(table.lockCount, 0)
+    }
+
+    func testHoldReleasedByKeyBeforeTheCloseIsNotReleasedTwice() throws {
+        let closing = table.openSession()
+        let key = try acquire(session: closing)
+        try table.unlock(name: "L", key: key.description)
+        let newOwner = try acquire(session: table.openSession())
+
+        table.closeSession(closing, releasingLocks: true)
+
+        XCTAssertEqual(holderKeys(), [newOwner])
+    }
+
+    func testLeaseExpiryRemovesTheHoldFromItsSession() throws {
+        let session = table.openSession()
+        _ = try acquire(leaseSeconds: 1, session: session)
+        clock.advance(seconds: 1)
+        table.expireDue()
+        let newOwner = try acquire(session: table.openSession())
+
+        XCTAssertEqual(table.heldLockCount(session: session), 0)
+        table.closeSession(session, releasingLocks: true)
+        XCTAssertEqual(holderKeys(), [newOwner])
+    }
+}

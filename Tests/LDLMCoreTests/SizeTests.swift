@@ -1,0 +1,133 @@
+import LDLMCore
+import XCTest
+
+final class SizeTests: LockTableTestCase {
+    func testSizeThreeAdmitsThreeHoldersAndQueuesTheFourth() throws {
+        let sessions = (0..<4).map { _ in table.openSession() }
+        let keys = try sessions[..<3].map { try acquire(size: 3, session: $0) }
+
+        XCTAssertEqual(Set(keys).count, 3, "every slot has its own key")
+        XCTAssertEqual(holderKeys(), Set(keys))
+        XCTAssertNil(try table.tryLock(name: "L", size: 3, session: sessions[3]))
+        try enqueue("fourth", size: 3, session: sessions[3])
+        XCTAssertTrue(log.calls.isEmpty)
+
+        try table.unlock(name: "L", key: keys[1].description)
+
+        let fourth = try XCTUnwrap(log.grantedKey("fourth"))
+        XCTAssertFalse(keys.contains(fourth))
+        XCTAssertEqual(holderKeys(), [keys[0], keys[2], fourth])
+    }
+
+    func testOneSessionMayHoldSeveralSlots() throws {
+        let session = table.openSession()
+        let first = try acquire(size: 2, session: session)
+        let second = try acquire(size: 2, session: session)
+
+        XCTAssertNotEqual(first, second)
+        XCTAssertEqual(table.heldLockCount(session: session), 2)
+        try table.unlock(name: "L", key: first.description)
+        XCTAssertEqual(holderKeys(), [second])
+    }
+
+    func testSizeMismatchWithALiveLockIsRejected() throws {
+        let holder = table.openSession()
+        let other = table.openSession()
+        let key = try acquire(size: 3, session: holder)
+
+        assertThrows(.lockSizeMismatch(name: "L", lockSize: 3, requestedSize: 2)) { () throws(LockFailure) in
+            try table.tryLock(name: "L", size: 2, session: other)
+        }
+        assertThrows(.lockSizeMismatch(name: "L", lockSize: 3, requestedSize: 1)) { () throws(LockFailure) in
+            try table.lock(name: "L", session: other, onOutcome: log.handler("caller"))
+        }
+
+        let info = try XCTUnwrap(table.lockInfo(name: "L"))
+        XCTAssertEqual(info.size, 3)
+        XCTAssertEqual(info.holders.map(\.key), [key])
+        XCTAssertEqual(info.waiterCount, 0)
+        XCTAssertEqual(table.heldLockCount(session: other), 0)
+    }
+
+    func testSizeMismatchIsReportedWhileOnlyWaitersKeepTheLockAlive() throws {
+        let owner = table.openSession()
+        let key = try acquire(size: 2, session: owner)
+        _ = try acquire(size: 2, session: owner)
+        try enqueue("waiter", size: 2, session: table.openSession())
+        try table.unlock(name: "L", key: key.description)
+
+        assertThrows(.lockSizeMismatch(name: "L", lockSize: 2, requestedSize: 5)) { () throws(LockFailure) in
+            try table.lock(name: "L", size: 5, session: owner, onOutcome: log.handler("caller"))
+        }
+    }
+
+    func testSizeIsForgottenOnceTheLockIsIdle() throws {
+        let session = table.openSession()
+        let key = try acquire(size: 3, session: session)
+        try table.unlock(name: "L", key: key.description)
+
+        let single = try XCTUnwrap(try table.tryLock(name: "L", size: 1, session: session))
+
+        XCTAssertEqual(table.lockInfo(name: "L")?.size, 1)
+        XCTAssertNil(try table.tryLock(name: "L", size: 1, session: session))
+        try table.unlock(name: "L", key: single.description)
+        XCTAssertNotNil(try table.tryLock(name: "L", size: 7, session: session))
+        XCTAssertEqual(table.lockInfo(name: "L")?.size, 7)
+    }
+
+    func testSizeIsForgottenWhenALeaseExpiryOrSessionCloseEmptiesTheLock() throws {
+        let session = table.openSession()
+        _ = try acquire(size: 3, leaseSeconds: 1, session: session)
+        clock.advance(seconds: 1)
+        table.expireDue()
+
+        XCTAssertNotNil(try table.tryLock(name: "L", size: 2, session: session))
+
+        table.closeSession(session, releasingLocks: true)
+        XCTAssertNotNil(try table.tryLock(name: "L", size: 4, session: table.openSession()))
+        XCTAssertEqual(table.lockInfo(name: "L")?.size, 4)
+    }
+
+    /// Strict FIFO: a slot freed while others queue belongs to the queue, not to
+    /// whoever happens to call tryLock next.
+    func testTryLockDoesNotOvertakeQueuedWaiters() throws {
+        let owner = table.openSession()
+        let late = table.openSession()
+        let first = try acquire(size: 2, session: owner)
+        _ = try acquire(size: 2, session: owner)
+        try enqueue("w1", size: 2, session: table.openSession())
+        try enqueue("w2", size: 2, session: table.openSession())
+
+        try table.unlock(name: "L", key: first.description)
+
+        XCTAssertEqual(log.labels, ["w1"])
+        XCTAssertNil(try table.tryLock(name: "L", size: 2, session: late))
+        let attempt = try table.lock(name: "L", size: 2, session: late, onOutcome: log.handler("late"))
+        XCTAssertNotNil(attempt.ticket, "lock() queues behind w2 rather than taking a slot")
+        XCTAssertEqual(table.lockInfo(name: "L")?.waiterCount, 2)
+    }
+
+    /// Inside a grant handler the lock is full again, and the queue still has
+    /// someone ahead of a newcomer, so tryLock from there must not slip in.
+    func testTryLockFromAGrantHandlerDoesNotOvertakeTheQueue() throws {
+        let owner = table.openSession()
+        let late = table.openSession()
+        let first = try acquire(size: 2, session: owner)
+        let second = try acquire(size: 2, session: owner)
+        var tryLockResult: LockKey?? = .none
+        _ = try table.lock(name: "L", size: 2, session: table.openSession()) { [unowned self] outcome in
+            guard case .granted(let key) = outcome else { return }
+            // Gives the slot back, then a newcomer tries while w2 still queues.
+            try? table.unlock(name: "L", key: key.description)
+            tryLockResult = .some(try? table.tryLock(name: "L", size: 2, session: late))
+        }
+        try enqueue("w2", size: 2, session: table.openSession())
+        try enqueue("w3", size: 2, session: table.openSession())
+
+        try table.unlock(name: "L", key: first.description)
+
+        XCTAssertEqual(tryLockResult, .some(nil))
+        XCTAssertEqual(log.labels, ["w2"])
+        XCTAssertEqual(holderKeys(), [second, try XCTUnwrap(log.grantedKey("w2"))])
+    }
+}

@@ -1,0 +1,159 @@
+import LDLMCore
+import XCTest
+
+/// A clock that only moves when a test says so.
+final class FakeClock: LockClock {
+    // Starts far from zero so nothing can pass by treating 0 as "no deadline".
+    var nanosecondsNow: UInt64 = 1_000_000_000_000
+
+    func advance(seconds: Int) {
+        nanosecondsNow += UInt64(seconds) * 1_000_000_000
+    }
+
+    func advance(nanoseconds: UInt64) {
+        nanosecondsNow += nanoseconds
+    }
+
+    func deadline(afterSeconds seconds: Int) -> UInt64 {
+        nanosecondsNow + UInt64(seconds) * 1_000_000_000
+    }
+}
+
+/// Records every outcome handler call, labelled by the test.
+final class OutcomeLog {
+    private(set) var calls: [(label: String, outcome: WaitOutcome)] = []
+
+    func handler(_ label: String) -> (WaitOutcome) -> Void {
+        { [unowned self] outcome in self.calls.append((label, outcome)) }
+    }
+
+    var labels: [String] { calls.map(\.label) }
+
+    func outcomes(of label: String) -> [WaitOutcome] {
+        calls.filter { $0.label == label }.map(\.outcome)
+    }
+
+    /// The key of the single grant `label` received; fails the test otherwise.
+    func grantedKey(_ label: String, file: StaticString = #filePath, line: UInt = #line) -> LockKey? {
+        let outcomes = outcomes(of: label)
+        guard outcomes.count == 1, case .granted(let key) = outcomes[0] else {
+            XCTFail("\(label) expected exactly one grant, got \(outcomes)", file: file, line: line)
+            return nil
+        }
+        return key
+    }
+}
+
+func assertThrows<T>(
+    _ expected: LockFailure,
+    file: StaticString = #filePath,
+    line: UInt = #line,
+    _ body: () throws(LockFailure) -> T
+) {
+    do {
+        let value = try body()
+        XCTFail("expected \(expected), got \(value)", file: file, line: line)
+    } catch {
+        XCTAssertEqual(error, expected, file: file, line: line)
+    }
+}
+
+/// Messages are for people, so only the case is checked.
+func assertInvalidArgument<T>(
+    file: StaticString = #filePath,
+    line: UInt = #line,
+    _ body: () throws(LockFailure) -> T
+) {
+    do {
+        let value = try body()
+        XCTFail("expected invalidArgument, got \(value)", file: file, line: line)
+    } catch {
+        guard case .invalidArgument = error else {
+            XCTFail("expected invalidArgument, got \(error)", file: file, line: line)
+            return
+        }
+    }
+}
+
+/// Ends a test whose failure was already recorded and cannot go on.
+struct StopTest: Error {}
+
+extension LockAttempt {
+    var acquiredKey: LockKey? {
+        if case .acquired(let key) = self { return key }
+        return nil
+    }
+
+    var ticket: WaitTicket? {
+        if case .queued(let ticket) = self { return ticket }
+        return nil
+    }
+}
+
+/// Shared fixture: a table on a fake clock, and a handler log.
+class LockTableTestCase: XCTestCase {
+    var clock: FakeClock!
+    var table: LockTable!
+    var log: OutcomeLog!
+
+    override func setUp() {
+        super.setUp()
+        clock = FakeClock()
+        table = LockTable(clock: clock)
+        log = OutcomeLog()
+    }
+
+    override func tearDown() {
+        table = nil
+        clock = nil
+        log = nil
+        super.tearDown()
+    }
+
+    /// A `lock` call that must queue; returns its ticket.
+    @discardableResult
+    func enqueue(
+        _ label: String,
+        name: String = "L",
+        size: Int32 = 1,
+        leaseSeconds: Int32 = 0,
+        waitTimeoutSeconds: Int32 = 0,
+        session: SessionID,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> WaitTicket {
+        let attempt = try table.lock(
+            name: name,
+            size: size,
+            leaseSeconds: leaseSeconds,
+            waitTimeoutSeconds: waitTimeoutSeconds,
+            session: session,
+            onOutcome: log.handler(label)
+        )
+        guard let ticket = attempt.ticket else {
+            XCTFail("\(label) expected to queue, got \(attempt)", file: file, line: line)
+            throw StopTest()
+        }
+        return ticket
+    }
+
+    /// A `tryLock` that must succeed; returns its key.
+    func acquire(
+        name: String = "L",
+        size: Int32 = 1,
+        leaseSeconds: Int32 = 0,
+        session: SessionID,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> LockKey {
+        guard let key = try table.tryLock(name: name, size: size, leaseSeconds: leaseSeconds, session: session) else {
+            XCTFail("expected \(name) to be free", file: file, line: line)
+            throw StopTest()
+        }
+        return key
+    }
+
+    func holderKeys(_ name: String = "L") -> Set<LockKey> {
+        Set(table.lockInfo(name: name)?.holders.map(\.key) ?? [])
+    }
+}
