@@ -23,8 +23,9 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
     private var calls: [Int32: PendingCall] = [:]
     private var keepaliveTask: RepeatedTask?
     private var keepaliveDeadline: Scheduled<Void>?
-    /// True while input is processed; output is then flushed once at the end.
-    private var isReading = false
+    /// True while a flush is certain to run before control returns to the event
+    /// loop, so responses produced meanwhile are batched into it.
+    private var flushPending = false
 
     /// A call that has not reached the end of its stream yet.
     private struct PendingCall {
@@ -59,8 +60,7 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        isReading = true
-        defer { isReading = false }
+        flushPending = true
         do {
             let events = try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes) }
             handle(events)
@@ -126,8 +126,6 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
             }
             calls[streamID] = call
         }
-        // Consume stream-close events nghttp2 raised while sending.
-        handle(grpc.takeEvents())
     }
 
     /// The reply to a queued `Lock`: granted or timed out.
@@ -137,7 +135,7 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         calls[streamID]?.deadline = nil
         calls[streamID]?.grant = grant
         grpc.sendResponse(streamID: streamID, message: reply)
-        if !isReading {
+        if !flushPending {
             flushOutput()
         }
     }
@@ -165,20 +163,28 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
 
     // MARK: Output
 
+    /// Writes everything nghttp2 has ready, handling the stream closes that
+    /// sending causes (which may queue more responses) until nothing is left.
     private func flushOutput() {
         guard let context else { return }
+        flushPending = true
+        defer { flushPending = false }
         var buffer = context.channel.allocator.buffer(capacity: 512)
-        do {
-            try grpc.http2.drainOutput { buffer.writeBytes($0) }
-        } catch {
-            logger.error("HTTP/2 session failed to produce output", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
-            return
+        while true {
+            do {
+                try grpc.http2.drainOutput { buffer.writeBytes($0) }
+            } catch {
+                logger.error("HTTP/2 session failed to produce output", metadata: ["error": "\(error)"])
+                context.close(promise: nil)
+                return
+            }
+            let events = grpc.takeEvents()
+            if events.isEmpty { break }
+            handle(events)
         }
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
-        handle(grpc.takeEvents())
         if !grpc.http2.isActive {
             context.close(promise: nil)
         }
