@@ -3,6 +3,8 @@ import LDLMGRPC
 import LDLMHTTP2
 import Logging
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 /// One client connection: its HTTP/2 session, its lock session and its keepalive.
 ///
@@ -23,6 +25,9 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
     private var calls: [Int32: PendingCall] = [:]
     private var keepaliveTask: RepeatedTask?
     private var keepaliveDeadline: Scheduled<Void>?
+    private var handshakeDeadline: Scheduled<Void>?
+    /// The verified client certificate's subject (mTLS), for logs and admin views.
+    private(set) var clientIdentity: String?
     /// True while a flush is certain to run before control returns to the event
     /// loop, so responses produced meanwhile are batched into it.
     private var flushPending = false
@@ -53,6 +58,14 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         self.session = session
         logger[metadataKey: "session"] = "\(session.rawValue)"
         logger.debug("connection opened")
+        if config.usesTLS {
+            let timeout = TimeAmount.nanoseconds(Int64(clamping: config.handshakeTimeoutNanoseconds))
+            handshakeDeadline = context.eventLoop.scheduleTask(in: timeout) { [weak self] () -> Void in
+                guard let self, let context = self.context else { return }
+                self.logger.warning("TLS handshake timed out, closing connection")
+                context.close(promise: nil)
+            }
+        }
         startKeepalive(context: context)
         flushOutput()
         context.fireChannelActive()
@@ -78,8 +91,33 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted(let negotiatedProtocol) = event {
+            handshakeDeadline?.cancel()
+            handshakeDeadline = nil
+            if let negotiatedProtocol, negotiatedProtocol != "h2" {
+                logger.warning("refused TLS connection that negotiated \(negotiatedProtocol) instead of h2")
+                context.close(promise: nil)
+                return
+            }
+            if let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate() {
+                let identity = CertificateIdentity(certificate).description
+                clientIdentity = identity
+                logger[metadataKey: "client"] = "\(identity)"
+            }
+            logger.debug("TLS handshake completed")
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        logger.debug("connection error", metadata: ["error": "\(error)"])
+        if handshakeDeadline != nil {
+            // Still handshaking: a plaintext client, no or an untrusted client
+            // certificate. Log the reason, never key material.
+            logger.warning("refused TLS handshake", metadata: ["error": "\(error)"])
+        } else {
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+        }
         context.close(promise: nil)
     }
 
@@ -221,6 +259,8 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
     // MARK: Teardown
 
     private func endSession() {
+        handshakeDeadline?.cancel()
+        handshakeDeadline = nil
         keepaliveTask?.cancel()
         keepaliveTask = nil
         keepaliveDeadline?.cancel()

@@ -4,6 +4,7 @@ import LDLMHTTP2
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// The running server: one listener, one event loop, one lock table.
 ///
@@ -14,12 +15,31 @@ public final class LockServer {
     private let config: ServerConfig
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
+    private let tls: TLSContextProvider?
     private var channel: Channel?
 
-    public init(config: ServerConfig, logger: Logger) {
+    /// Loads TLS material, if configured; a bad file is a ``ConfigError``.
+    public init(config: ServerConfig, logger: Logger) throws(ConfigError) {
         self.config = config
         self.logger = logger
+        if let certificatePath = config.tlsCertificatePath, let keyPath = config.tlsKeyPath {
+            tls = try TLSContextProvider(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: config.clientCAPath)
+        } else {
+            tls = nil
+        }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    }
+
+    /// Re-reads the certificate, key and client CA for connections accepted from
+    /// now on; existing connections keep theirs. On failure the old ones stay.
+    public func reloadTLS() {
+        guard let tls else { return }
+        do {
+            try tls.reload()
+            logger.info("reloaded TLS certificate")
+        } catch {
+            logger.error("TLS reload failed, keeping the previous certificate", metadata: ["error": "\(error.message)"])
+        }
     }
 
     /// Binds the listener; returns the bound port (useful with port 0).
@@ -32,6 +52,7 @@ public final class LockServer {
         let expiryScheduler = ExpiryScheduler(table: table, eventLoop: eventLoop)
         let config = self.config
         let logger = self.logger
+        let tls = self.tls
         var limits = GRPCServerLimits()
         limits.maxMessageBytes = config.maxMessageBytes
 
@@ -41,6 +62,9 @@ public final class LockServer {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+                    }
                     let grpc = try GRPCServerConnection(limits: limits)
                     let handler = LDLMConnectionHandler(
                         grpc: grpc,
@@ -61,6 +85,7 @@ public final class LockServer {
             "keepalive_timeout": "\(formatGoDuration(config.keepaliveTimeoutNanoseconds))",
             "clear_on_disconnect": "\(config.clearOnDisconnect)",
             "password": "\(config.password == nil ? "off" : "on")",
+            "tls": "\(tls == nil ? "off" : config.clientCAPath == nil ? "on" : "mutual")",
         ])
         return port
     }

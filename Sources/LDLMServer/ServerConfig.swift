@@ -13,6 +13,15 @@ public struct ServerConfig: Equatable, Sendable {
     public var logLevel: Logger.Level = .info
     public var maxNameBytes = 4096
     public var maxMessageBytes = 4 * 1024 * 1024
+    /// PEM certificate chain and key; both set turns TLS on.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    /// PEM CA bundle that client certificates must chain to; set means mTLS.
+    public var clientCAPath: String?
+    /// Longest a new connection may take to complete its TLS handshake.
+    public var handshakeTimeoutNanoseconds: UInt64 = 10_000_000_000
+
+    public var usesTLS: Bool { tlsCertificatePath != nil }
 
     public init() {}
 }
@@ -56,6 +65,11 @@ extension ServerConfig {
         Option(name: "config_file", kind: .string, help: "YAML or JSON file with any of these options as keys"),
         Option(name: "max_name_bytes", kind: .positiveInteger, help: "longest lock name accepted, in bytes (default 4096)"),
         Option(name: "max_message_bytes", kind: .positiveInteger, help: "largest request message accepted, in bytes (default 4194304)"),
+        Option(name: "tls_cert", kind: .string, help: "PEM certificate chain; with --tls_key the listener speaks TLS (1.2+, ALPN h2)"),
+        Option(name: "tls_key", kind: .string, help: "PEM private key for --tls_cert"),
+        Option(name: "client_ca", kind: .string, help: "PEM CA bundle; clients must present a certificate that chains to it"),
+        Option(name: "client_cert_verify", kind: .bool, help: "require and verify client certificates (needs --client_ca)"),
+        Option(name: "handshake_timeout", kind: .duration, help: "time a new connection gets to finish its TLS handshake (default 10s)"),
         // Go ldlm-server garbage-collects idle locks on a timer; here an idle lock
         // is freed at once, so these are accepted for drop-in command lines only.
         Option(name: "lock_gc_interval", kind: .duration, help: "accepted for compatibility; idle locks are freed immediately"),
@@ -161,6 +175,21 @@ extension ServerConfig {
         if config.keepaliveIntervalNanoseconds > 0, config.keepaliveTimeoutNanoseconds == 0 {
             throw ConfigError("--keepalive_timeout must be greater than 0 when keepalive is on")
         }
+        if (config.tlsCertificatePath == nil) != (config.tlsKeyPath == nil) {
+            throw ConfigError("--tls_cert and --tls_key must be given together")
+        }
+        let wantsClientVerification = try merged["client_cert_verify"].map { value throws(ConfigError) in
+            try bool(value, option: options.first { $0.name == "client_cert_verify" }!)
+        } ?? false
+        if wantsClientVerification, config.clientCAPath == nil {
+            throw ConfigError("--client_cert_verify needs --client_ca, the CA that client certificates must chain to")
+        }
+        if config.clientCAPath != nil, !config.usesTLS {
+            throw ConfigError("--client_ca needs --tls_cert and --tls_key")
+        }
+        if config.handshakeTimeoutNanoseconds == 0 {
+            throw ConfigError("--handshake_timeout must be greater than 0")
+        }
         return .run(config)
     }
 
@@ -207,6 +236,16 @@ extension ServerConfig {
             config.maxMessageBytes = try positiveInteger(value, option: option)
         case "lock_gc_interval", "lock_gc_min_idle":
             _ = try duration(value, option: option)
+        case "tls_cert":
+            config.tlsCertificatePath = value
+        case "tls_key":
+            config.tlsKeyPath = value
+        case "client_ca":
+            config.clientCAPath = value
+        case "client_cert_verify":
+            _ = try bool(value, option: option)
+        case "handshake_timeout":
+            config.handshakeTimeoutNanoseconds = try duration(value, option: option)
         default:
             break
         }

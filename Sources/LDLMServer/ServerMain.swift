@@ -20,13 +20,14 @@ public enum ServerMain {
             return 2
         }
 
-        // Block the stop signals before any thread exists, so every thread
+        // Block the handled signals before any thread exists, so every thread
         // inherits the mask and only the waiter thread below receives them.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        sigaddset(&stopSignals, SIGINT)
-        sigaddset(&stopSignals, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+        var handledSignals = sigset_t()
+        sigemptyset(&handledSignals)
+        sigaddset(&handledSignals, SIGINT)
+        sigaddset(&handledSignals, SIGTERM)
+        sigaddset(&handledSignals, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &handledSignals, nil)
 
         let level = config.logLevel
         LoggingSystem.bootstrap { label in
@@ -36,7 +37,13 @@ public enum ServerMain {
         }
         let logger = Logger(label: "ldlm-server")
 
-        let server = LockServer(config: config, logger: logger)
+        let server: LockServer
+        do {
+            server = try LockServer(config: config, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("ldlm-server: \(error.message)\n".utf8))
+            return 2
+        }
         do {
             try server.start()
         } catch {
@@ -45,11 +52,13 @@ public enum ServerMain {
             return 2
         }
 
-        let awaitedSignals = stopSignals
+        let awaitedSignals = handledSignals
         let signalWaiter = Thread {
             var signals = awaitedSignals
             var received: Int32 = 0
-            sigwait(&signals, &received)
+            while sigwait(&signals, &received) == 0, received == SIGHUP {
+                server.reloadTLS()
+            }
             logger.info("received signal, shutting down", metadata: ["signal": "\(received)"])
             server.stop()
         }
