@@ -64,7 +64,9 @@ final class WaiterRecord {
     let session: SessionID
     let leaseSeconds: Int32
     let waitDeadline: UInt64?
-    let onOutcome: (WaitOutcome) -> Void
+    /// Dropped once used or withdrawn, so a stale deadline entry does not keep
+    /// the caller's objects alive until its deadline passes.
+    private var onOutcome: ((WaitOutcome) -> Void)?
     var record: LockRecord?
     var previous: WaiterRecord?
     var next: WaiterRecord?
@@ -84,6 +86,11 @@ final class WaiterRecord {
     }
 
     var isQueued: Bool { record != nil }
+
+    func takeOutcomeHandler() -> ((WaitOutcome) -> Void)? {
+        defer { onOutcome = nil }
+        return onOutcome
+    }
 }
 
 /// What a session owns, so ending it releases exactly that.

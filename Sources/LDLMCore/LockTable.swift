@@ -10,7 +10,7 @@ public final class LockTable {
 
     public let maxNameBytes: Int
     private let clock: LockClock
-    private var locks: [String: LockRecord] = [:]
+    private var locks: [LockName: LockRecord] = [:]
     private var sessions: [SessionID: SessionRecord] = [:]
     private var queuedWaiters: [UInt64: WaiterRecord] = [:]
     private var leaseDeadlines = DeadlineQueue<(record: LockRecord, key: LockKey)>()
@@ -40,6 +40,7 @@ public final class LockTable {
         for waiter in session.waiters.values {
             let record = waiter.record
             withdraw(waiter)
+            _ = waiter.takeOutcomeHandler()
             if let record { removeIfIdle(record) }
         }
         var grants: [(WaiterRecord, LockKey)] = []
@@ -124,6 +125,7 @@ public final class LockTable {
         guard let waiter = queuedWaiters[ticket.rawValue] else { return false }
         let record = waiter.record
         withdraw(waiter)
+        _ = waiter.takeOutcomeHandler()
         if let record { removeIfIdle(record) }
         sessions[waiter.session]?.waiters.removeValue(forKey: ticket.rawValue)
         return true
@@ -132,7 +134,7 @@ public final class LockTable {
     // MARK: Releasing and renewing
 
     public func unlock(name: String, key: String) throws(LockFailure) {
-        guard let record = locks[name] else { throw .lockDoesNotExist(name: name) }
+        guard let record = locks[LockName(text: name)] else { throw .lockDoesNotExist(name: name) }
         guard let key = LockKey(key), let index = record.holderIndex(for: key) else {
             throw .invalidLockKey(name: name)
         }
@@ -145,7 +147,7 @@ public final class LockTable {
         guard leaseSeconds > 0 else {
             throw .invalidArgument("lock_timeout_seconds must be at least 1 to renew a lock, got \(leaseSeconds)")
         }
-        guard let record = locks[name], let key = LockKey(key), let index = record.holderIndex(for: key) else {
+        guard let record = locks[LockName(text: name)], let key = LockKey(key), let index = record.holderIndex(for: key) else {
             throw .lockDoesNotExistOrInvalidKey(name: name)
         }
         let leaseDeadline = deadline(afterSeconds: leaseSeconds)
@@ -165,36 +167,52 @@ public final class LockTable {
         }
     }
 
-    /// Releases expired leases and times out expired waits, as of the clock's now.
+    /// Releases expired leases and times out expired waits, as of the clock's
+    /// now, in deadline order: when this runs late, a wait that ended before a
+    /// lease did has timed out and must not receive that lease's slot.
     public func expireDue() {
         let now = clock.nanosecondsNow
         var grants: [(WaiterRecord, LockKey)] = []
-        while let (deadline, lease) = leaseDeadlines.popDue(now: now) {
-            let record = lease.record
-            guard let index = record.holderIndex(for: lease.key),
-                  record.holders[index].leaseDeadline == deadline
-            else { continue }
-            removeHolder(at: index, of: record)
-            grantFreeSlots(of: record, into: &grants)
-            removeIfIdle(record)
-        }
         var timedOut: [WaiterRecord] = []
-        while let (deadline, waiter) = waitDeadlines.popDue(now: now) {
-            guard waiter.isQueued, waiter.waitDeadline == deadline else { continue }
-            let record = waiter.record
-            withdraw(waiter)
-            sessions[waiter.session]?.waiters.removeValue(forKey: waiter.ticket.rawValue)
-            timedOut.append(waiter)
-            if let record {
-                // A timed-out head of queue may have been all that kept a free slot unused.
-                grantFreeSlots(of: record, into: &grants)
-                removeIfIdle(record)
+        while true {
+            let leaseDeadline = leaseDeadlines.earliestDeadline.flatMap { $0 <= now ? $0 : nil }
+            let waitDeadline = waitDeadlines.earliestDeadline.flatMap { $0 <= now ? $0 : nil }
+            if let leaseDeadline, waitDeadline.map({ leaseDeadline <= $0 }) ?? true {
+                let (deadline, lease) = leaseDeadlines.popDue(now: now)!
+                expireLease(lease.record, key: lease.key, deadline: deadline, grants: &grants)
+            } else if waitDeadline != nil {
+                let (deadline, waiter) = waitDeadlines.popDue(now: now)!
+                if expireWait(waiter, deadline: deadline, grants: &grants) {
+                    timedOut.append(waiter)
+                }
+            } else {
+                break
             }
         }
         deliver(grants)
         for waiter in timedOut {
-            waiter.onOutcome(.timedOut)
+            waiter.takeOutcomeHandler()?(.timedOut)
         }
+    }
+
+    private func expireLease(_ record: LockRecord, key: LockKey, deadline: UInt64, grants: inout [(WaiterRecord, LockKey)]) {
+        // Entries of renewed leases or released holds are stale; skip them.
+        guard let index = record.holderIndex(for: key), record.holders[index].leaseDeadline == deadline else { return }
+        removeHolder(at: index, of: record)
+        grantFreeSlots(of: record, into: &grants)
+        removeIfIdle(record)
+    }
+
+    private func expireWait(_ waiter: WaiterRecord, deadline: UInt64, grants: inout [(WaiterRecord, LockKey)]) -> Bool {
+        guard waiter.isQueued, waiter.waitDeadline == deadline else { return false }
+        let record = waiter.record
+        withdraw(waiter)
+        sessions[waiter.session]?.waiters.removeValue(forKey: waiter.ticket.rawValue)
+        if let record {
+            grantFreeSlots(of: record, into: &grants)
+            removeIfIdle(record)
+        }
+        return true
     }
 
     // MARK: Introspection
@@ -202,7 +220,7 @@ public final class LockTable {
     public var lockCount: Int { locks.count }
 
     public func lockInfo(name: String) -> LockInfo? {
-        guard let record = locks[name] else { return nil }
+        guard let record = locks[LockName(text: name)] else { return nil }
         return LockInfo(
             name: name,
             size: record.size,
@@ -243,14 +261,14 @@ public final class LockTable {
     }
 
     private func record(named name: String, size: Int32) throws(LockFailure) -> LockRecord {
-        if let record = locks[name] {
+        if let record = locks[LockName(text: name)] {
             guard record.size == size else {
                 throw .lockSizeMismatch(name: name, lockSize: record.size, requestedSize: size)
             }
             return record
         }
         let record = LockRecord(name: name, size: size)
-        locks[name] = record
+        locks[LockName(text: name)] = record
         return record
     }
 
@@ -308,7 +326,7 @@ public final class LockTable {
 
     private func deliver(_ grants: [(WaiterRecord, LockKey)]) {
         for (waiter, key) in grants {
-            waiter.onOutcome(.granted(key))
+            waiter.takeOutcomeHandler()?(.granted(key))
         }
     }
 
@@ -319,7 +337,7 @@ public final class LockTable {
     }
 
     private func removeIfIdle(_ record: LockRecord) {
-        guard record.isIdle, locks[record.name] === record else { return }
-        locks.removeValue(forKey: record.name)
+        guard record.isIdle, locks[LockName(text: record.name)] === record else { return }
+        locks.removeValue(forKey: LockName(text: record.name))
     }
 }

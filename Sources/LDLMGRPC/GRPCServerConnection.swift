@@ -136,14 +136,10 @@ public final class GRPCServerConnection {
             headers.append(HTTP2Header("grpc-message", GRPCPercentEncoding.encode(status.message)))
         }
         do {
-            try http2.sendResponse(streamID: streamID, headers: headers)
+            // A client still sending a body we will never read is told to stop.
+            try http2.sendResponse(streamID: streamID, headers: headers, resetAfterSending: stopClient ? HTTP2ErrorCode.noError : nil)
         } catch {
             http2.resetStream(streamID, errorCode: HTTP2ErrorCode.internalError)
-            return
-        }
-        if stopClient {
-            // The client is still sending a body we will never read.
-            http2.resetStream(streamID, errorCode: HTTP2ErrorCode.noError)
         }
     }
 

@@ -26,7 +26,8 @@ public func parseGRPCTimeout(_ text: String) -> UInt64? {
 public func formatGRPCTimeout(nanoseconds: UInt64) -> String {
     let units: [(UInt64, Character)] = [(1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"), (3_600_000_000_000, "H")]
     for (scale, unit) in units {
-        let amount = (nanoseconds + scale - 1) / scale
+        // Rounded up, so the deadline the peer sees is never shorter.
+        let amount = nanoseconds / scale + (nanoseconds % scale == 0 ? 0 : 1)
         if amount <= 99_999_999 {
             return "\(amount)\(unit)"
         }

@@ -19,6 +19,12 @@ public final class HTTP2Connection {
     private var inboundHeaders: [Int32: InboundHeaderBlock] = [:]
     private var outboundBodies: [Int32: OutboundBody] = [:]
     private var lastPingOpaque: UInt64 = 0
+    /// Streams on which our END_STREAM has gone out.
+    private var locallyEnded: Set<Int32> = []
+    /// Streams to reset, with this code, once our response has gone out.
+    private var resetsAfterResponse: [Int32: UInt32] = [:]
+    /// Set when nghttp2 reported a fatal error; the session must not be used again.
+    private var failed = false
 
     private struct InboundHeaderBlock {
         var fields: [HTTP2Header] = []
@@ -59,6 +65,9 @@ public final class HTTP2Connection {
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
             HTTP2Connection.from(userData).streamClosed(streamID, errorCode: errorCode)
         }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
+            HTTP2Connection.from(userData).frameSent(frame!)
+        }
 
         var options: OpaquePointer?
         try check(nghttp2_option_new(&options))
@@ -93,16 +102,25 @@ public final class HTTP2Connection {
     /// Processes bytes read from the peer. Throws on a protocol violation; the
     /// GOAWAY nghttp2 queued for it is still in ``drainOutput(_:)``.
     public func receive(_ bytes: UnsafeRawBufferPointer) throws(HTTP2Error) {
-        try check(Int32(clamping: memRecv(bytes)))
+        try checkReceived(memRecv(bytes))
     }
 
     public func receive(_ bytes: [UInt8]) throws(HTTP2Error) {
-        try check(Int32(clamping: bytes.withUnsafeBytes { memRecv($0) }))
+        try checkReceived(bytes.withUnsafeBytes { memRecv($0) })
     }
 
     private func memRecv(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard !failed else { return Int(NGHTTP2_ERR_INVALID_STATE.rawValue) }
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
         return nghttp2_session_mem_recv(session, base, bytes.count)
+    }
+
+    /// nghttp2 answers recoverable protocol errors itself (RST_STREAM, GOAWAY);
+    /// what it returns from `mem_recv` is fatal, such as a bad client preface.
+    private func checkReceived(_ result: Int) throws(HTTP2Error) {
+        guard result < 0 else { return }
+        failed = true
+        throw HTTP2Error(code: Int32(clamping: result))
     }
 
     /// The events produced since the last call, oldest first.
@@ -118,7 +136,7 @@ public final class HTTP2Connection {
     /// Hands every byte nghttp2 has ready to `write`, chunk by chunk. The
     /// buffers are only valid during the call.
     public func drainOutput(_ write: (UnsafeRawBufferPointer) -> Void) throws(HTTP2Error) {
-        while true {
+        while !failed {
             var chunk: UnsafePointer<UInt8>?
             let length = nghttp2_session_mem_send(session, &chunk)
             if length < 0 {
@@ -139,19 +157,26 @@ public final class HTTP2Connection {
     /// False once the session has nothing more to read or write, e.g. after a
     /// GOAWAY went out: the connection should then be closed.
     public var isActive: Bool {
-        nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
+        !failed && (nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0)
     }
 
     // MARK: Sending
 
     /// Sends response headers, then `body` and `trailers` if given. Without a
     /// body and trailers, the headers end the stream (a "trailers-only" reply).
+    /// With `resetAfterSending`, a peer still sending its request is then told to
+    /// stop with RST_STREAM of that code, after the response is out: resetting
+    /// first would make nghttp2 drop the response.
     public func sendResponse(
         streamID: Int32,
         headers: [HTTP2Header],
         body: [UInt8]? = nil,
-        trailers: [HTTP2Header]? = nil
+        trailers: [HTTP2Header]? = nil,
+        resetAfterSending: UInt32? = nil
     ) throws(HTTP2Error) {
+        if let resetAfterSending {
+            resetsAfterResponse[streamID] = resetAfterSending
+        }
         if body == nil, trailers == nil {
             try submitHeaderBlock(headers) { nghttp2_submit_response(session, streamID, $0, $1, nil) }
             return
@@ -248,10 +273,28 @@ public final class HTTP2Connection {
         return 0
     }
 
+    private func frameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let header = frame.pointee.hd
+        guard header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 else { return 0 }
+        let type = UInt32(header.type)
+        guard type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue else { return 0 }
+        locallyEnded.insert(header.stream_id)
+        if let code = resetsAfterResponse.removeValue(forKey: header.stream_id),
+           nghttp2_session_get_stream_remote_close(session, header.stream_id) == 0 {
+            _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), header.stream_id, code)
+        }
+        return 0
+    }
+
     private func streamClosed(_ streamID: Int32, errorCode: UInt32) -> Int32 {
         inboundHeaders.removeValue(forKey: streamID)
         outboundBodies.removeValue(forKey: streamID)
-        events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
+        resetsAfterResponse.removeValue(forKey: streamID)
+        let endedHere = locallyEnded.remove(streamID) != nil
+        // A peer may reset with NO_ERROR; if our side had not finished, the
+        // stream did not complete and must not look like it did.
+        let reportedCode = errorCode == NGHTTP2_NO_ERROR.rawValue && !endedHere ? NGHTTP2_CANCEL.rawValue : errorCode
+        events.append(.streamClosed(streamID: streamID, errorCode: reportedCode))
         return 0
     }
 

@@ -7,7 +7,8 @@ public enum HTTP2Event: Equatable, Sendable {
     /// The peer will send nothing more on this stream.
     case endStream(streamID: Int32)
     /// The stream is gone. `errorCode` 0 means both sides finished it normally;
-    /// anything else is a reset (by either side) or a connection failure.
+    /// anything else is a reset (by either side) or a connection failure. A peer
+    /// reset with NO_ERROR before our side finished is reported as CANCEL (8).
     case streamClosed(streamID: Int32, errorCode: UInt32)
     /// The peer answered one of our PINGs.
     case pingAcknowledged

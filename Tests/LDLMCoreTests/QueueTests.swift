@@ -105,7 +105,6 @@ final class QueueTests: LockTableTestCase {
 
         XCTAssertTrue(table.cancelWait(ticket))
         XCTAssertFalse(table.cancelWait(ticket))
-        XCTAssertFalse(table.cancelWait(WaitTicket(rawValue: 12345)))
     }
 
     func testCancellingTheHeadWaiterPassesTheNextReleaseOn() throws {

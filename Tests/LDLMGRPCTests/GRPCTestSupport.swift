@@ -1,0 +1,130 @@
+import LDLMGRPC
+import LDLMHTTP2
+import XCTest
+
+/// An HTTP/2 client talking to a ``GRPCServerConnection`` over an in-memory wire.
+final class GRPCPair {
+    let client: HTTP2Connection
+    let server: GRPCServerConnection
+    private(set) var clientEvents: [HTTP2Event] = []
+    private(set) var serverEvents: [GRPCServerEvent] = []
+    private(set) var bytesSentByClient = 0
+
+    init(limits: GRPCServerLimits = GRPCServerLimits()) throws {
+        client = try HTTP2Connection(role: .client)
+        server = try GRPCServerConnection(limits: limits)
+    }
+
+    /// Carries bytes both ways until neither side has anything left to send.
+    func pump(file: StaticString = #filePath, line: UInt = #line) throws {
+        for _ in 0..<10_000 {
+            let fromClient = try client.drainOutput()
+            bytesSentByClient += fromClient.count
+            if !fromClient.isEmpty { serverEvents += try server.receive(fromClient) }
+            let fromServer = try server.http2.drainOutput()
+            serverEvents += server.takeEvents()
+            if !fromServer.isEmpty { try client.receive(fromServer) }
+            clientEvents += client.takeEvents()
+            if fromClient.isEmpty, fromServer.isEmpty { return }
+        }
+        XCTFail("the connections never went quiet", file: file, line: line)
+    }
+
+    func takeServerEvents() -> [GRPCServerEvent] {
+        defer { serverEvents.removeAll() }
+        return serverEvents
+    }
+
+    func takeClientEvents() -> [HTTP2Event] {
+        defer { clientEvents.removeAll() }
+        return clientEvents
+    }
+
+    @discardableResult
+    func startCall(
+        path: String = "/ldlm.LDLM/Lock",
+        method: String = "POST",
+        contentType: String? = "application/grpc",
+        metadata: [HTTP2Header] = [],
+        body: [UInt8]?
+    ) throws -> Int32 {
+        var headers = [
+            HTTP2Header(":method", method),
+            HTTP2Header(":scheme", "http"),
+            HTTP2Header(":path", path),
+            HTTP2Header(":authority", "localhost"),
+        ]
+        if let contentType { headers.append(HTTP2Header("content-type", contentType)) }
+        headers.append(HTTP2Header("te", "trailers"))
+        return try client.sendRequest(headers: headers + metadata, body: body)
+    }
+
+    /// Sends a call and returns the request the server dispatched for it.
+    func dispatchCall(message: [UInt8], metadata: [HTTP2Header] = [], file: StaticString = #filePath, line: UInt = #line) throws -> GRPCRequest {
+        let streamID = try startCall(metadata: metadata, body: GRPCMessageFraming.frame(message))
+        try pump()
+        let requests = takeServerEvents().requests
+        XCTAssertEqual(requests.map(\.streamID), [streamID], file: file, line: line)
+        return try XCTUnwrap(requests.first, file: file, line: line)
+    }
+
+    /// What the client saw of one call.
+    func outcome(of streamID: Int32) -> CallOutcome {
+        CallOutcome(events: clientEvents.filter { $0.streamID == streamID })
+    }
+}
+
+struct CallOutcome {
+    var headerBlocks: [[HTTP2Header]] = []
+    var body: [UInt8] = []
+    var ended = false
+    var closeCode: UInt32?
+
+    init(events: [HTTP2Event]) {
+        for event in events {
+            switch event {
+            case .headers(_, let headers): headerBlocks.append(headers)
+            case .data(_, let bytes): body += bytes
+            case .endStream: ended = true
+            case .streamClosed(_, let code): closeCode = code
+            case .pingAcknowledged, .goAway: break
+            }
+        }
+    }
+
+    var httpStatus: String? { headerBlocks.first?.first(named: ":status") }
+    /// From the trailers, or from the headers of a trailers-only response.
+    var grpcStatus: String? { headerBlocks.last?.first(named: "grpc-status") }
+    var grpcMessage: String? { headerBlocks.last?.first(named: "grpc-message").map(GRPCPercentEncoding.decode) }
+    var isTrailersOnly: Bool { headerBlocks.count == 1 && body.isEmpty && ended }
+}
+
+extension HTTP2Event {
+    var streamID: Int32? {
+        switch self {
+        case .headers(let id, _), .data(let id, _), .endStream(let id), .streamClosed(let id, _): return id
+        case .pingAcknowledged, .goAway: return nil
+        }
+    }
+}
+
+extension Array where Element == GRPCServerEvent {
+    var requests: [GRPCRequest] {
+        compactMap { if case .request(let request) = $0 { return request } else { return nil } }
+    }
+
+    /// `.requestEnded` events as (stream, responseDelivered).
+    var endings: [EndedCall] {
+        compactMap { if case .requestEnded(let id, let delivered) = $0 { return EndedCall(streamID: id, responseDelivered: delivered) } else { return nil } }
+    }
+}
+
+struct EndedCall: Hashable {
+    var streamID: Int32
+    var responseDelivered: Bool
+}
+
+/// A message prefix with any flag and declared length, for bodies a correct client never sends.
+func messagePrefix(compressed flag: UInt8 = 0, length: UInt32) -> [UInt8] {
+    [flag] + withUnsafeBytes(of: length.bigEndian, Array.init)
+}
