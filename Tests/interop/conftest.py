@@ -22,12 +22,14 @@ SIGKILLed (which unblocks any pending RPC) and the test fails.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -163,6 +165,19 @@ def server_env(extra: dict | None = None) -> dict:
     return env
 
 
+def _popen_retry(args, **kw):
+    """Popen, retrying for up to 5 s while the binary is being replaced by a
+    concurrent build (ETXTBSY / ENOENT)."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return subprocess.Popen(args, **kw)
+        except OSError as e:
+            if e.errno not in (errno.ETXTBSY, errno.ENOENT) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 @pytest.fixture
 def start_server(request, tmp_path):
     """``start_server(*flags, env=None, listen=True, port=None, wait=True)``.
@@ -187,8 +202,8 @@ def start_server(request, tmp_path):
         out_path = tmp_path / f"server{n}.stdout"
         err_f = open(err_path, "wb")
         out_f = open(out_path, "wb")
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f,
-                                env=server_env(env), cwd=str(tmp_path))
+        proc = _popen_retry(args, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f,
+                            env=server_env(env), cwd=str(tmp_path))
         err_f.close()
         out_f.close()
         s = ServerProc(proc=proc, port=port, args=args, stderr_path=err_path, stdout_path=out_path)
@@ -220,8 +235,8 @@ def run_server_expect_exit(tmp_path):
 
     def run(*flags, env=None, timeout=10.0):
         args = [SERVER_BIN] + [str(f) for f in flags]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=server_env(env), cwd=str(tmp_path))
+        proc = _popen_retry(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=server_env(env), cwd=str(tmp_path))
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -42,11 +42,12 @@ def name_limit(server, connect, nbytes) -> bool:
 @pytest.mark.parametrize("flags", [
     ["--bogus_flag"],
     ["--bogus_flag=1"],
-    ["--listen_address", "127.0.0.1:1", "--nope", "x"],
+    ["--max_name_bytes", "10", "--nope", "x"],
     ["--password"],  # missing value
 ], ids=["unknown", "unknown-equals", "unknown-after-good", "missing-value"])
 def test_bad_flag_exits_2(run_server_expect_exit, flags):
-    rc, out, err = run_server_expect_exit(*flags)
+    port = free_port()
+    rc, out, err = run_server_expect_exit("--listen_address", f"127.0.0.1:{port}", *flags)
     assert_config_error(rc, out, err, flags)
 
 

@@ -321,6 +321,32 @@ def test_lease_expiry_releases_lock(server, connect, pb, rpc):
 
 
 @pytest.mark.slow
+def test_lease_runs_from_grant_not_from_request(server, connect):
+    a, b, c = connect(server), connect(server), connect(server)
+    h = a.lock("lease-grant")
+    fut = b.lock_future("lease-grant", lock_timeout_seconds=2)
+    time.sleep(2.2)  # longer than the waiter's lease
+    assert not fut.done()
+    assert a.unlock("lease-grant", h.key).unlocked
+    r = fut.result(timeout=5)
+    t_grant = time.monotonic()
+    assert_locked(r, "lease-grant")
+    time.sleep(0.5)
+    assert_busy(c.try_lock("lease-grant"), "lease-grant")
+    got, _ = wait_until(lambda: c.try_lock("lease-grant").locked, timeout=4.0)
+    assert got, "waiter's lease did not expire within ~4s of the grant"
+    assert time.monotonic() - t_grant >= 1.5
+
+
+def test_unlock_from_other_connection_with_key(server, connect):
+    a, b = connect(server), connect(server)
+    h = a.try_lock("other-unlock")
+    u = b.unlock("other-unlock", h.key)
+    assert u.unlocked, u
+    assert b.try_lock("other-unlock").locked
+
+
+@pytest.mark.slow
 def test_lease_expiry_grants_waiter(server, connect):
     a, b = connect(server), connect(server)
     assert a.try_lock("lease-w", lock_timeout_seconds=1).locked

@@ -67,7 +67,7 @@ def test_garbage_message_invalid_argument(server, connect, method, payload):
     ("Unlock", b"\x0a\x02\xc3\x28\x12\x01k"),  # invalid 2-byte sequence in name
     ("Renew", b"\x0a\x01a\x12\x03\xed\xa0\x80" + pb_varint_field(100, 5)),  # UTF-16 surrogate
     ("RefreshLock", b"\x0a\x02\xc0\xaf\x12\x01k" + pb_varint_field(100, 5)),  # overlong encoding
-])
+], ids=["Lock-name", "TryLock-name", "Unlock-key", "Unlock-name", "Renew-surrogate", "RefreshLock-overlong"])
 def test_invalid_utf8_invalid_argument(server, connect, method, payload):
     c = connect(server)
     assert raw_code(c, f"/ldlm.LDLM/{method}", payload) == grpc.StatusCode.INVALID_ARGUMENT
@@ -212,3 +212,53 @@ def test_many_waiting_streams_do_not_block_trylock(server, connect):
         assert holder.unlock(n, h.key).unlocked
     results = [f.result(timeout=10) for f in futs]
     assert all(x.locked for x in results)
+
+
+def test_connection_flow_control_replenished(start_server, connect):
+    """> 16 MiB in each direction on one connection: the server must keep
+    granting connection-level WINDOW_UPDATEs and respect the client's."""
+    s = start_server("--max_name_bytes", str(4 * 1024 * 1024))
+    c = connect(s)
+    for i in range(8):  # 8 x 3 MiB requests, and the same echoed back
+        name = chr(ord("a") + i) * (3 * 1024 * 1024)
+        r = c.try_lock(name, timeout=30)
+        assert r.locked and r.name == name
+        assert c.unlock(name, r.key, timeout=30).unlocked
+    assert_still_serving(s, connect, c)
+
+
+def test_many_connections(server, connect):
+    conns = [connect(server) for _ in range(40)]
+    futs = [c.stub.TryLock.future(c.try_lock_req(f"conn-{i}"), timeout=15) for i, c in enumerate(conns)]
+    results = [f.result(timeout=20) for f in futs]
+    assert all(r.locked for r in results)
+    # every lock belongs to its own connection: closing half releases exactly those
+    for c in conns[:20]:
+        c.close()
+    other = connect(server)
+    deadline = time.monotonic() + 3
+    freed = set()
+    while time.monotonic() < deadline and len(freed) < 20:
+        for i in range(20):
+            if i not in freed and other.try_lock(f"conn-{i}").locked:
+                freed.add(i)
+        time.sleep(0.05)
+    assert len(freed) == 20, f"locks of closed connections still held: {sorted(set(range(20)) - freed)}"
+    for i in range(20, 40):
+        assert not other.try_lock(f"conn-{i}").locked
+
+
+def test_compressed_request_gets_a_grpc_status(server, connect):
+    """Go parity: grpc-go without a gzip decompressor answers UNIMPLEMENTED; a
+    server that decompresses may succeed.  Either way a real gRPC status (not a
+    bare RST_STREAM, which grpcio reports as INTERNAL) and nothing acquired
+    under a garbled name."""
+    c = connect(server)
+    name = "gz" * 100
+    try:
+        r = c.stub.TryLock(c.try_lock_req(name), compression=grpc.Compression.Gzip, timeout=5)
+        assert r.locked and r.name == name, r
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.UNIMPLEMENTED, f"{e.code()}: {e.details()}"
+        assert c.try_lock(name).locked
+    assert_still_serving(server, connect, c)
