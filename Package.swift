@@ -6,11 +6,15 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ldlm-server", targets: ["ldlm-server"]),
+        .executable(name: "ldlm-bench", targets: ["ldlm-bench"]),
+        .library(name: "LDLMClient", targets: ["LDLMClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Layer 1: C libraries and the generated protobuf-c code.
@@ -49,6 +53,26 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "ldlm-server", dependencies: ["LDLMServer"]),
+
+        // Clients: a Swift client on the same HTTP/2 and gRPC layers, and the load generator.
+        .target(
+            name: "LDLMClient",
+            dependencies: [
+                "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "ldlm-bench",
+            dependencies: [
+                "LDLMClient", "LDLMProtocol", "LDLMGRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
 
         .testTarget(name: "LDLMHTTP2Tests", dependencies: ["LDLMHTTP2"]),
         .testTarget(name: "LDLMGRPCTests", dependencies: ["LDLMGRPC", "LDLMHTTP2"]),

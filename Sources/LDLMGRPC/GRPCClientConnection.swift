@@ -6,6 +6,12 @@ public struct GRPCResponse: Sendable {
     public let status: GRPCStatus
     /// The response message; nil when the server answered with a status only.
     public let message: [UInt8]?
+
+    public init(streamID: Int32, status: GRPCStatus, message: [UInt8]?) {
+        self.streamID = streamID
+        self.status = status
+        self.message = message
+    }
 }
 
 public enum GRPCClientEvent: Sendable {

@@ -1,0 +1,193 @@
+import LDLMGRPC
+import LDLMHTTP2
+import LDLMProtocol
+import NIOCore
+import NIOPosix
+
+/// One HTTP/2 connection to an LDLM server, i.e. one server-side session: its
+/// locks live as long as it does.
+///
+/// Callback based and confined to its event loop: call the methods on
+/// ``eventLoop``; completions run there too. Calls made from a completion are
+/// batched into one write.
+public final class LDLMClientConnection {
+    public let channel: Channel
+    public var eventLoop: EventLoop { channel.eventLoop }
+    private let handler: LDLMClientHandler
+
+    private init(channel: Channel, handler: LDLMClientHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    /// Connects to `host:port`. `password` is sent as `authorization` metadata.
+    public static func connect(
+        host: String,
+        port: Int,
+        password: String? = nil,
+        group: EventLoopGroup
+    ) -> EventLoopFuture<LDLMClientConnection> {
+        let metadata = password.map { [HTTP2Header("authorization", $0)] } ?? []
+        let authority = "\(host):\(port)"
+        return ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let grpc = try GRPCClientConnection(authority: authority)
+                    try channel.pipeline.syncOperations.addHandler(LDLMClientHandler(grpc: grpc, metadata: metadata))
+                }
+            }
+            .connect(host: host, port: port)
+            .flatMap { channel in
+                channel.pipeline.handler(type: LDLMClientHandler.self).map { handler in
+                    LDLMClientConnection(channel: channel, handler: handler)
+                }
+            }
+    }
+
+    /// Makes a unary call with raw message bytes.
+    public func call(
+        path: String,
+        message: [UInt8],
+        timeoutNanoseconds: UInt64? = nil,
+        completion: @escaping (GRPCResponse) -> Void
+    ) {
+        eventLoop.preconditionInEventLoop()
+        handler.call(path: path, message: message, timeoutNanoseconds: timeoutNanoseconds, completion: completion)
+    }
+
+    public func lock(_ request: LockRequest, timeoutNanoseconds: UInt64? = nil, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) {
+        typedCall("/ldlm.LDLM/Lock", request, timeoutNanoseconds: timeoutNanoseconds, completion: completion)
+    }
+
+    public func tryLock(_ request: TryLockRequest, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) {
+        typedCall("/ldlm.LDLM/TryLock", request, timeoutNanoseconds: nil, completion: completion)
+    }
+
+    public func unlock(_ request: UnlockRequest, completion: @escaping (Result<UnlockResponse, GRPCStatus>) -> Void) {
+        typedCall("/ldlm.LDLM/Unlock", request, timeoutNanoseconds: nil, completion: completion)
+    }
+
+    public func renew(_ request: RenewRequest, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) {
+        typedCall("/ldlm.LDLM/Renew", request, timeoutNanoseconds: nil, completion: completion)
+    }
+
+    /// Closes the connection; the server then releases this session's locks.
+    public func close() -> EventLoopFuture<Void> {
+        channel.close()
+    }
+
+    private func typedCall<Request: LDLMMessage, Response: LDLMMessage>(
+        _ path: String,
+        _ request: Request,
+        timeoutNanoseconds: UInt64?,
+        completion: @escaping (Result<Response, GRPCStatus>) -> Void
+    ) {
+        call(path: path, message: request.serializedBytes(), timeoutNanoseconds: timeoutNanoseconds) { response in
+            guard response.status.code == .ok else {
+                return completion(.failure(response.status))
+            }
+            guard let message = response.message else {
+                return completion(.failure(GRPCStatus(.internal, "response without a message")))
+            }
+            do {
+                completion(.success(try Response(serializedBytes: message)))
+            } catch {
+                completion(.failure(GRPCStatus(.internal, "cannot decode response: \(error)")))
+            }
+        }
+    }
+}
+
+final class LDLMClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let grpc: GRPCClientConnection
+    private let metadata: [HTTP2Header]
+    private var context: ChannelHandlerContext?
+    private var completions: [Int32: (GRPCResponse) -> Void] = [:]
+    private var flushPending = false
+
+    init(grpc: GRPCClientConnection, metadata: [HTTP2Header]) {
+        self.grpc = grpc
+        self.metadata = metadata
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        flushOutput()
+        context.fireChannelActive()
+    }
+
+    func call(path: String, message: [UInt8], timeoutNanoseconds: UInt64?, completion: @escaping (GRPCResponse) -> Void) {
+        do {
+            let streamID = try grpc.startCall(path: path, message: message, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds)
+            completions[streamID] = completion
+        } catch {
+            completion(GRPCResponse(streamID: 0, status: GRPCStatus(.unavailable, "cannot start call: \(error)"), message: nil))
+            return
+        }
+        if !flushPending {
+            flushOutput()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        flushPending = true
+        do {
+            let events = try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes) }
+            handle(events)
+        } catch {
+            context.close(promise: nil)
+        }
+        flushOutput()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let pending = completions
+        completions.removeAll()
+        for (streamID, completion) in pending {
+            completion(GRPCResponse(streamID: streamID, status: GRPCStatus(.unavailable, "connection closed"), message: nil))
+        }
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    private func handle(_ events: [GRPCClientEvent]) {
+        for event in events {
+            if case .response(let response) = event, let completion = completions.removeValue(forKey: response.streamID) {
+                completion(response)
+            }
+        }
+    }
+
+    private func flushOutput() {
+        guard let context else { return }
+        flushPending = true
+        defer { flushPending = false }
+        var buffer = context.channel.allocator.buffer(capacity: 1024)
+        while true {
+            do {
+                try grpc.http2.drainOutput { buffer.writeBytes($0) }
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+            let events = grpc.takeEvents()
+            if events.isEmpty { break }
+            handle(events)
+        }
+        if buffer.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+}
