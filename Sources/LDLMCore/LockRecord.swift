@@ -1,11 +1,12 @@
 /// One live lock: its fixed size, the holders in its slots and its FIFO queue.
+///
+/// Laid out for memory: most locks have one holder and no waiters, so the first
+/// holder is stored inline and the queue is only allocated while someone waits.
 final class LockRecord {
     let name: String
     let size: Int32
-    var holders: [Holder] = []
-    private(set) var firstWaiter: WaiterRecord?
-    private(set) var lastWaiter: WaiterRecord?
-    private(set) var waiterCount = 0
+    var holders = HolderList()
+    private var queue: WaiterQueue?
 
     init(name: String, size: Int32) {
         self.name = name
@@ -13,49 +14,120 @@ final class LockRecord {
     }
 
     var hasFreeSlot: Bool { holders.count < Int(size) }
-    var isIdle: Bool { holders.isEmpty && firstWaiter == nil }
+    var isIdle: Bool { holders.isEmpty && queue == nil }
+    var firstWaiter: WaiterRecord? { queue?.first }
+    var waiterCount: Int { queue?.count ?? 0 }
 
     func holderIndex(for key: LockKey) -> Int? {
         holders.firstIndex { $0.key == key }
     }
 
     func enqueue(_ waiter: WaiterRecord) {
+        let queue = self.queue ?? WaiterQueue()
+        self.queue = queue
         waiter.record = self
-        waiter.previous = lastWaiter
-        if let lastWaiter {
-            lastWaiter.next = waiter
+        waiter.previous = queue.last
+        if let last = queue.last {
+            last.next = waiter
         } else {
-            firstWaiter = waiter
+            queue.first = waiter
         }
-        lastWaiter = waiter
-        waiterCount += 1
+        queue.last = waiter
+        queue.count += 1
     }
 
     func remove(_ waiter: WaiterRecord) {
+        guard let queue else { return }
         if let previous = waiter.previous {
             previous.next = waiter.next
         } else {
-            firstWaiter = waiter.next
+            queue.first = waiter.next
         }
         if let next = waiter.next {
             next.previous = waiter.previous
         } else {
-            lastWaiter = waiter.previous
+            queue.last = waiter.previous
         }
         waiter.previous = nil
         waiter.next = nil
         waiter.record = nil
-        waiterCount -= 1
+        queue.count -= 1
+        if queue.count == 0 {
+            self.queue = nil
+        }
     }
 }
 
-/// A slot of a lock, owned by whoever knows `key`.
+private final class WaiterQueue {
+    var first: WaiterRecord?
+    var last: WaiterRecord?
+    var count = 0
+}
+
+/// A slot of a lock, owned by whoever knows `key`. 32 bytes: absent values are
+/// encoded in the words rather than as optionals.
 struct Holder {
     let key: LockKey
+    private var sessionRaw: UInt64
+    private var leaseRaw: UInt64
+
+    init(key: LockKey, session: SessionID?, leaseDeadline: UInt64?) {
+        self.key = key
+        self.sessionRaw = session?.rawValue ?? 0
+        self.leaseRaw = leaseDeadline ?? .max
+    }
+
     /// `nil` once its session ended with `releasingLocks: false`: the key still works.
-    var session: SessionID?
+    var session: SessionID? {
+        get { sessionRaw == 0 ? nil : SessionID(rawValue: sessionRaw) }
+        set { sessionRaw = newValue?.rawValue ?? 0 }
+    }
+
     /// Monotonic nanoseconds after which the slot is released; `nil` without a lease.
-    var leaseDeadline: UInt64?
+    var leaseDeadline: UInt64? {
+        get { leaseRaw == .max ? nil : leaseRaw }
+        set { leaseRaw = newValue ?? .max }
+    }
+}
+
+/// The holders of one lock: the first inline, any more in an array that a
+/// size-1 lock never allocates.
+struct HolderList {
+    private var first: Holder?
+    private var rest: [Holder] = []
+
+    var count: Int { first == nil ? 0 : 1 + rest.count }
+    var isEmpty: Bool { first == nil }
+
+    subscript(index: Int) -> Holder {
+        get { index == 0 ? first! : rest[index - 1] }
+        set {
+            if index == 0 { first = newValue } else { rest[index - 1] = newValue }
+        }
+    }
+
+    mutating func append(_ holder: Holder) {
+        if first == nil { first = holder } else { rest.append(holder) }
+    }
+
+    @discardableResult
+    mutating func remove(at index: Int) -> Holder {
+        guard index == 0 else { return rest.remove(at: index - 1) }
+        let removed = first!
+        first = rest.isEmpty ? nil : rest.removeFirst()
+        return removed
+    }
+
+    func firstIndex(where predicate: (Holder) -> Bool) -> Int? {
+        guard let first else { return nil }
+        if predicate(first) { return 0 }
+        return rest.firstIndex(where: predicate).map { $0 + 1 }
+    }
+
+    func map<T>(_ transform: (Holder) -> T) -> [T] {
+        guard let first else { return [] }
+        return [transform(first)] + rest.map(transform)
+    }
 }
 
 /// A queued `Lock` call. Linked into its lock's queue while `record` is set.
