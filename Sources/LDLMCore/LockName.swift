@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A lock name as a dictionary key, compared by its UTF-8 bytes.
 ///
 /// Swift's `String` equality treats canonically equivalent spellings ("é" as
@@ -7,7 +13,14 @@ struct LockName: Hashable {
     let text: String
 
     static func == (lhs: LockName, rhs: LockName) -> Bool {
-        lhs.text.utf8.elementsEqual(rhs.text.utf8)
+        var left = lhs.text
+        var right = rhs.text
+        return left.withUTF8 { leftBytes in
+            right.withUTF8 { rightBytes in
+                leftBytes.count == rightBytes.count
+                    && (leftBytes.isEmpty || memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, leftBytes.count) == 0)
+            }
+        }
     }
 
     func hash(into hasher: inout Hasher) {

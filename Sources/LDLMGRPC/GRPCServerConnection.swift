@@ -227,6 +227,7 @@ public final class GRPCServerConnection {
     }
 
     static func isGRPCContentType(_ value: String) -> Bool {
+        if value == "application/grpc" || value == "application/grpc+proto" { return true }
         let mediaType = value.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces().lowercased() } ?? ""
         return mediaType == "application/grpc" || mediaType == "application/grpc+proto"
     }

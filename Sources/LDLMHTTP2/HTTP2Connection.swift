@@ -240,14 +240,15 @@ public final class HTTP2Connection {
     }
 
     private func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
-        var block = inboundHeaders.removeValue(forKey: streamID) ?? InboundHeaderBlock()
-        block.size += name.count + value.count + 32
-        guard block.size <= Int(settings.maxHeaderListSize) else {
+        let size = inboundHeaders[streamID, default: InboundHeaderBlock()].size + name.count + value.count + 32
+        guard size <= Int(settings.maxHeaderListSize) else {
             // Resets only this stream (nghttp2 answers with RST_STREAM).
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
-        block.fields.append(HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-        inboundHeaders[streamID] = block
+        inboundHeaders[streamID, default: InboundHeaderBlock()].size = size
+        inboundHeaders[streamID, default: InboundHeaderBlock()].fields.append(
+            HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+        )
         return 0
     }
 
