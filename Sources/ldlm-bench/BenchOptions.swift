@@ -1,7 +1,7 @@
 import ArgumentParser
 
 enum ScenarioName: String, ExpressibleByArgument, CaseIterable {
-    case pair, trylock, renew, contended, sized, hold, disconnect, churn
+    case pair, trylock, renew, contended, sized, hold, disconnect, churn, idle
 }
 
 /// What one run is told to do; shared by every scenario.

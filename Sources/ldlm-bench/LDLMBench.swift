@@ -15,7 +15,8 @@ struct LDLMBench: ParsableCommand {
             renew (Renew of leased locks), contended (all workers on one name: hand-off and fairness), \
             sized (one name of --size S), hold (take --locks locks and report server RSS per lock), \
             disconnect (one connection takes --locks locks and closes: time until another holds the last), \
-            churn (connect, TryLock, close, repeat).
+            churn (connect, TryLock, close, repeat), idle (hold --connections open connections for \
+            --duration and report the server's CPU use and RSS; needs --server-pid).
             """
     )
 
@@ -85,6 +86,8 @@ struct BenchRun {
             try hold(into: &report)
         case .disconnect:
             try disconnect(into: &report)
+        case .idle:
+            try idle(into: &report)
         }
     }
 
@@ -213,6 +216,28 @@ struct BenchRun {
             report.add("server_rss_held_bytes", rssHeld)
             report.add("server_rss_bytes_per_lock", Double(rssHeld - rssIdle) / Double(max(acquired, 1)))
         }
+    }
+
+    /// Opens `connections` connections that only answer keepalive PINGs.
+    private func idle(into report: inout Report) throws {
+        guard let pid = settings.serverPID else { throw ValidationError("the idle scenario needs --server-pid") }
+        let rssBefore = residentBytes(pid: pid)
+        let connections = try connect(settings.connections)
+        defer { connections.forEach { _ = $0.close() } }
+        Thread.sleep(forTimeInterval: settings.warmupSeconds)
+        let cpuStart = processCPUSeconds(pid: pid)
+        Thread.sleep(forTimeInterval: settings.durationSeconds)
+        let cpuEnd = processCPUSeconds(pid: pid)
+        let rssAfter = residentBytes(pid: pid)
+        report.add("idle_connections", connections.count)
+        if let cpuStart, let cpuEnd {
+            report.add("server_cores_used", (cpuEnd - cpuStart) / settings.durationSeconds)
+        }
+        if let rssBefore, let rssAfter {
+            report.add("server_rss_bytes", rssAfter)
+            report.add("server_rss_bytes_per_connection", Double(rssAfter - rssBefore) / Double(connections.count))
+        }
+        report.add("errors", [String: Int]())
     }
 
     /// One connection takes `locks` locks; another queues on the last one; the
