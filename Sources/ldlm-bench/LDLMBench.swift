@@ -137,8 +137,11 @@ struct BenchRun {
         }
         try runLoop(loop, workers: workers, operation: operation, into: &report)
         if let handOff {
-            let (percentiles, fairness) = try loop.eventLoop.submit { (handOff.handOff.percentiles, handOff.fairness) }.wait()
+            let (percentiles, sentToGrant, fairness) = try loop.eventLoop.submit {
+                (handOff.handOff.percentiles, handOff.unlockSentToGrant.percentiles, handOff.fairness)
+            }.wait()
             report.add("handoff_ms", percentiles)
+            report.add("unlock_sent_to_grant_ms", sentToGrant)
             report.add("fairness", fairness)
         }
     }

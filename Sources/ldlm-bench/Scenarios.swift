@@ -93,7 +93,11 @@ final class HandOffScenario {
     private let name: String
     private let size: Int32
     private(set) var handOff = LatencyHistogram()
+    /// From sending an unlock to reading the grant it caused: includes the
+    /// unlock's trip to the server and the grant's trip back.
+    private(set) var unlockSentToGrant = LatencyHistogram()
     private(set) var grants: [Int]
+    private var unlocksSent: [UInt64] = []
     private var unlocksAwaitingGrant: [UInt64] = []
     private var grantsAwaitingUnlock = 0
     private var measuring = false
@@ -108,6 +112,8 @@ final class HandOffScenario {
     func startMeasuring() {
         measuring = true
         handOff.reset()
+        unlockSentToGrant.reset()
+        unlocksSent.removeAll()
         grants = Array(repeating: 0, count: grants.count)
     }
 
@@ -120,6 +126,7 @@ final class HandOffScenario {
                 case .success(let response):
                     if let error = response.error { return finish(errorLabel(error)) }
                     self.granted(worker: worker)
+                    if self.measuring { self.unlocksSent.append(monotonicNanoseconds()) }
                     connection.unlock(UnlockRequest(name: self.name, key: response.key)) { result in
                         switch result {
                         case .failure(let status): finish(errorLabel(status))
@@ -138,6 +145,9 @@ final class HandOffScenario {
     private func granted(worker: Int) {
         guard measuring else { return }
         grants[worker] += 1
+        if !unlocksSent.isEmpty {
+            unlockSentToGrant.record(nanoseconds: monotonicNanoseconds() - unlocksSent.removeFirst())
+        }
         if unlocksAwaitingGrant.isEmpty {
             grantsAwaitingUnlock += 1
         } else {
