@@ -16,7 +16,9 @@ public final class HTTP2Connection {
     private let settings: HTTP2Settings
     private var session: OpaquePointer!
     private var events: [HTTP2Event] = []
-    private var inboundHeaders: [Int32: InboundHeaderBlock] = [:]
+    /// The header block being received. HTTP/2 forbids interleaving another
+    /// stream's frames inside a block (RFC 9113 §4.3), so one is enough.
+    private var inboundHeaders = InboundHeaderBlock(streamID: 0)
     private var outboundBodies: [Int32: OutboundBody] = [:]
     private var lastPingOpaque: UInt64 = 0
     /// Streams on which our END_STREAM has gone out.
@@ -27,6 +29,7 @@ public final class HTTP2Connection {
     private var failed = false
 
     private struct InboundHeaderBlock {
+        let streamID: Int32
         var fields: [HTTP2Header] = []
         var size = 0
     }
@@ -235,18 +238,18 @@ public final class HTTP2Connection {
     }
 
     private func beginHeaders(_ streamID: Int32) -> Int32 {
-        inboundHeaders[streamID] = InboundHeaderBlock()
+        inboundHeaders = InboundHeaderBlock(streamID: streamID)
         return 0
     }
 
     private func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
-        let size = inboundHeaders[streamID, default: InboundHeaderBlock()].size + name.count + value.count + 32
-        guard size <= Int(settings.maxHeaderListSize) else {
+        guard inboundHeaders.streamID == streamID else { return 0 }
+        inboundHeaders.size += name.count + value.count + 32
+        guard inboundHeaders.size <= Int(settings.maxHeaderListSize) else {
             // Resets only this stream (nghttp2 answers with RST_STREAM).
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
-        inboundHeaders[streamID, default: InboundHeaderBlock()].size = size
-        inboundHeaders[streamID, default: InboundHeaderBlock()].fields.append(
+        inboundHeaders.fields.append(
             HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
         )
         return 0
@@ -257,8 +260,9 @@ public final class HTTP2Connection {
         let endsStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(header.type) {
         case NGHTTP2_HEADERS.rawValue:
-            let block = inboundHeaders.removeValue(forKey: header.stream_id) ?? InboundHeaderBlock()
-            events.append(.headers(streamID: header.stream_id, headers: block.fields))
+            let fields = inboundHeaders.streamID == header.stream_id ? inboundHeaders.fields : []
+            inboundHeaders = InboundHeaderBlock(streamID: 0)
+            events.append(.headers(streamID: header.stream_id, headers: fields))
             if endsStream { events.append(.endStream(streamID: header.stream_id)) }
         case NGHTTP2_DATA.rawValue:
             if endsStream { events.append(.endStream(streamID: header.stream_id)) }
@@ -288,7 +292,9 @@ public final class HTTP2Connection {
     }
 
     private func streamClosed(_ streamID: Int32, errorCode: UInt32) -> Int32 {
-        inboundHeaders.removeValue(forKey: streamID)
+        if inboundHeaders.streamID == streamID {
+            inboundHeaders = InboundHeaderBlock(streamID: 0)
+        }
         outboundBodies.removeValue(forKey: streamID)
         resetsAfterResponse.removeValue(forKey: streamID)
         let endedHere = locallyEnded.remove(streamID) != nil
