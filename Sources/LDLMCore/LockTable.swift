@@ -10,7 +10,7 @@ public final class LockTable {
 
     public let maxNameBytes: Int
     private let clock: LockClock
-    private var locks: [LockName: LockRecord] = [:]
+    private var locks = LockIndex()
     private var sessions: [SessionID: SessionRecord] = [:]
     private var queuedWaiters: [UInt64: WaiterRecord] = [:]
     private var leaseDeadlines = DeadlineQueue<(record: LockRecord, key: LockKey)>()
@@ -134,7 +134,7 @@ public final class LockTable {
     // MARK: Releasing and renewing
 
     public func unlock(name: String, key: String) throws(LockFailure) {
-        guard let record = locks[LockName(text: name)] else { throw .lockDoesNotExist(name: name) }
+        guard let record = locks.find(name) else { throw .lockDoesNotExist(name: name) }
         guard let key = LockKey(key), let index = record.holderIndex(for: key) else {
             throw .invalidLockKey(name: name)
         }
@@ -147,7 +147,7 @@ public final class LockTable {
         guard leaseSeconds > 0 else {
             throw .invalidArgument("lock_timeout_seconds must be at least 1 to renew a lock, got \(leaseSeconds)")
         }
-        guard let record = locks[LockName(text: name)], let key = LockKey(key), let index = record.holderIndex(for: key) else {
+        guard let record = locks.find(name), let key = LockKey(key), let index = record.holderIndex(for: key) else {
             throw .lockDoesNotExistOrInvalidKey(name: name)
         }
         let leaseDeadline = deadline(afterSeconds: leaseSeconds)
@@ -220,7 +220,7 @@ public final class LockTable {
     public var lockCount: Int { locks.count }
 
     public func lockInfo(name: String) -> LockInfo? {
-        guard let record = locks[LockName(text: name)] else { return nil }
+        guard let record = locks.find(name) else { return nil }
         return LockInfo(
             name: name,
             size: record.size,
@@ -261,14 +261,14 @@ public final class LockTable {
     }
 
     private func record(named name: String, size: Int32) throws(LockFailure) -> LockRecord {
-        if let record = locks[LockName(text: name)] {
+        if let record = locks.find(name) {
             guard record.size == size else {
                 throw .lockSizeMismatch(name: name, lockSize: record.size, requestedSize: size)
             }
             return record
         }
         let record = LockRecord(name: name, size: size)
-        locks[LockName(text: name)] = record
+        locks.insert(record)
         return record
     }
 
@@ -337,7 +337,7 @@ public final class LockTable {
     }
 
     private func removeIfIdle(_ record: LockRecord) {
-        guard record.isIdle, locks[LockName(text: record.name)] === record else { return }
-        locks.removeValue(forKey: LockName(text: record.name))
+        guard record.isIdle else { return }
+        locks.remove(record)
     }
 }

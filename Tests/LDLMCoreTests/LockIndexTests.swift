@@ -1,0 +1,59 @@
+import XCTest
+
+@testable import LDLMCore
+
+final class LockIndexTests: XCTestCase {
+    func testFindsEveryLiveRecordAfterRandomInsertsAndRemovals() {
+        var index = LockIndex()
+        var model: [String: LockRecord] = [:]
+        var generator = SplitMix(seed: 42)
+        for _ in 0..<40_000 {
+            let name = "lock-\(generator.next() % 3_000)"
+            if let record = model[name], generator.next() % 2 == 0 {
+                index.remove(record)
+                model.removeValue(forKey: name)
+            } else if model[name] == nil {
+                let record = LockRecord(name: name, size: 1)
+                index.insert(record)
+                model[name] = record
+            }
+            XCTAssertEqual(index.count, model.count)
+        }
+        for suffix in 0..<3_000 {
+            let name = "lock-\(suffix)"
+            XCTAssertTrue(index.find(name) === model[name], name)
+        }
+    }
+
+    func testRemovingAReplacedRecordLeavesTheNewOneAlone() {
+        var index = LockIndex()
+        let old = LockRecord(name: "job", size: 1)
+        index.insert(old)
+        index.remove(old)
+        let new = LockRecord(name: "job", size: 2)
+        index.insert(new)
+        index.remove(old)
+        XCTAssertTrue(index.find("job") === new)
+        XCTAssertEqual(index.count, 1)
+    }
+
+    func testCanonicallyEquivalentSpellingsAreDifferentNames() {
+        var index = LockIndex()
+        let composed = LockRecord(name: "caf\u{E9}", size: 1)
+        index.insert(composed)
+        XCTAssertNil(index.find("cafe\u{301}"))
+        XCTAssertTrue(index.find("caf\u{E9}") === composed)
+    }
+}
+
+private struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
