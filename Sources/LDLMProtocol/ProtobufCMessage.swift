@@ -9,11 +9,17 @@ public protocol LDLMMessage: Sendable {
 
 extension LDLMMessage {
     public init(serializedBytes bytes: [UInt8]) throws(MessageDecodingError) {
-        var result: Result<Self, MessageDecodingError>!
+        var decoded: Self?
+        var failure: MessageDecodingError?
         bytes.withUnsafeBytes { buffer in
-            result = Result { () throws(MessageDecodingError) in try Self(serializedBytes: buffer) }
+            do throws(MessageDecodingError) {
+                decoded = try Self(serializedBytes: buffer)
+            } catch {
+                failure = error
+            }
         }
-        self = try result.get()
+        if let failure { throw failure }
+        self = decoded!
     }
 }
 

@@ -32,7 +32,7 @@ enum WireStringValidator {
                 guard let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(fieldNumber)) else { continue }
                 switch field.pointee.type {
                 case PROTOBUF_C_TYPE_STRING:
-                    try validateString(payload, fieldName: String(cString: field.pointee.name))
+                    try validateString(payload, fieldName: field.pointee.name)
                 case PROTOBUF_C_TYPE_MESSAGE:
                     let nested = field.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
                     try validate(payload, descriptor: nested, nesting: nesting + 1)
@@ -45,12 +45,18 @@ enum WireStringValidator {
         }
     }
 
-    private static func validateString(_ bytes: UnsafeRawBufferPointer, fieldName: String) throws(MessageDecodingError) {
-        if bytes.contains(0) {
-            throw MessageDecodingError("string field \"\(fieldName)\" contains a NUL byte")
+    /// `fieldName` stays a C string until an error needs it: this runs for every string of every request.
+    private static func validateString(_ bytes: UnsafeRawBufferPointer, fieldName: UnsafePointer<CChar>) throws(MessageDecodingError) {
+        var hasNonASCII = false
+        for byte in bytes {
+            if byte == 0 {
+                throw MessageDecodingError("string field \"\(String(cString: fieldName))\" contains a NUL byte")
+            }
+            hasNonASCII = hasNonASCII || byte >= 0x80
         }
-        if String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) == nil {
-            throw MessageDecodingError("string field \"\(fieldName)\" is not valid UTF-8")
+        // Names and keys are nearly always ASCII, which is valid UTF-8 as it stands.
+        if hasNonASCII, String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) == nil {
+            throw MessageDecodingError("string field \"\(String(cString: fieldName))\" is not valid UTF-8")
         }
     }
 }
