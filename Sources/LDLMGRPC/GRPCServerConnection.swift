@@ -86,7 +86,7 @@ public final class GRPCServerConnection {
                 streamID: streamID,
                 headers: Self.responseHeaders,
                 body: GRPCMessageFraming.frame(message),
-                trailers: [HTTP2Header("grpc-status", "0")]
+                trailers: Self.okTrailers
             )
         } catch {
             http2.resetStream(streamID, errorCode: HTTP2ErrorCode.internalError)
@@ -110,7 +110,8 @@ public final class GRPCServerConnection {
 
     // MARK: Private
 
-    private static let responseHeaders = [HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")]
+    private static let responseHeaders = HTTP2HeaderBlock([HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")])
+    private static let okTrailers = HTTP2HeaderBlock([HTTP2Header("grpc-status", "0")])
 
     private func markAnswered(_ streamID: Int32) -> Bool {
         guard let state = streams[streamID] else { return false }

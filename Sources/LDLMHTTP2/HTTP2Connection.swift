@@ -37,7 +37,7 @@ public final class HTTP2Connection {
     private struct OutboundBody {
         var bytes: [UInt8]
         var offset = 0
-        var trailers: [HTTP2Header]?
+        var trailers: HTTP2HeaderBlock?
     }
 
     public init(role: Role, settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
@@ -177,16 +177,33 @@ public final class HTTP2Connection {
         trailers: [HTTP2Header]? = nil,
         resetAfterSending: UInt32? = nil
     ) throws(HTTP2Error) {
+        try sendResponse(
+            streamID: streamID,
+            headers: HTTP2HeaderBlock(headers),
+            body: body,
+            trailers: trailers.map(HTTP2HeaderBlock.init),
+            resetAfterSending: resetAfterSending
+        )
+    }
+
+    /// ``sendResponse(streamID:headers:body:trailers:resetAfterSending:)`` with prepared blocks.
+    public func sendResponse(
+        streamID: Int32,
+        headers: HTTP2HeaderBlock,
+        body: [UInt8]? = nil,
+        trailers: HTTP2HeaderBlock? = nil,
+        resetAfterSending: UInt32? = nil
+    ) throws(HTTP2Error) {
         if let resetAfterSending {
             resetsAfterResponse[streamID] = resetAfterSending
         }
         if body == nil, trailers == nil {
-            try submitHeaderBlock(headers) { nghttp2_submit_response(session, streamID, $0, $1, nil) }
+            try check(headers.withFields { nghttp2_submit_response(session, streamID, $0, $1, nil) })
             return
         }
         outboundBodies[streamID] = OutboundBody(bytes: body ?? [], trailers: trailers)
         var provider = Self.dataProvider
-        let result = withHeaderFields(headers) { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
+        let result = headers.withFields { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
         if result != 0 {
             outboundBodies.removeValue(forKey: streamID)
             throw HTTP2Error(code: result)
@@ -196,7 +213,7 @@ public final class HTTP2Connection {
     /// Opens a stream with `headers` and sends `body`, ending the stream. Client role.
     public func sendRequest(headers: [HTTP2Header], body: [UInt8]?) throws(HTTP2Error) -> Int32 {
         var provider = Self.dataProvider
-        let streamID = withHeaderFields(headers) { fields, count -> Int32 in
+        let streamID = HTTP2HeaderBlock(headers).withFields { fields, count -> Int32 in
             body == nil
                 ? nghttp2_submit_request(session, nil, fields, count, nil, nil)
                 : nghttp2_submit_request(session, nil, fields, count, &provider, nil)
@@ -327,7 +344,7 @@ public final class HTTP2Connection {
             outboundBodies.removeValue(forKey: streamID)
             if let trailers = body.trailers {
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                let result = withHeaderFields(trailers) { nghttp2_submit_trailer(session, streamID, $0, $1) }
+                let result = trailers.withFields { nghttp2_submit_trailer(session, streamID, $0, $1) }
                 if result != 0 {
                     return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
                 }
@@ -336,43 +353,6 @@ public final class HTTP2Connection {
             outboundBodies[streamID] = body
         }
         return count
-    }
-
-    // MARK: Helpers
-
-    private func submitHeaderBlock(_ headers: [HTTP2Header], _ submit: (UnsafePointer<nghttp2_nv>, Int) -> Int32) throws(HTTP2Error) {
-        try check(withHeaderFields(headers, submit))
-    }
-
-    /// Lays `headers` out as nghttp2 name/value pairs pointing into one buffer,
-    /// valid only during `body` (nghttp2 copies them when a frame is submitted).
-    private func withHeaderFields<Result>(_ headers: [HTTP2Header], _ body: (UnsafePointer<nghttp2_nv>, Int) -> Result) -> Result {
-        var storage: [UInt8] = []
-        storage.reserveCapacity(headers.reduce(1) { $0 + $1.name.utf8.count + $1.value.utf8.count })
-        var ranges: [(name: Range<Int>, value: Range<Int>)] = []
-        ranges.reserveCapacity(headers.count)
-        for header in headers {
-            let nameStart = storage.count
-            storage.append(contentsOf: header.name.utf8)
-            let valueStart = storage.count
-            storage.append(contentsOf: header.value.utf8)
-            ranges.append((nameStart..<valueStart, valueStart..<storage.count))
-        }
-        // Never empty, so the buffer always has a base address.
-        storage.append(0)
-        return storage.withUnsafeMutableBufferPointer { bytes in
-            let base = bytes.baseAddress!
-            let fields = ranges.map { range in
-                nghttp2_nv(
-                    name: base + range.name.lowerBound,
-                    value: base + range.value.lowerBound,
-                    namelen: range.name.count,
-                    valuelen: range.value.count,
-                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
-                )
-            }
-            return fields.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
-        }
     }
 }
 
