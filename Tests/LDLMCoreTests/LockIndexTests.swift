@@ -6,10 +6,10 @@ final class LockIndexTests: XCTestCase {
     func testFindsEveryLiveRecordAfterRandomInsertsAndRemovals() {
         var index = LockIndex()
         var model: [String: LockRecord] = [:]
-        var generator = SplitMix(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         for _ in 0..<40_000 {
-            let name = "lock-\(generator.next() % 3_000)"
-            if let record = model[name], generator.next() % 2 == 0 {
+            let name = "lock-\(generator.below(3_000))"
+            if let record = model[name], generator.below(2) == 0 {
                 index.remove(record)
                 model.removeValue(forKey: name)
             } else if model[name] == nil {
@@ -43,17 +43,5 @@ final class LockIndexTests: XCTestCase {
         index.insert(composed)
         XCTAssertNil(index.find("cafe\u{301}"))
         XCTAssertTrue(index.find("caf\u{E9}") === composed)
-    }
-}
-
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
