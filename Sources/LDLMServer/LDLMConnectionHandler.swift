@@ -86,6 +86,14 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         flushOutput()
     }
 
+    /// A client that sends requests but does not read the answers would make
+    /// its unsent responses pile up here; reading from it pauses until its
+    /// socket drains. Its keepalive PINGs then go unanswered, which ends it.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        try? context.channel.syncOptions?.setOption(.autoRead, value: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         endSession()
         context.fireChannelInactive()
