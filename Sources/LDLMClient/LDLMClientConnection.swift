@@ -175,16 +175,11 @@ final class LDLMClientHandler: ChannelInboundHandler {
         flushPending = true
         defer { flushPending = false }
         var buffer = context.channel.allocator.buffer(capacity: 1024)
-        while true {
-            do {
-                try grpc.http2.drainOutput { buffer.writeBytes($0) }
-            } catch {
-                context.close(promise: nil)
-                return
-            }
-            let events = grpc.takeEvents()
-            if events.isEmpty { break }
-            handle(events)
+        do {
+            try grpc.drainOutput({ buffer.writeBytes($0) }, handlingEvents: handle)
+        } catch {
+            context.close(promise: nil)
+            return
         }
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)

@@ -216,17 +216,12 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         flushPending = true
         defer { flushPending = false }
         var buffer = context.channel.allocator.buffer(capacity: 512)
-        while true {
-            do {
-                try grpc.http2.drainOutput { buffer.writeBytes($0) }
-            } catch {
-                logger.error("HTTP/2 session failed to produce output", metadata: ["error": "\(error)"])
-                context.close(promise: nil)
-                return
-            }
-            let events = grpc.takeEvents()
-            if events.isEmpty { break }
-            handle(events)
+        do {
+            try grpc.drainOutput({ buffer.writeBytes($0) }, handlingEvents: handle)
+        } catch {
+            logger.error("HTTP/2 session failed to produce output", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
         }
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
