@@ -62,14 +62,6 @@ public final class GRPCClientConnection {
         return streamID
     }
 
-    /// Abandons a call (RST_STREAM CANCEL); no response event follows.
-    public func cancelCall(_ streamID: Int32) {
-        calls.removeValue(forKey: streamID)
-        http2.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
-    }
-
-    public var openCallCount: Int { calls.count }
-
     public func receive(_ bytes: UnsafeRawBufferPointer) throws(HTTP2Error) -> [GRPCClientEvent] {
         try http2.receive(bytes)
         return process(http2.takeEvents())

@@ -237,7 +237,6 @@ public final class GRPCServerConnection {
 /// HTTP/2 error codes (RFC 9113 section 7) used by this layer.
 public enum HTTP2ErrorCode {
     public static let noError: UInt32 = 0
-    public static let protocolError: UInt32 = 1
     public static let internalError: UInt32 = 2
     public static let cancel: UInt32 = 8
 }

@@ -26,8 +26,6 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
     private var keepaliveTask: RepeatedTask?
     private var keepaliveDeadline: Scheduled<Void>?
     private var handshakeDeadline: Scheduled<Void>?
-    /// The verified client certificate's subject (mTLS), for logs and admin views.
-    private(set) var clientIdentity: String?
     /// True while a flush is certain to run before control returns to the event
     /// loop, so responses produced meanwhile are batched into it.
     private var flushPending = false
@@ -109,9 +107,8 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
                 return
             }
             if let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate() {
-                let identity = CertificateIdentity(certificate).description
-                clientIdentity = identity
-                logger[metadataKey: "client"] = "\(identity)"
+                // Every later log line of this session names the verified client.
+                logger[metadataKey: "client"] = "\(CertificateIdentity(certificate))"
             }
             logger.debug("TLS handshake completed")
         }
