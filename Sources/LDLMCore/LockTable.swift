@@ -151,8 +151,14 @@ public final class LockTable {
             throw .lockDoesNotExistOrInvalidKey(name: name)
         }
         let leaseDeadline = deadline(afterSeconds: leaseSeconds)
+        let previous = record.holders[index].leaseDeadline
         record.holders[index].leaseDeadline = leaseDeadline
-        leaseDeadlines.insert((record, key), deadline: leaseDeadline)
+        // Extending needs no new entry: the earlier one re-arms itself when it
+        // comes due (see expireLease), so a client renewing in a tight loop
+        // does not grow the queue by one entry per renew.
+        if previous.map({ leaseDeadline < $0 }) ?? true {
+            leaseDeadlines.insert((record, key), deadline: leaseDeadline)
+        }
     }
 
     // MARK: Time
@@ -196,8 +202,13 @@ public final class LockTable {
     }
 
     private func expireLease(_ record: LockRecord, key: LockKey, deadline: UInt64, grants: inout [(WaiterRecord, LockKey)]) {
-        // Entries of renewed leases or released holds are stale; skip them.
-        guard let index = record.holderIndex(for: key), record.holders[index].leaseDeadline == deadline else { return }
+        // The entry of a released hold is stale.
+        guard let index = record.holderIndex(for: key), let leaseDeadline = record.holders[index].leaseDeadline else { return }
+        if leaseDeadline > deadline {
+            // Renewed since this entry was queued: come back at the new deadline.
+            leaseDeadlines.insert((record, key), deadline: leaseDeadline)
+            return
+        }
         removeHolder(at: index, of: record)
         grantFreeSlots(of: record, into: &grants)
         removeIfIdle(record)
