@@ -112,7 +112,7 @@ public final class LockTable {
         queuedWaiters[ticket.rawValue] = waiter
         sessionRecord.waiters[ticket.rawValue] = waiter
         if let waitDeadline {
-            waitDeadlines.insert(waiter, deadline: waitDeadline)
+            waitDeadlines.insert(waiter, deadline: waitDeadline) { !$0.isQueued }
         }
         return .queued(ticket)
     }
@@ -157,7 +157,7 @@ public final class LockTable {
         // comes due (see expireLease), so a client renewing in a tight loop
         // does not grow the queue by one entry per renew.
         if previous.map({ leaseDeadline < $0 }) ?? true {
-            leaseDeadlines.insert((record, key), deadline: leaseDeadline)
+            leaseDeadlines.insert((record, key), deadline: leaseDeadline, isStale: Self.isStaleLease)
         }
     }
 
@@ -201,12 +201,17 @@ public final class LockTable {
         }
     }
 
+    private static func isStaleLease(_ entry: (record: LockRecord, key: LockKey)) -> Bool {
+        guard let index = entry.record.holderIndex(for: entry.key) else { return true }
+        return entry.record.holders[index].leaseDeadline == nil
+    }
+
     private func expireLease(_ record: LockRecord, key: LockKey, deadline: UInt64, grants: inout [(WaiterRecord, LockKey)]) {
         // The entry of a released hold is stale.
         guard let index = record.holderIndex(for: key), let leaseDeadline = record.holders[index].leaseDeadline else { return }
         if leaseDeadline > deadline {
             // Renewed since this entry was queued: come back at the new deadline.
-            leaseDeadlines.insert((record, key), deadline: leaseDeadline)
+            leaseDeadlines.insert((record, key), deadline: leaseDeadline, isStale: Self.isStaleLease)
             return
         }
         removeHolder(at: index, of: record)
@@ -300,7 +305,7 @@ public final class LockTable {
         var leaseDeadline: UInt64?
         if leaseSeconds > 0 {
             let deadline = deadline(afterSeconds: leaseSeconds)
-            leaseDeadlines.insert((record, key), deadline: deadline)
+            leaseDeadlines.insert((record, key), deadline: deadline, isStale: Self.isStaleLease)
             leaseDeadline = deadline
         }
         record.holders.append(Holder(key: key, session: session, leaseDeadline: leaseDeadline))
