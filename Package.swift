@@ -24,7 +24,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
-        // Layer 1: C libraries and the generated protobuf-c code.
+        // Layer 1: C libraries, the generated protobuf-c code and getrandom(2).
         .systemLibrary(
             name: "CNGHTTP2",
             pkgConfig: "libnghttp2",
@@ -36,6 +36,7 @@ let package = Package(
             providers: [.apt(["libprotobuf-c-dev"])]
         ),
         .target(name: "CLDLMProto", dependencies: ["CProtobufC"]),
+        .systemLibrary(name: "CSysRandom"),
 
         // Layer 2: one nghttp2 session, bytes in and bytes out, no sockets.
         .target(name: "LDLMHTTP2", dependencies: ["CNGHTTP2"], swiftSettings: hotPathSettings),
@@ -45,7 +46,7 @@ let package = Package(
         .target(name: "LDLMProtocol", dependencies: ["CLDLMProto", "CProtobufC"], swiftSettings: hotPathSettings),
 
         // Layer 4: locks, waiters, sessions and leases; no I/O, injected clock.
-        .target(name: "LDLMCore", swiftSettings: hotPathSettings),
+        .target(name: "LDLMCore", dependencies: ["CSysRandom"], swiftSettings: hotPathSettings),
 
         // Layer 5: sockets, keepalive, config and logging.
         .target(

@@ -1,8 +1,9 @@
 /// The secret a holder needs to unlock or renew its hold on a lock.
 ///
-/// 122 random bits from the system's cryptographic generator, shown in the UUID
-/// version 4 text form the Go `ldlm-server` uses, so clients that store or log
-/// keys see the shape they expect. Held as two words, not as text, to keep the
+/// 122 random bits from the kernel's cryptographic generator (see
+/// ``LockKeyGenerator``), shown in the UUID version 4 text form the Go
+/// `ldlm-server` uses, so clients that store or log keys see the shape they
+/// expect. Held as two words, not as text, to keep the
 /// per-lock memory small.
 public struct LockKey: Hashable, Sendable, CustomStringConvertible {
     public let high: UInt64
@@ -13,11 +14,13 @@ public struct LockKey: Hashable, Sendable, CustomStringConvertible {
         self.low = low
     }
 
-    public static func random() -> LockKey {
-        var generator = SystemRandomNumberGenerator()
-        let high = (generator.next() & ~UInt64(0xF000)) | 0x4000
-        let low = (generator.next() & ~(UInt64(0xC) << 60)) | (UInt64(0x8) << 60)
-        return LockKey(high: high, low: low)
+    /// A version 4 UUID from 128 random bits: 6 of them become the version
+    /// (`4`) and the RFC 4122 variant (`10` in binary).
+    init(randomHigh: UInt64, randomLow: UInt64) {
+        self.init(
+            high: (randomHigh & ~UInt64(0xF000)) | 0x4000,
+            low: (randomLow & ~(UInt64(0xC) << 60)) | (UInt64(0x8) << 60)
+        )
     }
 
     /// Parses the 36-character `8-4-4-4-12` hexadecimal form; `nil` for anything else.

@@ -4,12 +4,14 @@
 /// Not thread-safe and never blocks: the owner calls it from one thread (the
 /// server's event loop) and calls ``expireDue()`` when ``nextDeadline`` passes.
 /// Outcome handlers of queued calls run synchronously, after the table's state
-/// is consistent, so a handler may call back into the table.
+/// is consistent, so a handler may call back into the table. Only a call that
+/// queues gets a handler, so one answered at once costs its caller no closure.
 public final class LockTable {
     public static let defaultMaxNameBytes = 4096
 
     public let maxNameBytes: Int
     private let clock: LockClock
+    private let keyGenerator = LockKeyGenerator()
     private var locks = LockIndex()
     private var sessions: [SessionID: SessionRecord] = [:]
     private var queuedWaiters: [UInt64: WaiterRecord] = [:]
@@ -78,16 +80,19 @@ public final class LockTable {
 
     /// Takes a slot at once, or queues the call behind earlier ones.
     ///
-    /// A queued call ends with exactly one call of `onOutcome`: `.granted` when a
-    /// slot comes to it, `.timedOut` after `waitTimeoutSeconds` (0 waits forever),
-    /// unless it is withdrawn first by ``cancelWait(_:)`` or ``closeSession(_:releasingLocks:)``.
+    /// `makeOutcomeHandler` is called once, before this returns, only if the
+    /// call queues; it must not call into the table. A call taken at once or
+    /// rejected never calls it. A queued call ends with exactly one call of the
+    /// handler it made: `.granted` when a slot comes to it, `.timedOut` after
+    /// `waitTimeoutSeconds` (0 waits forever), unless it is withdrawn first by
+    /// ``cancelWait(_:)`` or ``closeSession(_:releasingLocks:)``.
     public func lock(
         name: String,
         size: Int32 = 1,
         leaseSeconds: Int32 = 0,
         waitTimeoutSeconds: Int32 = 0,
         session: SessionID,
-        onOutcome: @escaping (WaitOutcome) -> Void
+        makeOutcomeHandler: () -> (WaitOutcome) -> Void
     ) throws(LockFailure) -> LockAttempt {
         let sessionRecord = try validatedSession(session)
         try validate(name: name, size: size)
@@ -106,7 +111,7 @@ public final class LockTable {
             session: session,
             leaseSeconds: leaseSeconds,
             waitDeadline: waitDeadline,
-            onOutcome: onOutcome
+            onOutcome: makeOutcomeHandler()
         )
         record.enqueue(waiter)
         queuedWaiters[ticket.rawValue] = waiter
@@ -298,9 +303,9 @@ public final class LockTable {
         sessionRecord: SessionRecord,
         leaseSeconds: Int32
     ) -> LockKey {
-        var key = LockKey.random()
+        var key = keyGenerator.next()
         while record.holderIndex(for: key) != nil {
-            key = LockKey.random()
+            key = keyGenerator.next()
         }
         var leaseDeadline: UInt64?
         if leaseSeconds > 0 {

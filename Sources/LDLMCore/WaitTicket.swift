@@ -9,10 +9,10 @@ public enum WaitOutcome: Equatable, Sendable {
     case timedOut
 }
 
-/// The immediate result of ``LockTable/lock(name:size:leaseSeconds:waitTimeoutSeconds:session:onOutcome:)``.
+/// The immediate result of ``LockTable/lock(name:size:leaseSeconds:waitTimeoutSeconds:session:makeOutcomeHandler:)``.
 public enum LockAttempt: Equatable, Sendable {
-    /// Granted at once; the outcome handler will not be called.
+    /// Granted at once; no outcome handler was made.
     case acquired(LockKey)
-    /// Queued; the outcome handler is called exactly once unless the wait is cancelled first.
+    /// Queued; the outcome handler made for it is called exactly once unless the wait is cancelled first.
     case queued(WaitTicket)
 }

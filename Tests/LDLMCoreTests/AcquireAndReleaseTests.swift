@@ -73,12 +73,46 @@ final class AcquireAndReleaseTests: LockTableTestCase {
     func testLockOnAFreeNameAcquiresAtOnceWithoutCallingTheHandler() throws {
         let session = table.openSession()
 
-        let attempt = try table.lock(name: "L", session: session, onOutcome: log.handler("caller"))
+        let attempt = try table.lock(name: "L", session: session) { log.makeHandler("caller") }
 
         let key = try XCTUnwrap(attempt.acquiredKey)
         XCTAssertEqual(holderKeys(), [key])
         try table.unlock(name: "L", key: key.description)
         XCTAssertTrue(log.calls.isEmpty)
+        XCTAssertTrue(log.madeHandlers.isEmpty, "a call taken at once makes no handler")
+    }
+
+    func testOnlyAQueuedLockMakesAnOutcomeHandler() throws {
+        let holder = table.openSession()
+        let other = table.openSession()
+        let key = try XCTUnwrap(try table.lock(name: "L", session: holder) { log.makeHandler("at once") }.acquiredKey)
+        assertThrows(.lockSizeMismatch(name: "L", lockSize: 1, requestedSize: 2)) { () throws(LockFailure) in
+            try table.lock(name: "L", size: 2, session: other) { log.makeHandler("mismatch") }
+        }
+        assertInvalidArgument { () throws(LockFailure) in
+            try table.lock(name: "L", waitTimeoutSeconds: -1, session: other) { log.makeHandler("invalid") }
+        }
+        XCTAssertEqual(log.madeHandlers, [])
+
+        let attempt = try table.lock(name: "L", session: other) { log.makeHandler("queued") }
+
+        XCTAssertNotNil(attempt.ticket)
+        XCTAssertEqual(log.madeHandlers, ["queued"])
+        try table.unlock(name: "L", key: key.description)
+        XCTAssertEqual(log.madeHandlers, ["queued"])
+        XCTAssertNotNil(log.grantedKey("queued"))
+    }
+
+    func testKeysStayDistinctOverManyGrants() throws {
+        let session = table.openSession()
+        let count = 3 * LockKeyGenerator.keysPerRefill + 1
+        var keys = Set<LockKey>()
+        for index in 0..<count {
+            keys.insert(try acquire(name: "L\(index)", session: session))
+        }
+
+        XCTAssertEqual(keys.count, count)
+        XCTAssertEqual(table.heldLockCount(session: session), count)
     }
 
     func testLocksWithDifferentNamesAreIndependent() throws {

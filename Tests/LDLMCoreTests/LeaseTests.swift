@@ -123,7 +123,7 @@ final class LeaseTests: LockTableTestCase {
         let otherKey = try acquire(name: "M", session: table.openSession())
 
         for (name, badKey) in [
-            ("L", LockKey.random().description),
+            ("L", unheldKey().description),
             ("L", otherKey.description),
             ("L", "not-a-key"),
             ("unknown", key.description),

@@ -153,13 +153,15 @@ final class QueueTests: LockTableTestCase {
         let owner = table.openSession()
         let key = try acquire(session: owner)
         var unlockError: LockFailure?
-        _ = try table.lock(name: "L", session: table.openSession()) { [unowned self] outcome in
-            log.handler("gone")(outcome)
-            guard case .granted(let granted) = outcome else { return }
-            do throws(LockFailure) {
-                try table.unlock(name: "L", key: granted.description)
-            } catch {
-                unlockError = error
+        _ = try table.lock(name: "L", session: table.openSession()) {
+            { [unowned self] outcome in
+                log.handler("gone")(outcome)
+                guard case .granted(let granted) = outcome else { return }
+                do throws(LockFailure) {
+                    try table.unlock(name: "L", key: granted.description)
+                } catch {
+                    unlockError = error
+                }
             }
         }
         try enqueue("next", session: table.openSession())
@@ -178,13 +180,15 @@ final class QueueTests: LockTableTestCase {
         let key = try acquire(session: table.openSession())
         var failures: [LockFailure] = []
         for index in 0..<5 {
-            _ = try table.lock(name: "L", session: table.openSession()) { [unowned self] outcome in
-                log.handler("gone-\(index)")(outcome)
-                guard case .granted(let granted) = outcome else { return }
-                do throws(LockFailure) {
-                    try table.unlock(name: "L", key: granted.description)
-                } catch {
-                    failures.append(error)
+            _ = try table.lock(name: "L", session: table.openSession()) {
+                { [unowned self] outcome in
+                    log.handler("gone-\(index)")(outcome)
+                    guard case .granted(let granted) = outcome else { return }
+                    do throws(LockFailure) {
+                        try table.unlock(name: "L", key: granted.description)
+                    } catch {
+                        failures.append(error)
+                    }
                 }
             }
         }
@@ -202,10 +206,12 @@ final class QueueTests: LockTableTestCase {
         let waiterSession = table.openSession()
         var seenHolders: [LockKey] = []
         var seenWaiters: Int?
-        _ = try table.lock(name: "L", session: waiterSession) { [unowned self] outcome in
-            guard case .granted = outcome else { return }
-            seenHolders = table.lockInfo(name: "L")?.holders.map(\.key) ?? []
-            seenWaiters = table.lockInfo(name: "L")?.waiterCount
+        _ = try table.lock(name: "L", session: waiterSession) {
+            { [unowned self] outcome in
+                guard case .granted = outcome else { return }
+                seenHolders = table.lockInfo(name: "L")?.holders.map(\.key) ?? []
+                seenWaiters = table.lockInfo(name: "L")?.waiterCount
+            }
         }
         try enqueue("behind", session: table.openSession())
 
@@ -217,10 +223,12 @@ final class QueueTests: LockTableTestCase {
 
     func testHandlerThatUnlocksAGrantFromALeaseExpiryPassesTheLockOn() throws {
         _ = try acquire(leaseSeconds: 2, session: table.openSession())
-        _ = try table.lock(name: "L", session: table.openSession()) { [unowned self] outcome in
-            log.handler("gone")(outcome)
-            if case .granted(let granted) = outcome {
-                try? table.unlock(name: "L", key: granted.description)
+        _ = try table.lock(name: "L", session: table.openSession()) {
+            { [unowned self] outcome in
+                log.handler("gone")(outcome)
+                if case .granted(let granted) = outcome {
+                    try? table.unlock(name: "L", key: granted.description)
+                }
             }
         }
         try enqueue("next", session: table.openSession())
@@ -235,10 +243,12 @@ final class QueueTests: LockTableTestCase {
     func testHandlerThatUnlocksAGrantFromASessionCloseFreesTheSlot() throws {
         let closing = table.openSession()
         _ = try acquire(session: closing)
-        _ = try table.lock(name: "L", session: table.openSession()) { [unowned self] outcome in
-            log.handler("gone")(outcome)
-            if case .granted(let granted) = outcome {
-                try? table.unlock(name: "L", key: granted.description)
+        _ = try table.lock(name: "L", session: table.openSession()) {
+            { [unowned self] outcome in
+                log.handler("gone")(outcome)
+                if case .granted(let granted) = outcome {
+                    try? table.unlock(name: "L", key: granted.description)
+                }
             }
         }
 

@@ -294,18 +294,23 @@ private final class ModelRun {
             }
         }
         let attempt: LockAttempt
+        var madeHandlers = 0
         do {
             attempt = try table.lock(
                 name: name,
                 size: size,
                 leaseSeconds: lease,
                 waitTimeoutSeconds: wait,
-                session: session,
-                onOutcome: handler
-            )
+                session: session
+            ) {
+                madeHandlers += 1
+                return handler
+            }
         } catch {
+            check(madeHandlers == 0, "made an outcome handler for a rejected call")
             return checkFailure(error, expected: expected)
         }
+        check(madeHandlers == (attempt.ticket == nil ? 0 : 1), "made \(madeHandlers) outcome handlers for \(attempt)")
         switch (attempt, expected) {
         case (.acquired(let key), .success(true)):
             addHolder(name: name, size: size, key: key, request: nil, session: session, leaseSeconds: lease)
@@ -330,7 +335,7 @@ private final class ModelRun {
     func unlockStep() {
         let live = liveKeys()
         var name = rng.pick(names)
-        var keyText = LockKey.random().description
+        var keyText = unheldKey().description
         switch rng.below(100) {
         case 0..<70 where !live.isEmpty:
             let pair = rng.pick(live)
@@ -381,7 +386,7 @@ private final class ModelRun {
     func renewStep() {
         let live = liveKeys()
         var name = rng.pick(names)
-        var key = LockKey.random()
+        var key = unheldKey()
         if !live.isEmpty, rng.percent(80) {
             (name, key) = rng.pick(live)
         } else if !releasedKeys.isEmpty, rng.percent(50) {

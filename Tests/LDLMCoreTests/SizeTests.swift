@@ -39,7 +39,7 @@ final class SizeTests: LockTableTestCase {
             try table.tryLock(name: "L", size: 2, session: other)
         }
         assertThrows(.lockSizeMismatch(name: "L", lockSize: 3, requestedSize: 1)) { () throws(LockFailure) in
-            try table.lock(name: "L", session: other, onOutcome: log.handler("caller"))
+            try table.lock(name: "L", session: other) { log.makeHandler("caller") }
         }
 
         let info = try XCTUnwrap(table.lockInfo(name: "L"))
@@ -57,7 +57,7 @@ final class SizeTests: LockTableTestCase {
         try table.unlock(name: "L", key: key.description)
 
         assertThrows(.lockSizeMismatch(name: "L", lockSize: 2, requestedSize: 5)) { () throws(LockFailure) in
-            try table.lock(name: "L", size: 5, session: owner, onOutcome: log.handler("caller"))
+            try table.lock(name: "L", size: 5, session: owner) { log.makeHandler("caller") }
         }
     }
 
@@ -102,7 +102,7 @@ final class SizeTests: LockTableTestCase {
 
         XCTAssertEqual(log.labels, ["w1"])
         XCTAssertNil(try table.tryLock(name: "L", size: 2, session: late))
-        let attempt = try table.lock(name: "L", size: 2, session: late, onOutcome: log.handler("late"))
+        let attempt = try table.lock(name: "L", size: 2, session: late) { log.makeHandler("late") }
         XCTAssertNotNil(attempt.ticket, "lock() queues behind w2 rather than taking a slot")
         XCTAssertEqual(table.lockInfo(name: "L")?.waiterCount, 2)
     }
@@ -115,10 +115,12 @@ final class SizeTests: LockTableTestCase {
         let first = try acquire(size: 2, session: owner)
         let second = try acquire(size: 2, session: owner)
         var tryLockResults: [LockKey?] = []
-        _ = try table.lock(name: "L", size: 2, session: table.openSession()) { [unowned self] outcome in
-            guard case .granted(let key) = outcome else { return }
-            try? table.unlock(name: "L", key: key.description)
-            tryLockResults.append(try? table.tryLock(name: "L", size: 2, session: late))
+        _ = try table.lock(name: "L", size: 2, session: table.openSession()) {
+            { [unowned self] outcome in
+                guard case .granted(let key) = outcome else { return }
+                try? table.unlock(name: "L", key: key.description)
+                tryLockResults.append(try? table.tryLock(name: "L", size: 2, session: late))
+            }
         }
         try enqueue("w2", size: 2, session: table.openSession())
         try enqueue("w3", size: 2, session: table.openSession())

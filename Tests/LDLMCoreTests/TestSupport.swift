@@ -19,12 +19,21 @@ final class FakeClock: LockClock {
     }
 }
 
-/// Records every outcome handler call, labelled by the test.
+/// Records every outcome handler call, labelled by the test, and every
+/// handler a `lock` call asked for.
 final class OutcomeLog {
     private(set) var calls: [(label: String, outcome: WaitOutcome)] = []
+    /// Labels of the handlers `lock` made, in order: one per queued call.
+    private(set) var madeHandlers: [String] = []
 
     func handler(_ label: String) -> (WaitOutcome) -> Void {
         { [unowned self] outcome in self.calls.append((label, outcome)) }
+    }
+
+    /// For `lock`'s `makeOutcomeHandler`: records that the call asked for one.
+    func makeHandler(_ label: String) -> (WaitOutcome) -> Void {
+        madeHandlers.append(label)
+        return handler(label)
     }
 
     var labels: [String] { calls.map(\.label) }
@@ -78,6 +87,11 @@ func assertInvalidArgument<T>(
 /// Ends a test whose failure was already recorded and cannot go on.
 struct StopTest: Error {}
 
+/// A well-formed key that no table handed out.
+func unheldKey() -> LockKey {
+    LockKeyGenerator().next()
+}
+
 extension LockAttempt {
     var acquiredKey: LockKey? {
         if case .acquired(let key) = self { return key }
@@ -122,18 +136,19 @@ class LockTableTestCase: XCTestCase {
         file: StaticString = #filePath,
         line: UInt = #line
     ) throws -> WaitTicket {
+        let madeBefore = log.madeHandlers.count
         let attempt = try table.lock(
             name: name,
             size: size,
             leaseSeconds: leaseSeconds,
             waitTimeoutSeconds: waitTimeoutSeconds,
-            session: session,
-            onOutcome: log.handler(label)
-        )
+            session: session
+        ) { log.makeHandler(label) }
         guard let ticket = attempt.ticket else {
             XCTFail("\(label) expected to queue, got \(attempt)", file: file, line: line)
             throw StopTest()
         }
+        XCTAssertEqual(log.madeHandlers.dropFirst(madeBefore), [label], "a queued call makes one handler", file: file, line: line)
         return ticket
     }
 

@@ -4,7 +4,7 @@ import XCTest
 final class UnlockErrorTests: LockTableTestCase {
     func testUnlockOfAnUnknownNameReportsItMissing() {
         assertThrows(.lockDoesNotExist(name: "nope")) { () throws(LockFailure) in
-            try table.unlock(name: "nope", key: LockKey.random().description)
+            try table.unlock(name: "nope", key: unheldKey().description)
         }
         assertThrows(.lockDoesNotExist(name: "")) { () throws(LockFailure) in
             try table.unlock(name: "", key: "garbage")
@@ -17,7 +17,7 @@ final class UnlockErrorTests: LockTableTestCase {
         let otherKey = try acquire(name: "M", session: session)
 
         for badKey in [
-            LockKey.random().description,
+            unheldKey().description,
             otherKey.description,
             "",
             "not-a-key",
@@ -39,7 +39,7 @@ final class UnlockErrorTests: LockTableTestCase {
         try enqueue("waiter", session: table.openSession())
 
         assertThrows(.invalidLockKey(name: "L")) { () throws(LockFailure) in
-            try table.unlock(name: "L", key: LockKey.random().description)
+            try table.unlock(name: "L", key: unheldKey().description)
         }
 
         XCTAssertTrue(log.calls.isEmpty)

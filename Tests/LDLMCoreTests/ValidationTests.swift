@@ -9,7 +9,7 @@ final class ValidationTests: LockTableTestCase {
             try table.tryLock(name: "", session: session)
         }
         assertInvalidArgument { () throws(LockFailure) in
-            try table.lock(name: "", session: session, onOutcome: log.handler("caller"))
+            try table.lock(name: "", session: session) { log.makeHandler("caller") }
         }
 
         XCTAssertEqual(table.lockCount, 0)
@@ -34,7 +34,7 @@ final class ValidationTests: LockTableTestCase {
         }
         // Three characters, twelve bytes.
         assertInvalidArgument { () throws(LockFailure) in
-            try table.lock(name: "\u{1F512}\u{1F512}\u{1F512}", session: session, onOutcome: log.handler("caller"))
+            try table.lock(name: "\u{1F512}\u{1F512}\u{1F512}", session: session) { log.makeHandler("caller") }
         }
         XCTAssertEqual(table.lockCount, 2)
     }
@@ -57,7 +57,7 @@ final class ValidationTests: LockTableTestCase {
             try table.tryLock(name: "L", leaseSeconds: -1, session: session)
         }
         assertInvalidArgument { () throws(LockFailure) in
-            try table.lock(name: "L", leaseSeconds: -5, session: session, onOutcome: log.handler("caller"))
+            try table.lock(name: "L", leaseSeconds: -5, session: session) { log.makeHandler("caller") }
         }
 
         XCTAssertEqual(table.lockCount, 0)
@@ -71,11 +71,11 @@ final class ValidationTests: LockTableTestCase {
         let key = try acquire(session: holder)
 
         assertInvalidArgument { () throws(LockFailure) in
-            try table.lock(name: "L", waitTimeoutSeconds: -1, session: other, onOutcome: log.handler("caller"))
+            try table.lock(name: "L", waitTimeoutSeconds: -1, session: other) { log.makeHandler("caller") }
         }
         // And on a free name, where it would otherwise acquire at once.
         assertInvalidArgument { () throws(LockFailure) in
-            try table.lock(name: "free", waitTimeoutSeconds: -1, session: other, onOutcome: log.handler("caller"))
+            try table.lock(name: "free", waitTimeoutSeconds: -1, session: other) { log.makeHandler("caller") }
         }
 
         XCTAssertEqual(table.lockInfo(name: "L")?.waiterCount, 0)
@@ -92,7 +92,7 @@ final class ValidationTests: LockTableTestCase {
             try table.tryLock(name: "L", size: 0, session: session)
         }
         assertThrows(.invalidLockSize(-3)) { () throws(LockFailure) in
-            try table.lock(name: "L", size: -3, session: session, onOutcome: log.handler("caller"))
+            try table.lock(name: "L", size: -3, session: session) { log.makeHandler("caller") }
         }
         XCTAssertEqual(table.lockCount, 0)
     }
@@ -103,7 +103,7 @@ final class ValidationTests: LockTableTestCase {
         let key = try acquire(size: 2, session: holder)
 
         assertInvalidArgument { () throws(LockFailure) in
-            try table.lock(name: "L", size: 2, leaseSeconds: -1, session: other, onOutcome: log.handler("caller"))
+            try table.lock(name: "L", size: 2, leaseSeconds: -1, session: other) { log.makeHandler("caller") }
         }
 
         let info = try XCTUnwrap(table.lockInfo(name: "L"))
@@ -120,7 +120,7 @@ final class ValidationTests: LockTableTestCase {
             try table.tryLock(name: "L", session: session)
         }
         assertInvalidArgument { () throws(LockFailure) in
-            try table.lock(name: "L", session: session, onOutcome: log.handler("caller"))
+            try table.lock(name: "L", session: session) { log.makeHandler("caller") }
         }
         // Never opened at all.
         assertInvalidArgument { () throws(LockFailure) in

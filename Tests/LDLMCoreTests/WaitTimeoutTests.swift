@@ -127,9 +127,11 @@ final class WaitTimeoutTests: LockTableTestCase {
         let key = try acquire(session: table.openSession())
         let waiterSession = table.openSession()
         var requeued: LockAttempt?
-        _ = try table.lock(name: "L", waitTimeoutSeconds: 1, session: waiterSession) { [unowned self] outcome in
-            log.handler("first try")(outcome)
-            requeued = try? table.lock(name: "L", session: waiterSession, onOutcome: log.handler("second try"))
+        _ = try table.lock(name: "L", waitTimeoutSeconds: 1, session: waiterSession) {
+            { [unowned self] outcome in
+                log.handler("first try")(outcome)
+                requeued = try? table.lock(name: "L", session: waiterSession) { log.makeHandler("second try") }
+            }
         }
 
         clock.advance(seconds: 1)
