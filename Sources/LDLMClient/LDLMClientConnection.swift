@@ -53,7 +53,7 @@ public final class LDLMClientConnection {
         completion: @escaping (GRPCResponse) -> Void
     ) {
         eventLoop.preconditionInEventLoop()
-        handler.call(path: path, message: message, timeoutNanoseconds: timeoutNanoseconds, completion: completion)
+        handler.call(path: path, prefixedMessage: GRPCMessageFraming.frame(message), timeoutNanoseconds: timeoutNanoseconds, completion: completion)
     }
 
     public func lock(_ request: LockRequest, timeoutNanoseconds: UInt64? = nil, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) {
@@ -83,7 +83,9 @@ public final class LDLMClientConnection {
         timeoutNanoseconds: UInt64?,
         completion: @escaping (Result<Response, GRPCStatus>) -> Void
     ) {
-        call(path: path, message: request.serializedBytes(), timeoutNanoseconds: timeoutNanoseconds) { response in
+        eventLoop.preconditionInEventLoop()
+        let prefixedMessage = request.serializedBytes(reservingPrefix: GRPCMessageFraming.prefixLength)
+        handler.call(path: path, prefixedMessage: prefixedMessage, timeoutNanoseconds: timeoutNanoseconds) { response in
             guard response.status.code == .ok else {
                 return completion(.failure(response.status))
             }
@@ -106,8 +108,11 @@ final class LDLMClientHandler: ChannelInboundHandler {
     private let grpc: GRPCClientConnection
     private let metadata: [HTTP2Header]
     private var context: ChannelHandlerContext?
-    private var completions: [Int32: (GRPCResponse) -> Void] = [:]
+    private var completions = StreamIDMap<(GRPCResponse) -> Void>()
     private var flushPending = false
+    /// Reused for every write: the socket usually takes it whole, leaving it
+    /// uniquely ours again by the next flush.
+    private var outputBuffer: ByteBuffer?
 
     init(grpc: GRPCClientConnection, metadata: [HTTP2Header]) {
         self.grpc = grpc
@@ -123,9 +128,9 @@ final class LDLMClientHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
-    func call(path: String, message: [UInt8], timeoutNanoseconds: UInt64?, completion: @escaping (GRPCResponse) -> Void) {
+    func call(path: String, prefixedMessage: [UInt8], timeoutNanoseconds: UInt64?, completion: @escaping (GRPCResponse) -> Void) {
         do {
-            let streamID = try grpc.startCall(path: path, message: message, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds)
+            let streamID = try grpc.startCall(path: path, prefixedMessage: prefixedMessage, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds)
             completions[streamID] = completion
         } catch {
             completion(GRPCResponse(streamID: 0, status: GRPCStatus(.unavailable, "cannot start call: \(error)"), message: nil))
@@ -140,8 +145,7 @@ final class LDLMClientHandler: ChannelInboundHandler {
         let buffer = unwrapInboundIn(data)
         flushPending = true
         do {
-            let events = try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes) }
-            handle(events)
+            try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes, onEvent: handle) }
         } catch {
             context.close(promise: nil)
         }
@@ -162,11 +166,9 @@ final class LDLMClientHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    private func handle(_ events: [GRPCClientEvent]) {
-        for event in events {
-            if case .response(let response) = event, let completion = completions.removeValue(forKey: response.streamID) {
-                completion(response)
-            }
+    private func handle(_ event: GRPCClientEvent) {
+        if case .response(let response) = event, let completion = completions.removeValue(forKey: response.streamID) {
+            completion(response)
         }
     }
 
@@ -174,9 +176,11 @@ final class LDLMClientHandler: ChannelInboundHandler {
         guard let context else { return }
         flushPending = true
         defer { flushPending = false }
-        var buffer = context.channel.allocator.buffer(capacity: 1024)
+        var buffer = outputBuffer ?? context.channel.allocator.buffer(capacity: 1024)
+        outputBuffer = nil
+        buffer.clear()
         do {
-            try grpc.drainOutput({ buffer.writeBytes($0) }, handlingEvents: handle)
+            try grpc.drainOutput({ buffer.writeBytes($0) }, onEvent: handle)
         } catch {
             context.close(promise: nil)
             return
@@ -184,5 +188,7 @@ final class LDLMClientHandler: ChannelInboundHandler {
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
+        // A burst's large buffer is not kept for the connection's lifetime.
+        outputBuffer = buffer.capacity <= 64 * 1024 ? buffer : nil
     }
 }

@@ -5,9 +5,9 @@ public struct GRPCResponse: Sendable {
     public let streamID: Int32
     public let status: GRPCStatus
     /// The response message; nil when the server answered with a status only.
-    public let message: [UInt8]?
+    public let message: ArraySlice<UInt8>?
 
-    public init(streamID: Int32, status: GRPCStatus, message: [UInt8]?) {
+    public init(streamID: Int32, status: GRPCStatus, message: ArraySlice<UInt8>?) {
         self.streamID = streamID
         self.status = status
         self.message = message
@@ -25,11 +25,15 @@ public enum GRPCClientEvent: Sendable {
 public final class GRPCClientConnection {
     public let http2: HTTP2Connection
     private let authority: String
-    private var calls: [Int32: CallState] = [:]
+    private var calls = StreamIDMap<CallState>()
+    /// Request headers per path for calls without timeout or metadata, laid
+    /// out once. Bounded, like the paths a client uses.
+    private var plainRequestHeaders: [String: HTTP2HeaderBlock] = [:]
+    private static let maxPlainRequestHeaders = 16
 
     private struct CallState {
-        var headers: [HTTP2Header]?
-        var trailers: [HTTP2Header]?
+        var headers: HTTP2HeaderFields?
+        var trailers: HTTP2HeaderFields?
         var body: [UInt8] = []
     }
 
@@ -38,13 +42,30 @@ public final class GRPCClientConnection {
         self.http2 = try HTTP2Connection(role: .client, settings: http2Settings)
     }
 
-    /// Starts a unary call; its ``GRPCResponse`` arrives as an event.
+    /// Starts a unary call; its ``GRPCResponse`` arrives as an event. The
+    /// message was serialized after ``GRPCMessageFraming/prefixLength``
+    /// reserved bytes, which this fills in.
     public func startCall(
         path: String,
-        message: [UInt8],
+        prefixedMessage: [UInt8],
         metadata: [HTTP2Header] = [],
         timeoutNanoseconds: UInt64? = nil
     ) throws(HTTP2Error) -> Int32 {
+        var framed = prefixedMessage
+        GRPCMessageFraming.writePrefix(into: &framed)
+        let streamID = try http2.sendRequest(
+            headers: requestHeaders(path: path, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds),
+            body: framed
+        )
+        calls[streamID] = CallState()
+        return streamID
+    }
+
+    private func requestHeaders(path: String, metadata: [HTTP2Header], timeoutNanoseconds: UInt64?) -> HTTP2HeaderBlock {
+        let isPlain = metadata.isEmpty && timeoutNanoseconds == nil
+        if isPlain, let block = plainRequestHeaders[path] {
+            return block
+        }
         var headers = [
             HTTP2Header(":method", "POST"),
             HTTP2Header(":scheme", "http"),
@@ -57,66 +78,62 @@ public final class GRPCClientConnection {
             headers.append(HTTP2Header("grpc-timeout", formatGRPCTimeout(nanoseconds: timeoutNanoseconds)))
         }
         headers.append(contentsOf: metadata)
-        let streamID = try http2.sendRequest(headers: headers, body: GRPCMessageFraming.frame(message))
-        calls[streamID] = CallState()
-        return streamID
-    }
-
-    public func receive(_ bytes: UnsafeRawBufferPointer) throws(HTTP2Error) -> [GRPCClientEvent] {
-        try http2.receive(bytes)
-        return process(http2.takeEvents())
-    }
-
-    public func receive(_ bytes: [UInt8]) throws(HTTP2Error) -> [GRPCClientEvent] {
-        try http2.receive(bytes)
-        return process(http2.takeEvents())
-    }
-
-    /// Events raised while sending.
-    public func takeEvents() -> [GRPCClientEvent] {
-        guard http2.hasEvents else { return [] }
-        return process(http2.takeEvents())
-    }
-
-    private func process(_ events: [HTTP2Event]) -> [GRPCClientEvent] {
-        var output: [GRPCClientEvent] = []
-        for event in events {
-            switch event {
-            case .headers(let streamID, let headers):
-                if calls[streamID]?.headers == nil {
-                    calls[streamID]?.headers = headers
-                } else {
-                    calls[streamID]?.trailers = headers
-                }
-            case .data(let streamID, let bytes):
-                calls[streamID]?.body.append(contentsOf: bytes)
-            case .endStream:
-                break
-            case .streamClosed(let streamID, let errorCode):
-                guard let call = calls.removeValue(forKey: streamID) else { continue }
-                output.append(.response(Self.response(streamID: streamID, call: call, errorCode: errorCode)))
-            case .pingAcknowledged:
-                output.append(.pingAcknowledged)
-            case .goAway:
-                output.append(.goAway)
-            }
+        let block = HTTP2HeaderBlock(headers)
+        if isPlain, plainRequestHeaders.count < Self.maxPlainRequestHeaders {
+            plainRequestHeaders[path] = block
         }
-        return output
+        return block
+    }
+
+    public func receive(_ bytes: UnsafeRawBufferPointer, onEvent: (GRPCClientEvent) -> Void) throws(HTTP2Error) {
+        try http2.receive(bytes)
+        drainEvents(onEvent)
+    }
+
+    /// Handles events raised while sending.
+    public func drainEvents(_ onEvent: (GRPCClientEvent) -> Void) {
+        http2.drainEvents { process($0, onEvent) }
+    }
+
+    private func process(_ event: HTTP2Event, _ onEvent: (GRPCClientEvent) -> Void) {
+        switch event {
+        case .headers(let streamID, let headers):
+            if calls[streamID]?.headers == nil {
+                calls[streamID]?.headers = headers
+            } else {
+                calls[streamID]?.trailers = headers
+            }
+        case .data(let streamID, let bytes):
+            if calls[streamID]?.body.isEmpty == true {
+                calls[streamID]?.body = bytes
+            } else {
+                calls[streamID]?.body.append(contentsOf: bytes)
+            }
+        case .endStream:
+            break
+        case .streamClosed(let streamID, let errorCode):
+            guard let call = calls.removeValue(forKey: streamID) else { return }
+            onEvent(.response(Self.response(streamID: streamID, call: call, errorCode: errorCode)))
+        case .pingAcknowledged:
+            onEvent(.pingAcknowledged)
+        case .goAway:
+            onEvent(.goAway)
+        }
     }
 
     private static func response(streamID: Int32, call: CallState, errorCode: UInt32) -> GRPCResponse {
         // A trailers-only response carries grpc-status in its headers.
-        let statusFields = call.trailers ?? call.headers ?? []
-        guard let statusText = statusFields.first(named: "grpc-status") else {
-            let httpStatus = call.headers?.first(named: ":status") ?? "none"
+        let statusFields = call.trailers ?? call.headers ?? HTTP2HeaderFields()
+        guard let statusText = statusFields.value(named: "grpc-status") else {
+            let httpStatus = call.headers?.value(named: ":status") ?? "none"
             let reason = errorCode != 0 ? "stream reset with HTTP/2 error \(errorCode)" : "no grpc-status (HTTP status \(httpStatus))"
             return GRPCResponse(streamID: streamID, status: GRPCStatus(errorCode != 0 ? .unavailable : .internal, reason), message: nil)
         }
         let code = Int(statusText).flatMap(GRPCStatus.Code.init(rawValue:)) ?? .unknown
-        let message = GRPCPercentEncoding.decode(statusFields.first(named: "grpc-message") ?? "")
-        var payload: [UInt8]?
+        let message = statusFields.value(named: "grpc-message").map(GRPCPercentEncoding.decode) ?? ""
+        var payload: ArraySlice<UInt8>?
         if call.body.count >= GRPCMessageFraming.prefixLength {
-            payload = Array(call.body[GRPCMessageFraming.prefixLength...])
+            payload = call.body[GRPCMessageFraming.prefixLength...]
         }
         return GRPCResponse(streamID: streamID, status: GRPCStatus(code, message), message: payload)
     }

@@ -4,22 +4,21 @@ import LDLMHTTP2
 public protocol GRPCConnectionOutput: AnyObject {
     associatedtype Event
     var http2: HTTP2Connection { get }
-    /// Events raised while sending, such as streams that closed once their last frame went out.
-    func takeEvents() -> [Event]
+    /// Handles events raised while sending, such as streams that closed once their last frame went out.
+    func drainEvents(_ onEvent: (Event) -> Void)
 }
 
 extension GRPCConnectionOutput {
     /// Hands all pending output to `write` and the events sending raised to
-    /// `handle`, again and again, since handling them may queue more output.
+    /// `onEvent`, again and again, since handling them may queue more output.
     public func drainOutput(
         _ write: (UnsafeRawBufferPointer) -> Void,
-        handlingEvents handle: ([Event]) -> Void
+        onEvent: (Event) -> Void
     ) throws(HTTP2Error) {
         while true {
             try http2.drainOutput(write)
-            let events = takeEvents()
-            if events.isEmpty { return }
-            handle(events)
+            guard http2.hasEvents else { return }
+            drainEvents(onEvent)
         }
     }
 }

@@ -3,16 +3,24 @@
 public enum GRPCMessageFraming {
     public static let prefixLength = 5
 
+    /// Writes the prefix into the first ``prefixLength`` bytes of `framed`,
+    /// whose message follows them.
+    public static func writePrefix(into framed: inout [UInt8]) {
+        precondition(framed.count >= prefixLength, "no room reserved for the gRPC prefix")
+        let length = UInt32(framed.count - prefixLength)
+        framed[0] = 0
+        framed[1] = UInt8(truncatingIfNeeded: length >> 24)
+        framed[2] = UInt8(truncatingIfNeeded: length >> 16)
+        framed[3] = UInt8(truncatingIfNeeded: length >> 8)
+        framed[4] = UInt8(truncatingIfNeeded: length)
+    }
+
     public static func frame(_ message: [UInt8]) -> [UInt8] {
         var framed = [UInt8]()
         framed.reserveCapacity(prefixLength + message.count)
-        framed.append(0)
-        let length = UInt32(message.count)
-        framed.append(UInt8(truncatingIfNeeded: length >> 24))
-        framed.append(UInt8(truncatingIfNeeded: length >> 16))
-        framed.append(UInt8(truncatingIfNeeded: length >> 8))
-        framed.append(UInt8(truncatingIfNeeded: length))
+        framed.append(contentsOf: repeatElement(0, count: prefixLength))
         framed.append(contentsOf: message)
+        writePrefix(into: &framed)
         return framed
     }
 }
@@ -29,7 +37,12 @@ struct UnaryMessageAccumulator {
     }
 
     mutating func append(_ bytes: [UInt8]) throws(GRPCStatus) {
-        buffer.append(contentsOf: bytes)
+        if buffer.isEmpty {
+            // Most messages arrive in one chunk: keep it rather than copy it.
+            buffer = bytes
+        } else {
+            buffer.append(contentsOf: bytes)
+        }
         guard buffer.count >= GRPCMessageFraming.prefixLength else { return }
         let length = try declaredLength()
         if buffer.count > GRPCMessageFraming.prefixLength + length {
@@ -38,7 +51,7 @@ struct UnaryMessageAccumulator {
     }
 
     /// The message once the peer has ended the stream.
-    func message() throws(GRPCStatus) -> [UInt8] {
+    func message() throws(GRPCStatus) -> ArraySlice<UInt8> {
         guard buffer.count >= GRPCMessageFraming.prefixLength else {
             throw GRPCStatus(.invalidArgument, buffer.isEmpty ? "request has no message" : "request message is truncated")
         }
@@ -46,7 +59,7 @@ struct UnaryMessageAccumulator {
         guard buffer.count == GRPCMessageFraming.prefixLength + length else {
             throw GRPCStatus(.invalidArgument, "request message is truncated: \(buffer.count - GRPCMessageFraming.prefixLength) of \(length) bytes")
         }
-        return Array(buffer[GRPCMessageFraming.prefixLength...])
+        return buffer[GRPCMessageFraming.prefixLength...]
     }
 
     private func declaredLength() throws(GRPCStatus) -> Int {

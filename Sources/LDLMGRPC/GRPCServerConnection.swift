@@ -5,11 +5,12 @@ public struct GRPCRequest: Sendable {
     public let streamID: Int32
     /// `:path`, e.g. `/ldlm.LDLM/Lock`.
     public let path: String
-    /// Every non-pseudo header, `authorization` included.
-    public let metadata: [HTTP2Header]
+    /// The whole header block; metadata such as `authorization` is looked up by name.
+    public let headers: HTTP2HeaderFields
     /// From `grpc-timeout`; nil when the client set no deadline.
     public let timeoutNanoseconds: UInt64?
-    public let message: [UInt8]
+    /// The message without its 5-byte prefix.
+    public let message: ArraySlice<UInt8>
 }
 
 /// What the owner of a ``GRPCServerConnection`` has to act on.
@@ -34,18 +35,20 @@ public struct GRPCServerLimits: Sendable {
 /// Checks what every call must get right before its owner sees it (method,
 /// content type, timeout syntax, message framing and size) and answers those
 /// failures itself; the owner routes `.request` events and answers with
-/// ``sendResponse(streamID:message:)`` or ``sendStatus(streamID:_:)``.
+/// ``sendResponse(streamID:prefixedMessage:)`` or ``sendStatus(streamID:_:)``.
 public final class GRPCServerConnection {
     public let http2: HTTP2Connection
     private let limits: GRPCServerLimits
-    private var streams: [Int32: StreamState] = [:]
-    /// Bodies of streams in `.receiving`, kept apart so appending mutates in place.
-    private var bodies: [Int32: UnaryMessageAccumulator] = [:]
+    private var streams = StreamIDMap<StreamState>()
+    /// Paths this connection has seen, so a request reuses a String rather than
+    /// building one. Bounded: a client inventing paths gets fresh Strings.
+    private var knownPaths: [String] = []
+    private static let maxKnownPaths = 8
 
     private struct StreamState {
         enum Phase {
             /// Headers accepted, body arriving.
-            case receiving(path: String, metadata: [HTTP2Header], timeout: UInt64?)
+            case receiving
             /// Handed to the owner as a `.request`.
             case dispatched
             /// Answered; the response is on its way.
@@ -53,6 +56,15 @@ public final class GRPCServerConnection {
         }
 
         var phase: Phase
+        var path = ""
+        var headers = HTTP2HeaderFields()
+        var timeout: UInt64?
+        var body: UnaryMessageAccumulator
+
+        init(phase: Phase, maxMessageBytes: Int) {
+            self.phase = phase
+            self.body = UnaryMessageAccumulator(maxMessageBytes: maxMessageBytes)
+        }
     }
 
     public init(limits: GRPCServerLimits = GRPCServerLimits(), http2Settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
@@ -60,32 +72,31 @@ public final class GRPCServerConnection {
         self.http2 = try HTTP2Connection(role: .server, settings: http2Settings)
     }
 
-    /// Processes bytes from the client. Throws on an HTTP/2 protocol error; the
-    /// connection must then be drained and closed.
-    public func receive(_ bytes: UnsafeRawBufferPointer) throws(HTTP2Error) -> [GRPCServerEvent] {
+    /// Processes bytes from the client, handing what the owner must act on to
+    /// `onEvent`. Throws on an HTTP/2 protocol error; the connection must then
+    /// be drained and closed.
+    public func receive(_ bytes: UnsafeRawBufferPointer, onEvent: (GRPCServerEvent) -> Void) throws(HTTP2Error) {
         try http2.receive(bytes)
-        return process(http2.takeEvents())
+        drainEvents(onEvent)
     }
 
-    public func receive(_ bytes: [UInt8]) throws(HTTP2Error) -> [GRPCServerEvent] {
-        try http2.receive(bytes)
-        return process(http2.takeEvents())
+    /// Handles events raised while sending (e.g. a stream that closed once its response went out).
+    public func drainEvents(_ onEvent: (GRPCServerEvent) -> Void) {
+        http2.drainEvents { process($0, onEvent) }
     }
 
-    /// Events raised while sending (e.g. a stream that closed once its response went out).
-    public func takeEvents() -> [GRPCServerEvent] {
-        guard http2.hasEvents else { return [] }
-        return process(http2.takeEvents())
-    }
-
-    /// Answers a dispatched request with a message and status OK.
-    public func sendResponse(streamID: Int32, message: [UInt8]) {
+    /// Answers a dispatched request with a message and status OK. The message
+    /// was serialized after ``GRPCMessageFraming/prefixLength`` reserved bytes,
+    /// which this fills in, so the response is sent without another copy.
+    public func sendResponse(streamID: Int32, prefixedMessage: [UInt8]) {
         guard markAnswered(streamID) else { return }
+        var framed = prefixedMessage
+        GRPCMessageFraming.writePrefix(into: &framed)
         do {
             try http2.sendResponse(
                 streamID: streamID,
                 headers: Self.responseHeaders,
-                body: GRPCMessageFraming.frame(message),
+                body: framed,
                 trailers: Self.okTrailers
             )
         } catch {
@@ -98,7 +109,7 @@ public final class GRPCServerConnection {
         let stillReceiving: Bool
         if case .receiving = streams[streamID]?.phase { stillReceiving = true } else { stillReceiving = false }
         guard markAnswered(streamID) else { return }
-        bodies.removeValue(forKey: streamID)
+        streams[streamID]?.body = UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes)
         sendTrailersOnly(streamID: streamID, httpStatus: "200", status: status, stopClient: stillReceiving)
     }
 
@@ -144,87 +155,101 @@ public final class GRPCServerConnection {
         }
     }
 
-    private func process(_ events: [HTTP2Event]) -> [GRPCServerEvent] {
-        var output: [GRPCServerEvent] = []
-        for event in events {
-            switch event {
-            case .headers(let streamID, let headers):
-                if streams[streamID] == nil {
-                    begin(streamID: streamID, headers: headers)
-                }
-            case .data(let streamID, let bytes):
-                do {
-                    try bodies[streamID]?.append(bytes)
-                } catch {
-                    sendStatus(streamID: streamID, error)
-                }
-            case .endStream(let streamID):
-                guard case .receiving(let path, let metadata, let timeout) = streams[streamID]?.phase,
-                      let body = bodies.removeValue(forKey: streamID)
-                else { continue }
-                do {
-                    let message = try body.message()
-                    streams[streamID]?.phase = .dispatched
-                    output.append(.request(GRPCRequest(streamID: streamID, path: path, metadata: metadata, timeoutNanoseconds: timeout, message: message)))
-                } catch {
-                    sendStatus(streamID: streamID, error)
-                }
-            case .streamClosed(let streamID, let errorCode):
-                bodies.removeValue(forKey: streamID)
-                guard let state = streams.removeValue(forKey: streamID) else { continue }
-                switch state.phase {
-                case .dispatched:
-                    output.append(.requestEnded(streamID: streamID, responseDelivered: false))
-                case .answered(dispatched: true):
-                    output.append(.requestEnded(streamID: streamID, responseDelivered: errorCode == HTTP2ErrorCode.noError))
-                case .receiving, .answered(dispatched: false):
-                    break
-                }
-            case .pingAcknowledged:
-                output.append(.pingAcknowledged)
-            case .goAway:
-                output.append(.goAway)
+    private func process(_ event: HTTP2Event, _ onEvent: (GRPCServerEvent) -> Void) {
+        switch event {
+        case .headers(let streamID, let headers):
+            if streams[streamID] == nil {
+                begin(streamID: streamID, headers: headers)
             }
+        case .data(let streamID, let bytes):
+            guard case .receiving = streams[streamID]?.phase else { return }
+            do {
+                try streams[streamID]?.body.append(bytes)
+            } catch {
+                sendStatus(streamID: streamID, error)
+            }
+        case .endStream(let streamID):
+            guard let state = streams[streamID], case .receiving = state.phase else { return }
+            do {
+                let message = try state.body.message()
+                streams[streamID]?.phase = .dispatched
+                streams[streamID]?.body = UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes)
+                onEvent(.request(GRPCRequest(streamID: streamID, path: state.path, headers: state.headers, timeoutNanoseconds: state.timeout, message: message)))
+            } catch {
+                sendStatus(streamID: streamID, error)
+            }
+        case .streamClosed(let streamID, let errorCode):
+            guard let state = streams.removeValue(forKey: streamID) else { return }
+            switch state.phase {
+            case .dispatched:
+                onEvent(.requestEnded(streamID: streamID, responseDelivered: false))
+            case .answered(dispatched: true):
+                onEvent(.requestEnded(streamID: streamID, responseDelivered: errorCode == HTTP2ErrorCode.noError))
+            case .receiving, .answered(dispatched: false):
+                break
+            }
+        case .pingAcknowledged:
+            onEvent(.pingAcknowledged)
+        case .goAway:
+            onEvent(.goAway)
         }
-        return output
     }
 
-    private func begin(streamID: Int32, headers: [HTTP2Header]) {
+    private func begin(streamID: Int32, headers: HTTP2HeaderFields) {
+        var isPost = false
         var method: String?
         var path: String?
-        var contentType: String?
+        var hasContentType = false
+        /// Built only when the value is not the usual `application/grpc`.
+        var unusualContentType: String?
         var timeoutText: String?
-        var metadata: [HTTP2Header] = []
-        for header in headers {
-            switch header.name {
-            case ":method": method = header.value
-            case ":path": path = header.value
-            case "content-type": contentType = header.value
-            case "grpc-timeout": timeoutText = header.value
-            default:
-                if !header.name.hasPrefix(":") { metadata.append(header) }
+        headers.forEach { name, value in
+            if name.matches(":method") {
+                isPost = value.matches("POST")
+                method = String(decoding: value, as: UTF8.self)
+            } else if name.matches(":path") {
+                path = internedPath(value)
+            } else if name.matches("content-type") {
+                hasContentType = true
+                unusualContentType = value.matches("application/grpc") ? nil : String(decoding: value, as: UTF8.self)
+            } else if name.matches("grpc-timeout") {
+                timeoutText = String(decoding: value, as: UTF8.self)
             }
         }
         // An answered stream still needs state so its late DATA frames are ignored.
-        streams[streamID] = StreamState(phase: .answered(dispatched: false))
-        guard method == "POST" else {
+        var state = StreamState(phase: .answered(dispatched: false), maxMessageBytes: limits.maxMessageBytes)
+        streams[streamID] = state
+        guard isPost else {
             sendTrailersOnly(streamID: streamID, httpStatus: "405", status: GRPCStatus(.unimplemented, "method \(method ?? "(none)") not allowed: gRPC uses POST"), stopClient: true)
             return
         }
-        guard let contentType, Self.isGRPCContentType(contentType) else {
-            sendTrailersOnly(streamID: streamID, httpStatus: "415", status: GRPCStatus(.invalidArgument, "invalid gRPC request content-type \"\(contentType ?? "")\""), stopClient: true)
+        guard hasContentType, unusualContentType.map(Self.isGRPCContentType) ?? true else {
+            sendTrailersOnly(streamID: streamID, httpStatus: "415", status: GRPCStatus(.invalidArgument, "invalid gRPC request content-type \"\(unusualContentType ?? "")\""), stopClient: true)
             return
         }
-        var timeout: UInt64?
         if let timeoutText {
             guard let parsed = parseGRPCTimeout(timeoutText) else {
                 sendTrailersOnly(streamID: streamID, httpStatus: "200", status: GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeoutText)\""), stopClient: true)
                 return
             }
-            timeout = parsed
+            state.timeout = parsed
         }
-        streams[streamID] = StreamState(phase: .receiving(path: path ?? "", metadata: metadata, timeout: timeout))
-        bodies[streamID] = UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes)
+        state.phase = .receiving
+        state.path = path ?? ""
+        state.headers = headers
+        streams[streamID] = state
+    }
+
+    private func internedPath(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        for known in knownPaths {
+            let isSame = known.utf8.withContiguousStorageIfAvailable { $0.hasSameBytes(as: bytes) } ?? false
+            if isSame { return known }
+        }
+        let path = String(decoding: bytes, as: UTF8.self)
+        if knownPaths.count < Self.maxKnownPaths {
+            knownPaths.append(path)
+        }
+        return path
     }
 
     static func isGRPCContentType(_ value: String) -> Bool {

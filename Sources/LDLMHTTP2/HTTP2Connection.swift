@@ -2,8 +2,8 @@ import CNGHTTP2
 
 /// One HTTP/2 connection driven by nghttp2, without I/O.
 ///
-/// Feed received bytes to ``receive(_:)``, take the events it produced with
-/// ``takeEvents()``, queue responses or requests with the `send` methods, and
+/// Feed received bytes to ``receive(_:)``, handle the events it produced with
+/// ``drainEvents(_:)``, queue responses or requests with the `send` methods, and
 /// write whatever ``drainOutput(_:)`` hands out to the socket. The same type
 /// serves both roles; only who speaks first differs.
 public final class HTTP2Connection {
@@ -15,23 +15,36 @@ public final class HTTP2Connection {
     public let role: Role
     private let settings: HTTP2Settings
     private var session: OpaquePointer!
+    /// Reused from batch to batch: a received batch costs no allocation.
     private var events: [HTTP2Event] = []
+    private var isDrainingEvents = false
     /// The header block being received. HTTP/2 forbids interleaving another
     /// stream's frames inside a block (RFC 9113 §4.3), so one is enough.
     private var inboundHeaders = InboundHeaderBlock(streamID: 0)
-    private var outboundBodies: [Int32: OutboundBody] = [:]
+    /// What we send on each stream we have answered or opened, until it closes.
+    private var outboundStreams = StreamIDMap<OutboundStream>()
     private var lastPingOpaque: UInt64 = 0
-    /// Streams on which our END_STREAM has gone out.
-    private var locallyEnded: Set<Int32> = []
-    /// Streams to reset, with this code, once our response has gone out.
-    private var resetsAfterResponse: [Int32: UInt32] = [:]
     /// Set when nghttp2 reported a fatal error; the session must not be used again.
     private var failed = false
 
     private struct InboundHeaderBlock {
         let streamID: Int32
-        var fields: [HTTP2Header] = []
+        var fields: HTTP2HeaderFields
         var size = 0
+
+        init(streamID: Int32, fields: HTTP2HeaderFields = HTTP2HeaderFields()) {
+            self.streamID = streamID
+            self.fields = fields
+        }
+    }
+
+    private struct OutboundStream {
+        /// The body still to send; nil once it is out (or there was none).
+        var body: OutboundBody?
+        /// Our END_STREAM has gone out.
+        var isLocallyEnded = false
+        /// Reset the stream with this code once our response has gone out.
+        var resetAfterResponse: UInt32?
     }
 
     private struct OutboundBody {
@@ -126,11 +139,24 @@ public final class HTTP2Connection {
         throw HTTP2Error(code: Int32(clamping: result))
     }
 
-    /// The events produced since the last call, oldest first.
-    public func takeEvents() -> [HTTP2Event] {
-        defer { events.removeAll(keepingCapacity: true) }
-        return events
+    /// Hands the events produced since the last call to `body`, oldest first,
+    /// including any raised while `body` runs.
+    public func drainEvents(_ body: (HTTP2Event) -> Void) {
+        precondition(!isDrainingEvents, "drainEvents is not reentrant")
+        isDrainingEvents = true
+        defer { isDrainingEvents = false }
+        var index = 0
+        while index < events.count {
+            let event = events[index]
+            index += 1
+            body(event)
+        }
+        // A burst (a client opening hundreds of streams at once) should not pin
+        // its buffer to an idle connection.
+        events.removeAll(keepingCapacity: events.capacity <= Self.retainedEventCapacity)
     }
+
+    private static let retainedEventCapacity = 256
 
     public var hasEvents: Bool { !events.isEmpty }
 
@@ -194,26 +220,32 @@ public final class HTTP2Connection {
         trailers: HTTP2HeaderBlock? = nil,
         resetAfterSending: UInt32? = nil
     ) throws(HTTP2Error) {
-        if let resetAfterSending {
-            resetsAfterResponse[streamID] = resetAfterSending
-        }
-        if body == nil, trailers == nil {
-            try check(headers.withFields { nghttp2_submit_response(session, streamID, $0, $1, nil) })
-            return
-        }
-        outboundBodies[streamID] = OutboundBody(bytes: body ?? [], trailers: trailers)
+        let hasBody = body != nil || trailers != nil
+        outboundStreams[streamID] = OutboundStream(
+            body: hasBody ? OutboundBody(bytes: body ?? [], trailers: trailers) : nil,
+            resetAfterResponse: resetAfterSending
+        )
         var provider = Self.dataProvider
-        let result = headers.withFields { nghttp2_submit_response(session, streamID, $0, $1, &provider) }
+        let result = headers.withFields { fields, count in
+            hasBody
+                ? nghttp2_submit_response(session, streamID, fields, count, &provider)
+                : nghttp2_submit_response(session, streamID, fields, count, nil)
+        }
         if result != 0 {
-            outboundBodies.removeValue(forKey: streamID)
+            outboundStreams.removeValue(forKey: streamID)
             throw HTTP2Error(code: result)
         }
     }
 
     /// Opens a stream with `headers` and sends `body`, ending the stream. Client role.
     public func sendRequest(headers: [HTTP2Header], body: [UInt8]?) throws(HTTP2Error) -> Int32 {
+        try sendRequest(headers: HTTP2HeaderBlock(headers), body: body)
+    }
+
+    /// ``sendRequest(headers:body:)`` with a prepared block.
+    public func sendRequest(headers: HTTP2HeaderBlock, body: [UInt8]?) throws(HTTP2Error) -> Int32 {
         var provider = Self.dataProvider
-        let streamID = HTTP2HeaderBlock(headers).withFields { fields, count -> Int32 in
+        let streamID = headers.withFields { fields, count -> Int32 in
             body == nil
                 ? nghttp2_submit_request(session, nil, fields, count, nil, nil)
                 : nghttp2_submit_request(session, nil, fields, count, &provider, nil)
@@ -221,9 +253,7 @@ public final class HTTP2Connection {
         if streamID < 0 {
             throw HTTP2Error(code: streamID)
         }
-        if let body {
-            outboundBodies[streamID] = OutboundBody(bytes: body)
-        }
+        outboundStreams[streamID] = OutboundStream(body: body.map { OutboundBody(bytes: $0) })
         return streamID
     }
 
@@ -255,9 +285,8 @@ public final class HTTP2Connection {
     }
 
     private func beginHeaders(_ streamID: Int32) -> Int32 {
-        inboundHeaders = InboundHeaderBlock(streamID: streamID)
-        // A gRPC request carries about ten fields; growing from empty reallocates four times.
-        inboundHeaders.fields.reserveCapacity(16)
+        // A gRPC request's fields take about 300 bytes: one allocation holds them.
+        inboundHeaders = InboundHeaderBlock(streamID: streamID, fields: HTTP2HeaderFields(reservingCapacity: 512))
         return 0
     }
 
@@ -268,9 +297,7 @@ public final class HTTP2Connection {
             // Resets only this stream (nghttp2 answers with RST_STREAM).
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
-        inboundHeaders.fields.append(
-            HTTP2Header(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
-        )
+        inboundHeaders.fields.append(name: name, value: value)
         return 0
     }
 
@@ -279,7 +306,7 @@ public final class HTTP2Connection {
         let endsStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(header.type) {
         case NGHTTP2_HEADERS.rawValue:
-            let fields = inboundHeaders.streamID == header.stream_id ? inboundHeaders.fields : []
+            let fields = inboundHeaders.streamID == header.stream_id ? inboundHeaders.fields : HTTP2HeaderFields()
             inboundHeaders = InboundHeaderBlock(streamID: 0)
             events.append(.headers(streamID: header.stream_id, headers: fields))
             if endsStream { events.append(.endStream(streamID: header.stream_id)) }
@@ -302,8 +329,12 @@ public final class HTTP2Connection {
         guard header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 else { return 0 }
         let type = UInt32(header.type)
         guard type == NGHTTP2_HEADERS.rawValue || type == NGHTTP2_DATA.rawValue else { return 0 }
-        locallyEnded.insert(header.stream_id)
-        if let code = resetsAfterResponse.removeValue(forKey: header.stream_id),
+        let resetCode = outboundStreams.modifyValue(forKey: header.stream_id) { stream -> UInt32? in
+            stream.isLocallyEnded = true
+            defer { stream.resetAfterResponse = nil }
+            return stream.resetAfterResponse
+        }
+        if let code = resetCode ?? nil,
            nghttp2_session_get_stream_remote_close(session, header.stream_id) == 0 {
             _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), header.stream_id, code)
         }
@@ -314,9 +345,7 @@ public final class HTTP2Connection {
         if inboundHeaders.streamID == streamID {
             inboundHeaders = InboundHeaderBlock(streamID: 0)
         }
-        outboundBodies.removeValue(forKey: streamID)
-        resetsAfterResponse.removeValue(forKey: streamID)
-        let endedHere = locallyEnded.remove(streamID) != nil
+        let endedHere = outboundStreams.removeValue(forKey: streamID)?.isLocallyEnded ?? false
         // A peer may reset with NO_ERROR; if our side had not finished, the
         // stream did not complete and must not look like it did.
         let reportedCode = errorCode == NGHTTP2_NO_ERROR.rawValue && !endedHere ? NGHTTP2_CANCEL.rawValue : errorCode
@@ -332,29 +361,30 @@ public final class HTTP2Connection {
     )
 
     private func readBody(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, capacity: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard var body = outboundBodies[streamID] else {
-            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            return 0
-        }
-        let count = min(capacity, body.bytes.count - body.offset)
-        body.bytes.withUnsafeBufferPointer { source in
-            buffer.update(from: source.baseAddress! + body.offset, count: count)
-        }
-        body.offset += count
-        if body.offset == body.bytes.count {
-            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            outboundBodies.removeValue(forKey: streamID)
-            if let trailers = body.trailers {
-                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                let result = trailers.withFields { nghttp2_submit_trailer(session, streamID, $0, $1) }
-                if result != 0 {
-                    return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
-                }
+        typealias Chunk = (count: Int, trailers: HTTP2HeaderBlock?, isLast: Bool)
+        let chunk: Chunk = outboundStreams.modifyValue(forKey: streamID) { stream -> Chunk in
+            guard let body = stream.body else { return (0, nil, true) }
+            let count = min(capacity, body.bytes.count - body.offset)
+            body.bytes.withUnsafeBufferPointer { source in
+                buffer.update(from: source.baseAddress! + body.offset, count: count)
             }
-        } else {
-            outboundBodies[streamID] = body
+            if body.offset + count == body.bytes.count {
+                stream.body = nil
+                return (count, body.trailers, true)
+            }
+            stream.body!.offset += count
+            return (count, nil, false)
+        } ?? (0, nil, true)
+        guard chunk.isLast else { return chunk.count }
+        flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+        if let trailers = chunk.trailers {
+            flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            let result = trailers.withFields { nghttp2_submit_trailer(session, streamID, $0, $1) }
+            if result != 0 {
+                return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+            }
         }
-        return count
+        return chunk.count
     }
 }
 

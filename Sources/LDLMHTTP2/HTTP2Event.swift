@@ -1,7 +1,7 @@
 /// What the peer did, in the order nghttp2 reported it.
 public enum HTTP2Event: Equatable, Sendable {
     /// A complete header block: request or response headers, or trailers.
-    case headers(streamID: Int32, headers: [HTTP2Header])
+    case headers(streamID: Int32, headers: HTTP2HeaderFields)
     /// A chunk of a stream's body; a message may arrive in many chunks.
     case data(streamID: Int32, bytes: [UInt8])
     /// The peer will send nothing more on this stream.

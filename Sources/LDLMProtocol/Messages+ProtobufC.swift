@@ -16,7 +16,7 @@ extension LockRequest: LDLMMessage {
         }
     }
 
-    public func serializedBytes() -> [UInt8] {
+    public func serializedBytes(reservingPrefix prefixLength: Int) -> [UInt8] {
         var message = Ldlm__LockRequest()
         ldlm__lock_request__init(&message)
         if let waitTimeoutSeconds {
@@ -33,7 +33,7 @@ extension LockRequest: LDLMMessage {
         }
         return name.withCString { name in
             message.name = UnsafeMutablePointer(mutating: name)
-            return encodeCMessage(&message, packedSize: ldlm__lock_request__get_packed_size, pack: ldlm__lock_request__pack)
+            return encodeCMessage(&message, prefixLength: prefixLength, packedSize: ldlm__lock_request__get_packed_size, pack: ldlm__lock_request__pack)
         }
     }
 }
@@ -49,7 +49,7 @@ extension TryLockRequest: LDLMMessage {
         }
     }
 
-    public func serializedBytes() -> [UInt8] {
+    public func serializedBytes(reservingPrefix prefixLength: Int) -> [UInt8] {
         var message = Ldlm__TryLockRequest()
         ldlm__try_lock_request__init(&message)
         if let lockTimeoutSeconds {
@@ -62,7 +62,7 @@ extension TryLockRequest: LDLMMessage {
         }
         return name.withCString { name in
             message.name = UnsafeMutablePointer(mutating: name)
-            return encodeCMessage(&message, packedSize: ldlm__try_lock_request__get_packed_size, pack: ldlm__try_lock_request__pack)
+            return encodeCMessage(&message, prefixLength: prefixLength, packedSize: ldlm__try_lock_request__get_packed_size, pack: ldlm__try_lock_request__pack)
         }
     }
 }
@@ -74,7 +74,7 @@ extension LockResponse: LDLMMessage {
         }
     }
 
-    public func serializedBytes() -> [UInt8] {
+    public func serializedBytes(reservingPrefix prefixLength: Int) -> [UInt8] {
         var message = Ldlm__LockResponse()
         ldlm__lock_response__init(&message)
         message.locked = locked ? 1 : 0
@@ -83,7 +83,7 @@ extension LockResponse: LDLMMessage {
             message.key = key
             return withCError(error) { error in
                 message.error = error
-                return encodeCMessage(&message, packedSize: ldlm__lock_response__get_packed_size, pack: ldlm__lock_response__pack)
+                return encodeCMessage(&message, prefixLength: prefixLength, packedSize: ldlm__lock_response__get_packed_size, pack: ldlm__lock_response__pack)
             }
         }
     }
@@ -96,13 +96,13 @@ extension UnlockRequest: LDLMMessage {
         }
     }
 
-    public func serializedBytes() -> [UInt8] {
+    public func serializedBytes(reservingPrefix prefixLength: Int) -> [UInt8] {
         var message = Ldlm__UnlockRequest()
         ldlm__unlock_request__init(&message)
         return withCStrings(name, key) { name, key in
             message.name = name
             message.key = key
-            return encodeCMessage(&message, packedSize: ldlm__unlock_request__get_packed_size, pack: ldlm__unlock_request__pack)
+            return encodeCMessage(&message, prefixLength: prefixLength, packedSize: ldlm__unlock_request__get_packed_size, pack: ldlm__unlock_request__pack)
         }
     }
 }
@@ -114,7 +114,7 @@ extension UnlockResponse: LDLMMessage {
         }
     }
 
-    public func serializedBytes() -> [UInt8] {
+    public func serializedBytes(reservingPrefix prefixLength: Int) -> [UInt8] {
         var message = Ldlm__UnlockResponse()
         ldlm__unlock_response__init(&message)
         message.unlocked = unlocked ? 1 : 0
@@ -122,7 +122,7 @@ extension UnlockResponse: LDLMMessage {
             message.name = UnsafeMutablePointer(mutating: name)
             return withCError(error) { error in
                 message.error = error
-                return encodeCMessage(&message, packedSize: ldlm__unlock_response__get_packed_size, pack: ldlm__unlock_response__pack)
+                return encodeCMessage(&message, prefixLength: prefixLength, packedSize: ldlm__unlock_response__get_packed_size, pack: ldlm__unlock_response__pack)
             }
         }
     }
@@ -136,14 +136,14 @@ extension RenewRequest: LDLMMessage {
         }
     }
 
-    public func serializedBytes() -> [UInt8] {
+    public func serializedBytes(reservingPrefix prefixLength: Int) -> [UInt8] {
         var message = Ldlm__RenewRequest()
         ldlm__renew_request__init(&message)
         message.lock_timeout_seconds = lockTimeoutSeconds
         return withCStrings(name, key) { name, key in
             message.name = name
             message.key = key
-            return encodeCMessage(&message, packedSize: ldlm__renew_request__get_packed_size, pack: ldlm__renew_request__pack)
+            return encodeCMessage(&message, prefixLength: prefixLength, packedSize: ldlm__renew_request__get_packed_size, pack: ldlm__renew_request__pack)
         }
     }
 }

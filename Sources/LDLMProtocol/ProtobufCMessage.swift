@@ -4,11 +4,21 @@ import CProtobufC
 /// A message that can be read from and written to protobuf wire bytes.
 public protocol LDLMMessage: Sendable {
     init(serializedBytes: UnsafeRawBufferPointer) throws(MessageDecodingError)
-    func serializedBytes() -> [UInt8]
+    /// The wire bytes after `prefixLength` zero bytes, which a framing layer
+    /// fills in (gRPC's length prefix) instead of copying the message.
+    func serializedBytes(reservingPrefix prefixLength: Int) -> [UInt8]
 }
 
 extension LDLMMessage {
+    public func serializedBytes() -> [UInt8] {
+        serializedBytes(reservingPrefix: 0)
+    }
+
     public init(serializedBytes bytes: [UInt8]) throws(MessageDecodingError) {
+        try self.init(serializedBytes: bytes[...])
+    }
+
+    public init(serializedBytes bytes: ArraySlice<UInt8>) throws(MessageDecodingError) {
         var decoded: Self?
         var failure: MessageDecodingError?
         bytes.withUnsafeBytes { buffer in
@@ -31,29 +41,39 @@ func decodeCMessage<CMessage, Message>(
     free: (UnsafeMutablePointer<CMessage>?, UnsafeMutablePointer<ProtobufCAllocator>?) -> Void,
     convert: (CMessage) -> Message
 ) throws(MessageDecodingError) -> Message {
-    // protobuf-c wants a non-NULL pointer even for the empty message.
-    var emptyByte: UInt8 = 0
-    let message = withUnsafePointer(to: &emptyByte) { empty in
-        unpack(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? empty)
+    let outcome = DecodeArena.withAllocator { allocator -> Result<Message, MessageDecodingError> in
+        // protobuf-c wants a non-NULL pointer even for the empty message.
+        var emptyByte: UInt8 = 0
+        let message = withUnsafePointer(to: &emptyByte) { empty in
+            unpack(allocator, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? empty)
+        }
+        guard let message else {
+            return .failure(MessageDecodingError("message is not a valid protobuf encoding"))
+        }
+        defer { free(message, allocator) }
+        let descriptor = UnsafeRawPointer(message).assumingMemoryBound(to: ProtobufCMessage.self).pointee.descriptor!
+        do throws(MessageDecodingError) {
+            try WireStringValidator.validate(bytes, descriptor: descriptor)
+        } catch {
+            return .failure(error)
+        }
+        return .success(convert(message.pointee))
     }
-    guard let message else {
-        throw MessageDecodingError("message is not a valid protobuf encoding")
-    }
-    defer { free(message, nil) }
-    let descriptor = UnsafeRawPointer(message).assumingMemoryBound(to: ProtobufCMessage.self).pointee.descriptor!
-    try WireStringValidator.validate(bytes, descriptor: descriptor)
-    return convert(message.pointee)
+    return try outcome.get()
 }
 
-/// Serializes a filled-in C message with its generated size and pack functions.
+/// Serializes a filled-in C message with its generated size and pack
+/// functions, after `prefixLength` zero bytes.
 func encodeCMessage<CMessage>(
     _ message: inout CMessage,
+    prefixLength: Int,
     packedSize: (UnsafePointer<CMessage>?) -> Int,
     pack: (UnsafePointer<CMessage>?, UnsafeMutablePointer<UInt8>?) -> Int
 ) -> [UInt8] {
     let size = packedSize(&message)
-    return [UInt8](unsafeUninitializedCapacity: max(size, 1)) { buffer, count in
-        count = pack(&message, buffer.baseAddress)
+    return [UInt8](unsafeUninitializedCapacity: max(prefixLength + size, 1)) { buffer, count in
+        buffer.baseAddress!.initialize(repeating: 0, count: prefixLength)
+        count = prefixLength + pack(&message, buffer.baseAddress! + prefixLength)
     }
 }
 

@@ -19,10 +19,11 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
     private let service: LDLMService
     private let config: ServerConfig
     private let expiryScheduler: ExpiryScheduler
+    private let outputBuffer: SharedOutputBuffer
     private var logger: Logger
     private var context: ChannelHandlerContext?
     private var session: SessionID?
-    private var calls: [Int32: PendingCall] = [:]
+    private var calls = StreamIDMap<PendingCall>()
     private var keepaliveTask: RepeatedTask?
     private var keepaliveDeadline: Scheduled<Void>?
     private var handshakeDeadline: Scheduled<Void>?
@@ -37,11 +38,19 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         var grant: LDLMService.Grant?
     }
 
-    init(grpc: GRPCServerConnection, service: LDLMService, config: ServerConfig, expiryScheduler: ExpiryScheduler, logger: Logger) {
+    init(
+        grpc: GRPCServerConnection,
+        service: LDLMService,
+        config: ServerConfig,
+        expiryScheduler: ExpiryScheduler,
+        outputBuffer: SharedOutputBuffer,
+        logger: Logger
+    ) {
         self.grpc = grpc
         self.service = service
         self.config = config
         self.expiryScheduler = expiryScheduler
+        self.outputBuffer = outputBuffer
         self.logger = logger
     }
 
@@ -73,8 +82,8 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         let buffer = unwrapInboundIn(data)
         flushPending = true
         do {
-            let events = try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes) }
-            handle(events)
+            try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes, onEvent: handle) }
+            expiryScheduler.reschedule()
         } catch {
             logger.info("closing connection after HTTP/2 protocol error", metadata: ["error": "\(error)"])
             flushOutput()
@@ -128,33 +137,35 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
 
     // MARK: Calls
 
-    private func handle(_ events: [GRPCServerEvent]) {
-        for event in events {
-            switch event {
-            case .request(let request):
-                serve(request)
-            case .requestEnded(let streamID, let responseDelivered):
-                requestEnded(streamID: streamID, responseDelivered: responseDelivered)
-            case .pingAcknowledged:
-                keepaliveDeadline?.cancel()
-                keepaliveDeadline = nil
-            case .goAway:
-                logger.debug("client sent GOAWAY")
-            }
+    private func handle(_ event: GRPCServerEvent) {
+        switch event {
+        case .request(let request):
+            serve(request)
+        case .requestEnded(let streamID, let responseDelivered):
+            requestEnded(streamID: streamID, responseDelivered: responseDelivered)
+        case .pingAcknowledged:
+            keepaliveDeadline?.cancel()
+            keepaliveDeadline = nil
+        case .goAway:
+            logger.debug("client sent GOAWAY")
         }
-        expiryScheduler.reschedule()
     }
 
     private func serve(_ request: GRPCRequest) {
         guard let session else { return }
         let streamID = request.streamID
-        let outcome = service.handle(request, session: session) { [weak self] reply, grant in
-            self?.complete(streamID: streamID, reply: reply, grant: grant)
+        // Only a `Lock` that queues calls this, so only it pays for a closure
+        // and a weak reference; the capture list is on the inner closure for
+        // that reason (on the outer one it would run for every call).
+        let outcome = service.handle(request, session: session) {
+            { [weak self] reply, grant in
+                self?.complete(streamID: streamID, reply: reply, grant: grant)
+            }
         }
         switch outcome {
         case .reply(let reply, let grant):
             calls[streamID] = PendingCall(grant: grant)
-            grpc.sendResponse(streamID: streamID, message: reply)
+            grpc.sendResponse(streamID: streamID, prefixedMessage: reply)
         case .failure(let status):
             if status.code == .unauthenticated {
                 logger.warning("refused call without a valid password", metadata: ["path": "\(request.path)"])
@@ -177,7 +188,7 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         calls[streamID]?.deadline?.cancel()
         calls[streamID]?.deadline = nil
         calls[streamID]?.grant = grant
-        grpc.sendResponse(streamID: streamID, message: reply)
+        grpc.sendResponse(streamID: streamID, prefixedMessage: reply)
         if !flushPending {
             flushOutput()
         }
@@ -212,14 +223,16 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         guard let context else { return }
         flushPending = true
         defer { flushPending = false }
-        var buffer = context.channel.allocator.buffer(capacity: 512)
+        var buffer = outputBuffer.borrow(allocator: context.channel.allocator)
+        defer { outputBuffer.giveBack(buffer) }
         do {
-            try grpc.drainOutput({ buffer.writeBytes($0) }, handlingEvents: handle)
+            try grpc.drainOutput({ buffer.writeBytes($0) }, onEvent: handle)
         } catch {
             logger.error("HTTP/2 session failed to produce output", metadata: ["error": "\(error)"])
             context.close(promise: nil)
             return
         }
+        expiryScheduler.reschedule()
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }

@@ -14,10 +14,14 @@ final class LDLMService {
         let key: LockKey
     }
 
+    /// Delivers the reply to a queued `Lock`.
+    typealias Completion = (_ reply: [UInt8], _ grant: Grant?) -> Void
+
     enum Outcome {
+        /// The response message, serialized after room for the gRPC prefix.
         case reply([UInt8], grant: Grant?)
         case failure(GRPCStatus)
-        /// The call is queued; `onOutcome` will produce its reply later.
+        /// The call is queued; the completion it made will get its reply later.
         case waiting(WaitTicket)
     }
 
@@ -26,12 +30,14 @@ final class LDLMService {
         self.password = password.map { Array($0.utf8) }
     }
 
-    /// Serves one call. For a queued `Lock`, `completion` later receives the
-    /// reply exactly once, unless the wait is cancelled first.
+    /// Serves one call. Only a `Lock` that queues calls `makeCompletion`, once,
+    /// before this returns; the completion it makes later receives the reply
+    /// exactly once, unless the wait is cancelled first. Every other call is
+    /// answered in the returned ``Outcome`` and allocates no completion.
     func handle(
         _ request: GRPCRequest,
         session: SessionID,
-        completion: @escaping (_ reply: [UInt8], _ grant: Grant?) -> Void
+        makeCompletion: () -> Completion
     ) -> Outcome {
         guard isAuthorized(request) else {
             return .failure(GRPCStatus(.unauthenticated, "invalid or missing password in authorization metadata"))
@@ -39,7 +45,7 @@ final class LDLMService {
         do {
             switch request.path {
             case "/ldlm.LDLM/Lock":
-                return lock(try LockRequest(serializedBytes: request.message), session: session, completion: completion)
+                return lock(try LockRequest(serializedBytes: request.message), session: session, makeCompletion: makeCompletion)
             case "/ldlm.LDLM/TryLock":
                 return tryLock(try TryLockRequest(serializedBytes: request.message), session: session)
             case "/ldlm.LDLM/Unlock":
@@ -54,7 +60,7 @@ final class LDLMService {
         }
     }
 
-    private func lock(_ request: LockRequest, session: SessionID, completion: @escaping ([UInt8], Grant?) -> Void) -> Outcome {
+    private func lock(_ request: LockRequest, session: SessionID, makeCompletion: () -> Completion) -> Outcome {
         let name = request.name
         do {
             let attempt = try table.lock(
@@ -63,12 +69,15 @@ final class LDLMService {
                 leaseSeconds: request.lockTimeoutSeconds ?? 0,
                 waitTimeoutSeconds: request.waitTimeoutSeconds ?? 0,
                 session: session
-            ) { outcome in
-                switch outcome {
-                case .granted(let key):
-                    completion(Self.locked(name: name, key: key), Grant(name: name, key: key))
-                case .timedOut:
-                    completion(Self.lockFailure(name: name, .lockWaitTimeout(name: name)), nil)
+            ) {
+                let completion = makeCompletion()
+                return { outcome in
+                    switch outcome {
+                    case .granted(let key):
+                        completion(Self.locked(name: name, key: key), Grant(name: name, key: key))
+                    case .timedOut:
+                        completion(Self.lockFailure(name: name, .lockWaitTimeout(name: name)), nil)
+                    }
                 }
             }
             switch attempt {
@@ -90,7 +99,7 @@ final class LDLMService {
                 leaseSeconds: request.lockTimeoutSeconds ?? 0,
                 session: session
             ) else {
-                return .reply(LockResponse(locked: false, name: request.name).serializedBytes(), grant: nil)
+                return .reply(Self.encoded(LockResponse(locked: false, name: request.name)), grant: nil)
             }
             return .reply(Self.locked(name: request.name, key: key), grant: Grant(name: request.name, key: key))
         } catch {
@@ -101,27 +110,33 @@ final class LDLMService {
     private func unlock(_ request: UnlockRequest) -> Outcome {
         do {
             try table.unlock(name: request.name, key: request.key)
-            return .reply(UnlockResponse(unlocked: true, name: request.name).serializedBytes(), grant: nil)
+            return .reply(Self.encoded(UnlockResponse(unlocked: true, name: request.name)), grant: nil)
         } catch {
-            return .reply(UnlockResponse(unlocked: false, name: request.name, error: Self.ldlmError(error)).serializedBytes(), grant: nil)
+            return .reply(Self.encoded(UnlockResponse(unlocked: false, name: request.name, error: Self.ldlmError(error))), grant: nil)
         }
     }
 
     private func renew(_ request: RenewRequest) -> Outcome {
         do {
             try table.renew(name: request.name, key: request.key, leaseSeconds: request.lockTimeoutSeconds)
-            return .reply(LockResponse(locked: true, name: request.name, key: request.key).serializedBytes(), grant: nil)
+            return .reply(Self.encoded(LockResponse(locked: true, name: request.name, key: request.key)), grant: nil)
         } catch {
             return .reply(Self.lockFailure(name: request.name, error), grant: nil)
         }
     }
 
+    /// Serializes a response after room for the gRPC prefix, which the gRPC
+    /// layer fills in without copying the message again.
+    private static func encoded(_ response: some LDLMMessage) -> [UInt8] {
+        response.serializedBytes(reservingPrefix: GRPCMessageFraming.prefixLength)
+    }
+
     private static func locked(name: String, key: LockKey) -> [UInt8] {
-        LockResponse(locked: true, name: name, key: key.description).serializedBytes()
+        Self.encoded(LockResponse(locked: true, name: name, key: key.description))
     }
 
     private static func lockFailure(name: String, _ failure: LockFailure) -> [UInt8] {
-        LockResponse(locked: false, name: name, error: ldlmError(failure)).serializedBytes()
+        Self.encoded(LockResponse(locked: false, name: name, error: ldlmError(failure)))
     }
 
     static func ldlmError(_ failure: LockFailure) -> LDLMError {
@@ -140,7 +155,7 @@ final class LDLMService {
 
     private func isAuthorized(_ request: GRPCRequest) -> Bool {
         guard let password else { return true }
-        guard let presented = request.metadata.first(named: "authorization") else { return false }
+        guard let presented = request.headers.value(named: "authorization") else { return false }
         return constantTimeEquals(Array(presented.utf8), password)
     }
 }

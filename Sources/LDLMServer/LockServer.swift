@@ -50,6 +50,7 @@ public final class LockServer {
         let table = LockTable(clock: EventLoopClock(), maxNameBytes: config.maxNameBytes)
         let service = LDLMService(table: table, password: config.password)
         let expiryScheduler = ExpiryScheduler(table: table, eventLoop: eventLoop)
+        let outputBuffer = SharedOutputBuffer()
         let config = self.config
         let logger = self.logger
         let tls = self.tls
@@ -71,6 +72,7 @@ public final class LockServer {
                         service: service,
                         config: config,
                         expiryScheduler: expiryScheduler,
+                        outputBuffer: outputBuffer,
                         logger: logger
                     )
                     try channel.pipeline.syncOperations.addHandler(handler)

@@ -18,11 +18,10 @@ final class GRPCServerConnectionTests: XCTestCase {
         let request = try XCTUnwrap(requests.first)
         XCTAssertEqual(request.streamID, streamID)
         XCTAssertEqual(request.path, "/ldlm.LDLM/TryLock")
-        XCTAssertEqual(request.message, message)
+        XCTAssertEqual(Array(request.message), message)
         XCTAssertEqual(request.timeoutNanoseconds, 250_000_000)
-        XCTAssertEqual(request.metadata.first(named: "authorization"), "s3cret")
-        XCTAssertEqual(request.metadata.first(named: "x-client"), "tests")
-        XCTAssertFalse(request.metadata.contains { $0.name.hasPrefix(":") }, "pseudo-headers are not metadata")
+        XCTAssertEqual(request.headers.value(named: "authorization"), "s3cret")
+        XCTAssertEqual(request.headers.value(named: "x-client"), "tests")
         XCTAssertTrue(pair.server.isAwaitingResponse(streamID))
         XCTAssertEqual(pair.takeClientEvents().filter { $0.streamID == streamID }, [], "the client waits for the answer")
     }
@@ -36,7 +35,7 @@ final class GRPCServerConnectionTests: XCTestCase {
     func testEmptyMessageIsAValidCall() throws {
         let pair = try GRPCPair()
         let request = try pair.dispatchCall(message: [])
-        XCTAssertEqual(request.message, [])
+        XCTAssertEqual(Array(request.message), [])
     }
 
     func testGRPCContentTypeVariantsAreAccepted() throws {
@@ -135,7 +134,7 @@ final class GRPCServerConnectionTests: XCTestCase {
         XCTAssertEqual(Set(requests.map(\.streamID)), Set(streamIDs))
 
         for request in requests.reversed() {
-            pair.server.sendResponse(streamID: request.streamID, message: request.message + [0xFF])
+            pair.server.sendResponse(streamID: request.streamID, message: Array(request.message) + [0xFF])
         }
         try pair.pump()
 
@@ -385,7 +384,7 @@ final class GRPCServerConnectionTests: XCTestCase {
     private func assertConnectionStillServesCalls(_ pair: GRPCPair, file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertTrue(pair.server.http2.isActive, file: file, line: line)
         let request = try pair.dispatchCall(message: [0xAB, 0xCD], file: file, line: line)
-        XCTAssertEqual(request.message, [0xAB, 0xCD], file: file, line: line)
+        XCTAssertEqual(Array(request.message), [0xAB, 0xCD], file: file, line: line)
         pair.server.sendResponse(streamID: request.streamID, message: [0xEF])
         try pair.pump(file: file, line: line)
         let outcome = pair.outcome(of: request.streamID)

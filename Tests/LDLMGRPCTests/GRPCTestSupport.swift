@@ -83,7 +83,7 @@ struct CallOutcome {
     init(events: [HTTP2Event]) {
         for event in events {
             switch event {
-            case .headers(_, let headers): headerBlocks.append(headers)
+            case .headers(_, let headers): headerBlocks.append(headers.fields)
             case .data(_, let bytes): body += bytes
             case .endStream: ended = true
             case .streamClosed(_, let code): closeCode = code
@@ -97,6 +97,40 @@ struct CallOutcome {
     var grpcStatus: String? { headerBlocks.last?.first(named: "grpc-status") }
     var grpcMessage: String? { headerBlocks.last?.first(named: "grpc-message").map(GRPCPercentEncoding.decode) }
     var isTrailersOnly: Bool { headerBlocks.count == 1 && body.isEmpty && ended }
+}
+
+extension HTTP2Connection {
+    func takeEvents() -> [HTTP2Event] {
+        var events: [HTTP2Event] = []
+        drainEvents { events.append($0) }
+        return events
+    }
+}
+
+extension GRPCServerConnection {
+    func receive(_ bytes: [UInt8]) throws -> [GRPCServerEvent] {
+        var events: [GRPCServerEvent] = []
+        var failure: HTTP2Error?
+        bytes.withUnsafeBytes { bytes in
+            do throws(HTTP2Error) {
+                try receive(bytes) { events.append($0) }
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return events
+    }
+
+    func sendResponse(streamID: Int32, message: [UInt8]) {
+        sendResponse(streamID: streamID, prefixedMessage: GRPCMessageFraming.frame(message))
+    }
+
+    func takeEvents() -> [GRPCServerEvent] {
+        var events: [GRPCServerEvent] = []
+        drainEvents { events.append($0) }
+        return events
+    }
 }
 
 extension HTTP2Event {

@@ -139,7 +139,7 @@ final class GRPCMessageFramingTests: XCTestCase {
         for byte in GRPCMessageFraming.frame(message) {
             try accumulator.append([byte])
         }
-        XCTAssertEqual(try accumulator.message(), message)
+        XCTAssertEqual(Array(try accumulator.message()), message)
     }
 
     func testAccumulatorRejectsOversizeAsSoonAsTheLengthIsKnown() throws {

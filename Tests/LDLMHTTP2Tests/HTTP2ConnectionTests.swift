@@ -151,7 +151,7 @@ final class HTTP2ConnectionTests: XCTestCase {
 
         let clientEvents = pair.takeClientEvents()
         XCTAssertEqual(clientEvents.events(on: streamID), [
-            .headers(streamID: streamID, headers: headers),
+            .headers(streamID: streamID, headers: HTTP2HeaderFields(headers)),
             .endStream(streamID: streamID),
             .streamClosed(streamID: streamID, errorCode: 0),
         ])

@@ -41,6 +41,14 @@ final class HTTP2Pair {
     }
 }
 
+extension HTTP2Connection {
+    func takeEvents() -> [HTTP2Event] {
+        var events: [HTTP2Event] = []
+        drainEvents { events.append($0) }
+        return events
+    }
+}
+
 func requestHeaders(path: String = "/echo", extra: [HTTP2Header] = []) -> [HTTP2Header] {
     [
         HTTP2Header(":method", "POST"),
@@ -76,7 +84,7 @@ extension Array where Element == HTTP2Event {
 
     func headerBlocks(of streamID: Int32) -> [[HTTP2Header]] {
         events(on: streamID).compactMap { event in
-            if case .headers(_, let headers) = event { return headers }
+            if case .headers(_, let headers) = event { return headers.fields }
             return nil
         }
     }
