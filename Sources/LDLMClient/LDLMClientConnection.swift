@@ -176,9 +176,13 @@ final class LDLMClientHandler: ChannelInboundHandler {
         guard let context else { return }
         flushPending = true
         defer { flushPending = false }
-        var buffer = outputBuffer ?? context.channel.allocator.buffer(capacity: 1024)
-        outputBuffer = nil
-        buffer.clear()
+        var reused: ByteBuffer?
+        if var spare = outputBuffer {
+            outputBuffer = nil
+            // Still held by a pending write when the server reads slowly: not reused.
+            if spare.modifyIfUniquelyOwned({ $0.clear() }) != nil { reused = spare }
+        }
+        var buffer = reused ?? context.channel.allocator.buffer(capacity: 1024)
         do {
             try grpc.drainOutput({ buffer.writeBytes($0) }, onEvent: handle)
         } catch {

@@ -172,8 +172,9 @@ public final class GRPCServerConnection {
             guard let state = streams[streamID], case .receiving = state.phase else { return }
             do {
                 let message = try state.body.message()
-                streams[streamID]?.phase = .dispatched
-                streams[streamID]?.body = UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes)
+                // The request carries what the owner needs; a queued Lock may
+                // wait long, so the stream keeps no copy of its headers or body.
+                streams[streamID] = StreamState(phase: .dispatched, maxMessageBytes: limits.maxMessageBytes)
                 onEvent(.request(GRPCRequest(streamID: streamID, path: state.path, headers: state.headers, timeoutNanoseconds: state.timeout, message: message)))
             } catch {
                 sendStatus(streamID: streamID, error)

@@ -91,6 +91,10 @@ public final class HTTP2Connection {
         // Bounded memory for peers that send PING/SETTINGS floods or reset streams in bulk.
         nghttp2_option_set_max_outbound_ack(options, 1000)
         nghttp2_option_set_max_settings(options, 32)
+        // Closed streams are kept only to serve RFC 7540 priorities, which gRPC
+        // does not use; dropping them at once also lets `sendResponse` see that
+        // a stream is gone.
+        nghttp2_option_set_no_closed_streams(options, 1)
 
         let userData = Unmanaged.passUnretained(self).toOpaque()
         var created: OpaquePointer?
@@ -160,6 +164,9 @@ public final class HTTP2Connection {
 
     public var hasEvents: Bool { !events.isEmpty }
 
+    /// Streams we still keep sending state for; tests check it drains to 0.
+    var outboundStreamCount: Int { outboundStreams.count }
+
     // MARK: Output
 
     /// Hands every byte nghttp2 has ready to `write`, chunk by chunk. The
@@ -220,6 +227,10 @@ public final class HTTP2Connection {
         trailers: HTTP2HeaderBlock? = nil,
         resetAfterSending: UInt32? = nil
     ) throws(HTTP2Error) {
+        // A stream the peer reset in the same read as its request is gone from
+        // nghttp2, which would drop the response silently; keeping state for it
+        // would leak. Its close event already reports the response undelivered.
+        guard nghttp2_session_find_stream(session, streamID) != nil else { return }
         let hasBody = body != nil || trailers != nil
         outboundStreams[streamID] = OutboundStream(
             body: hasBody ? OutboundBody(bytes: body ?? [], trailers: trailers) : nil,

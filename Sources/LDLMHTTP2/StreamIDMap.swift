@@ -186,7 +186,8 @@ public struct StreamIDMap<Value> {
     @inlinable
     @inline(__always)
     static func _bucket(_ key: Int32, shift: Int) -> Int {
-        let product = UInt64(truncatingIfNeeded: UInt32(bitPattern: key)) &* 0x9E37_79B9_7F4A_7C15
+        let mixed = UInt64(truncatingIfNeeded: UInt32(bitPattern: key)) ^ streamIDHashSeed
+        let product = mixed &* 0x9E37_79B9_7F4A_7C15
         return Int(truncatingIfNeeded: product &>> UInt64(truncatingIfNeeded: shift))
     }
 
@@ -393,3 +394,9 @@ final class _StreamIDMapStorage<Value> {
         UnsafeMutableRawPointer(keys).deallocate()
     }
 }
+
+/// Mixed into every stream ID before hashing. Clients choose their stream IDs;
+/// without a secret they could pick IDs that all land in one bucket and make
+/// every lookup on their connection walk a long cluster.
+@usableFromInline
+let streamIDHashSeed = UInt64.random(in: 0...UInt64.max)

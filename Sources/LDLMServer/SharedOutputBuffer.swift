@@ -8,18 +8,22 @@ import NIOCore
 /// Used only on its event loop.
 final class SharedOutputBuffer {
     private var spare: ByteBuffer?
-    private static let initialCapacity = 16 * 1024
-    /// A burst's much larger buffer is dropped rather than kept forever.
-    private static let maxRetainedCapacity = 256 * 1024
+    /// What a flush gets when the spare is lent out or still held by a pending
+    /// write (a slow reader, a TLS handshake): small, like the write itself,
+    /// so a connection with writes queued pins no large buffer per write.
+    private static let freshCapacity = 1024
+    /// A burst's much larger buffer is dropped rather than kept.
+    private static let maxRetainedCapacity = 64 * 1024
 
-    /// An empty buffer; a nested flush that finds it lent out gets a new one.
+    /// An empty buffer, reusing the spare's storage when nothing else holds it.
     func borrow(allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard var buffer = spare else {
-            return allocator.buffer(capacity: Self.initialCapacity)
+        if var buffer = spare {
+            spare = nil
+            if buffer.modifyIfUniquelyOwned({ $0.clear() }) != nil {
+                return buffer
+            }
         }
-        spare = nil
-        buffer.clear()
-        return buffer
+        return allocator.buffer(capacity: Self.freshCapacity)
     }
 
     func giveBack(_ buffer: ByteBuffer) {

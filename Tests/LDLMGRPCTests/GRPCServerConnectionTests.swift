@@ -1,5 +1,5 @@
 import LDLMGRPC
-import LDLMHTTP2
+@testable import LDLMHTTP2
 import XCTest
 
 final class GRPCServerConnectionTests: XCTestCase {
@@ -179,6 +179,36 @@ final class GRPCServerConnectionTests: XCTestCase {
     /// RFC 9113 lets a peer reset a stream with NO_ERROR. The queued response
     /// is dropped unsent, so the owner must hear it was not delivered (or it
     /// keeps a lock grant the client never learned about).
+    func testRequestResetInTheSameReadIsAnsweredWithoutKeepingStateForIt() throws {
+        let pair = try GRPCPair()
+        try pair.pump()
+        var streamIDs: [Int32] = []
+        var wire: [UInt8] = []
+        for _ in 0..<50 {
+            let streamID = try pair.startCall(body: GRPCMessageFraming.frame([1, 2, 3]))
+            wire += try pair.client.drainOutput()
+            pair.client.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
+            wire += try pair.client.drainOutput()
+            streamIDs.append(streamID)
+        }
+        // Requests, bodies and resets arrive in one read; the owner answers
+        // each request as it is handed over, before its reset is processed.
+        var events: [GRPCServerEvent] = []
+        try wire.withUnsafeBytes { bytes in
+            try pair.server.receive(bytes) { event in
+                events.append(event)
+                if case .request(let request) = event {
+                    pair.server.sendResponse(streamID: request.streamID, message: [9])
+                }
+            }
+        }
+        _ = try pair.server.http2.drainOutput()
+        XCTAssertEqual(events.requests.map(\.streamID), streamIDs)
+        XCTAssertEqual(events.endings, streamIDs.map { EndedCall(streamID: $0, responseDelivered: false) },
+                       "the grant a response carried must be undone")
+        XCTAssertEqual(pair.server.http2.outboundStreamCount, 0, "no state is kept for streams that are gone")
+    }
+
     func testClientResetWithNoErrorBeforeQueuedResponseWentOutReportsNotDelivered() throws {
         let pair = try GRPCPair()
         let request = try pair.dispatchCall(message: [1])
