@@ -8,10 +8,3 @@ public struct HTTP2Header: Equatable, Hashable, Sendable {
         self.value = value
     }
 }
-
-extension Array where Element == HTTP2Header {
-    /// The value of the first field called `name` (names arrive lower-case in HTTP/2).
-    public func first(named name: String) -> String? {
-        first { $0.name == name }?.value
-    }
-}

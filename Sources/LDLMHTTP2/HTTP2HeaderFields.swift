@@ -36,8 +36,6 @@ public struct HTTP2HeaderFields: @unchecked Sendable, Equatable, ExpressibleByAr
         storage = Storage.make(capacity: byteCount)
     }
 
-    public var isEmpty: Bool { count == 0 }
-
     /// Only while the block is being built, before any copy of it exists.
     mutating func append(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
         let fieldBytes = 2 * Self.lengthBytes + name.count + value.count

@@ -162,3 +162,10 @@ struct EndedCall: Hashable {
 func messagePrefix(compressed flag: UInt8 = 0, length: UInt32) -> [UInt8] {
     [flag] + withUnsafeBytes(of: length.bigEndian, Array.init)
 }
+
+extension Array where Element == HTTP2Header {
+    /// The value of the first field called `name` (names arrive lower-case in HTTP/2).
+    func first(named name: String) -> String? {
+        first { $0.name == name }?.value
+    }
+}
