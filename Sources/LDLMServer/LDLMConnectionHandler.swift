@@ -83,7 +83,6 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         flushPending = true
         do {
             try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes, onEvent: handle) }
-            expiryScheduler.reschedule()
         } catch {
             logger.info("closing connection after HTTP/2 protocol error", metadata: ["error": "\(error)"])
             flushOutput()
@@ -219,10 +218,15 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
 
     /// Writes everything nghttp2 has ready, handling the stream closes that
     /// sending causes (which may queue more responses) until nothing is left.
+    /// Every read ends here, so this is also where the expiry timer catches up
+    /// with leases and waits the calls since the last flush added.
     private func flushOutput() {
         guard let context else { return }
         flushPending = true
-        defer { flushPending = false }
+        defer {
+            flushPending = false
+            expiryScheduler.reschedule()
+        }
         var buffer = outputBuffer.borrow(allocator: context.channel.allocator)
         defer { outputBuffer.giveBack(buffer) }
         do {
@@ -232,7 +236,6 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        expiryScheduler.reschedule()
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
