@@ -22,6 +22,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Layer 1: C libraries, the generated protobuf-c code and getrandom(2).
@@ -42,13 +47,18 @@ let package = Package(
         .target(name: "LDLMHTTP2", dependencies: ["CNGHTTP2"], swiftSettings: hotPathSettings),
 
         // Layer 3: gRPC unary calls over HTTP/2 streams, and the LDLM messages.
-        .target(name: "LDLMGRPC", dependencies: ["LDLMHTTP2"], swiftSettings: hotPathSettings),
+        .target(
+            name: "LDLMGRPC",
+            dependencies: ["LDLMHTTP2", .product(name: "HeapModule", package: "swift-collections")],
+            swiftSettings: hotPathSettings
+        ),
         .target(name: "LDLMProtocol", dependencies: ["CLDLMProto", "CProtobufC"], swiftSettings: hotPathSettings),
 
         // Layer 4: locks, waiters, sessions and leases; no I/O, injected clock.
         .target(name: "LDLMCore", dependencies: ["CSysRandom"], swiftSettings: hotPathSettings),
 
-        // Layer 5: sockets, keepalive, config and logging.
+        // Layer 5: the connection pipeline, the services, the lock core's owner,
+        // lifecycle and configuration.
         .target(
             name: "LDLMServer",
             dependencies: [
@@ -57,7 +67,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: hotPathSettings
         ),
@@ -87,7 +103,15 @@ let package = Package(
         .testTarget(name: "LDLMGRPCTests", dependencies: ["LDLMGRPC", "LDLMHTTP2"]),
         .testTarget(name: "LDLMProtocolTests", dependencies: ["LDLMProtocol"]),
         .testTarget(name: "LDLMCoreTests", dependencies: ["LDLMCore"]),
-        .testTarget(name: "LDLMServerTests", dependencies: ["LDLMServer"]),
+        .testTarget(
+            name: "LDLMServerTests",
+            dependencies: [
+                "LDLMServer", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
     ],
     // NIO channel handlers are confined to their event loop by design; the
     // Swift 6 checker cannot see that, so the package builds in Swift 5 mode.

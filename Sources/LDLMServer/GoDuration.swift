@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Parses a duration in Go's `time.ParseDuration` syntax (`500ms`, `10s`,
 /// `1m30s`, `1.5h`, `0`), the form `ldlm-server` flags use. Returns nanoseconds.
 func parseGoDuration(_ text: String) -> UInt64? {
@@ -44,4 +46,25 @@ func formatGoDuration(_ nanoseconds: UInt64) -> String {
         text += "\(Double(seconds) + Double(fraction) / 1e9)s"
     }
     return text
+}
+
+/// Formats a duration the way Go prints a `time.Duration`, for logs.
+func formatGoDuration(_ duration: Duration) -> String {
+    formatGoDuration(UInt64(clamping: duration.nanosecondsClamped))
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating at `Int64`'s range.
+    var nanosecondsClamped: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return seconds < 0 ? .min : .max }
+        return scaled.addingReportingOverflow(attoseconds / 1_000_000_000).overflow ? .max : scaled + attoseconds / 1_000_000_000
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        self = .nanoseconds(duration.nanosecondsClamped)
+    }
 }

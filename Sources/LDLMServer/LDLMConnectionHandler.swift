@@ -66,7 +66,7 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
         logger[metadataKey: "session"] = "\(session.rawValue)"
         logger.debug("connection opened")
         if config.usesTLS {
-            let timeout = TimeAmount.nanoseconds(Int64(clamping: config.handshakeTimeoutNanoseconds))
+            let timeout = TimeAmount(config.handshakeTimeout)
             handshakeDeadline = context.eventLoop.scheduleTask(in: timeout) { [weak self] () -> Void in
                 guard let self, let context = self.context else { return }
                 self.logger.warning("TLS handshake timed out, closing connection")
@@ -247,9 +247,9 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
     // MARK: Keepalive
 
     private func startKeepalive(context: ChannelHandlerContext) {
-        let interval = config.keepaliveIntervalNanoseconds
+        let interval = config.keepaliveInterval.nanosecondsClamped
         guard interval > 0 else { return }
-        let period = TimeAmount.nanoseconds(Int64(clamping: interval))
+        let period = TimeAmount.nanoseconds(interval)
         keepaliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { [weak self] _ in
             self?.sendKeepalivePing()
         }
@@ -263,7 +263,7 @@ final class LDLMConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        let timeout = TimeAmount.nanoseconds(Int64(clamping: config.keepaliveTimeoutNanoseconds))
+        let timeout = TimeAmount(config.keepaliveTimeout)
         keepaliveDeadline = context.eventLoop.scheduleTask(in: timeout) { [weak self] () -> Void in
             guard let self, let context = self.context else { return }
             self.logger.warning("keepalive timeout: no PING ACK, closing connection")

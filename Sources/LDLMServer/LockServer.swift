@@ -83,8 +83,8 @@ public final class LockServer {
         let port = channel.localAddress?.port ?? address.port
         logger.info("ldlm-server listening", metadata: [
             "address": "\(channel.localAddress?.ipAddress ?? address.host):\(port)",
-            "keepalive_interval": "\(formatGoDuration(config.keepaliveIntervalNanoseconds))",
-            "keepalive_timeout": "\(formatGoDuration(config.keepaliveTimeoutNanoseconds))",
+            "keepalive_interval": "\(formatGoDuration(config.keepaliveInterval))",
+            "keepalive_timeout": "\(formatGoDuration(config.keepaliveTimeout))",
             "clear_on_disconnect": "\(config.clearOnDisconnect)",
             "password": "\(config.password == nil ? "off" : "on")",
             "tls": "\(tls == nil ? "off" : config.clientCAPath == nil ? "on" : "mutual")",

@@ -7,8 +7,10 @@ public struct ServerConfig: Equatable, Sendable {
     public var listenAddress = "localhost:3144"
     /// The shared secret every RPC must present as `authorization` metadata.
     public var password: String?
-    public var keepaliveIntervalNanoseconds: UInt64 = 60_000_000_000
-    public var keepaliveTimeoutNanoseconds: UInt64 = 10_000_000_000
+    /// Time between keepalive PINGs on each connection; zero turns keepalive off.
+    public var keepaliveInterval: Duration = .seconds(60)
+    /// A PING not acknowledged within this ends the connection and its session.
+    public var keepaliveTimeout: Duration = .seconds(10)
     public var clearOnDisconnect = true
     public var logLevel: Logger.Level = .info
     public var maxNameBytes = 4096
@@ -19,7 +21,12 @@ public struct ServerConfig: Equatable, Sendable {
     /// PEM CA bundle that client certificates must chain to; set means mTLS.
     public var clientCAPath: String?
     /// Longest a new connection may take to complete its TLS handshake.
-    public var handshakeTimeoutNanoseconds: UInt64 = 10_000_000_000
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// How long a drain (SIGTERM, SIGINT) may take before connections are closed.
+    public var shutdownTimeout: Duration = .seconds(10)
+    /// A connection with no open streams, no held locks and no waiting calls for
+    /// this long is closed with a GOAWAY; zero keeps idle connections open.
+    public var idleTimeout: Duration = .zero
 
     public var usesTLS: Bool { tlsCertificatePath != nil }
 
@@ -172,7 +179,7 @@ extension ServerConfig {
             guard let value = merged[option.name] else { continue }
             try apply(option, value: value, to: &config, readFile: readFile)
         }
-        if config.keepaliveIntervalNanoseconds > 0, config.keepaliveTimeoutNanoseconds == 0 {
+        if config.keepaliveInterval > .zero, config.keepaliveTimeout == .zero {
             throw ConfigError("--keepalive_timeout must be greater than 0 when keepalive is on")
         }
         if (config.tlsCertificatePath == nil) != (config.tlsKeyPath == nil) {
@@ -187,7 +194,7 @@ extension ServerConfig {
         if config.clientCAPath != nil, !config.usesTLS {
             throw ConfigError("--client_ca needs --tls_cert and --tls_key")
         }
-        if config.handshakeTimeoutNanoseconds == 0 {
+        if config.handshakeTimeout == .zero {
             throw ConfigError("--handshake_timeout must be greater than 0")
         }
         return .run(config)
@@ -217,9 +224,9 @@ extension ServerConfig {
             guard !password.isEmpty else { throw ConfigError("password file \(value) is empty") }
             config.password = String(password)
         case "keepalive_interval":
-            config.keepaliveIntervalNanoseconds = try duration(value, option: option)
+            config.keepaliveInterval = .nanoseconds(try duration(value, option: option))
         case "keepalive_timeout":
-            config.keepaliveTimeoutNanoseconds = try duration(value, option: option)
+            config.keepaliveTimeout = .nanoseconds(try duration(value, option: option))
         case "no_clear_on_disconnect":
             config.clearOnDisconnect = !(try bool(value, option: option))
         case "log_level":
@@ -245,7 +252,7 @@ extension ServerConfig {
         case "client_cert_verify":
             _ = try bool(value, option: option)
         case "handshake_timeout":
-            config.handshakeTimeoutNanoseconds = try duration(value, option: option)
+            config.handshakeTimeout = .nanoseconds(try duration(value, option: option))
         default:
             break
         }
