@@ -23,7 +23,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -67,7 +66,6 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
@@ -99,14 +97,15 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "LDLMHTTP2Tests", dependencies: ["LDLMHTTP2"]),
-        .testTarget(name: "LDLMGRPCTests", dependencies: ["LDLMGRPC", "LDLMHTTP2"]),
+        .target(name: "LDLMTestSupport", dependencies: ["LDLMHTTP2"], path: "Tests/LDLMTestSupport"),
+        .testTarget(name: "LDLMHTTP2Tests", dependencies: ["LDLMHTTP2", "LDLMTestSupport"]),
+        .testTarget(name: "LDLMGRPCTests", dependencies: ["LDLMGRPC", "LDLMHTTP2", "LDLMTestSupport"]),
         .testTarget(name: "LDLMProtocolTests", dependencies: ["LDLMProtocol"]),
         .testTarget(name: "LDLMCoreTests", dependencies: ["LDLMCore"]),
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [
-                "LDLMServer", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                "LDLMServer", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -136,6 +136,21 @@ public final class LockTable {
         return true
     }
 
+    /// Withdraws every queued call, oldest first, and tells each handler
+    /// `.withdrawn`: for a server that stops serving and answers them at once.
+    public func withdrawAllWaiters() {
+        let waiters = queuedWaiters.values.sorted { $0.ticket.rawValue < $1.ticket.rawValue }
+        var handlers: [(WaitOutcome) -> Void] = []
+        for waiter in waiters {
+            let record = waiter.record
+            withdraw(waiter)
+            sessions[waiter.session]?.waiters.removeValue(forKey: waiter.ticket.rawValue)
+            if let handler = waiter.takeOutcomeHandler() { handlers.append(handler) }
+            if let record { removeIfIdle(record) }
+        }
+        for handler in handlers { handler(.withdrawn) }
+    }
+
     // MARK: Releasing and renewing
 
     public func unlock(name: String, key: String) throws(LockFailure) {
@@ -254,6 +269,11 @@ public final class LockTable {
 
     public func heldLockCount(session: SessionID) -> Int {
         sessions[session]?.holdings.count ?? 0
+    }
+
+    /// `Lock` calls of `session` still queued.
+    public func waitingCallCount(session: SessionID) -> Int {
+        sessions[session]?.waiters.count ?? 0
     }
 
     // MARK: Private

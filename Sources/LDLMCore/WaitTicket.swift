@@ -7,6 +7,8 @@ public struct WaitTicket: Hashable, Sendable {
 public enum WaitOutcome: Equatable, Sendable {
     case granted(LockKey)
     case timedOut
+    /// The server withdrew the call (it is shutting down); no lock was taken.
+    case withdrawn
 }
 
 /// The immediate result of ``LockTable/lock(name:size:leaseSeconds:waitTimeoutSeconds:session:makeOutcomeHandler:)``.

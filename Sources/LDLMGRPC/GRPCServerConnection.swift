@@ -16,10 +16,6 @@ public struct GRPCRequest: Sendable {
 /// What the owner of a ``GRPCServerConnection`` has to act on.
 public enum GRPCServerEvent: Sendable {
     case request(GRPCRequest)
-    /// A stream that produced a `.request` is gone. `responseDelivered` is false
-    /// when it closed before our whole response went out (reset by the client,
-    /// connection failure): any effect of that response must be undone.
-    case requestEnded(streamID: Int32, responseDelivered: Bool)
     case pingAcknowledged
     case goAway
 }
@@ -30,42 +26,26 @@ public struct GRPCServerLimits: Sendable {
     public init() {}
 }
 
-/// The server side of gRPC unary calls on one HTTP/2 connection.
+/// The server side of gRPC calls on one HTTP/2 connection, without I/O.
 ///
 /// Checks what every call must get right before its owner sees it (method,
 /// content type, timeout syntax, message framing and size) and answers those
-/// failures itself; the owner routes `.request` events and answers with
-/// ``sendResponse(streamID:prefixedMessage:)`` or ``sendStatus(streamID:_:)``.
+/// failures itself. The owner answers each `.request` at once with
+/// ``sendResponse(streamID:prefixedMessage:onUndelivered:)`` or
+/// ``sendStatus(streamID:_:)``, or later after ``deferAnswer(streamID:_:)``.
+/// Every call's state lives here, in one place: a call withdrawn by its client
+/// is cancelled, and an answer that never reached its client is undone.
 public final class GRPCServerConnection {
     public let http2: HTTP2Connection
-    private let limits: GRPCServerLimits
-    private var streams = StreamIDMap<StreamState>()
+    let limits: GRPCServerLimits
+    var streams = StreamIDMap<GRPCServerStream>()
+    private var deadlines = GRPCCallDeadlines()
     /// Paths this connection has seen, so a request reuses a String rather than
     /// building one. Bounded: a client inventing paths gets fresh Strings.
-    private var knownPaths: [String] = []
-    private static let maxKnownPaths = 8
-
-    private struct StreamState {
-        enum Phase {
-            /// Headers accepted, body arriving.
-            case receiving
-            /// Handed to the owner as a `.request`.
-            case dispatched
-            /// Answered; the response is on its way.
-            case answered(dispatched: Bool)
-        }
-
-        var phase: Phase
-        var path = ""
-        var headers = HTTP2HeaderFields()
-        var timeout: UInt64?
-        var body: UnaryMessageAccumulator
-
-        init(phase: Phase, maxMessageBytes: Int) {
-            self.phase = phase
-            self.body = UnaryMessageAccumulator(maxMessageBytes: maxMessageBytes)
-        }
-    }
+    var knownPaths: [String] = []
+    /// The highest stream the client opened; it only grows, so an unchanged
+    /// value means no call started in between.
+    public private(set) var lastStreamID: Int32 = 0
 
     public init(limits: GRPCServerLimits = GRPCServerLimits(), http2Settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
         self.limits = limits
@@ -85,20 +65,23 @@ public final class GRPCServerConnection {
         http2.drainEvents { process($0, onEvent) }
     }
 
+    /// Calls whose streams are open, in any state.
+    public var openStreamCount: Int { streams.count }
+
+    // MARK: Answering
+
     /// Answers a dispatched request with a message and status OK. The message
     /// was serialized after ``GRPCMessageFraming/prefixLength`` reserved bytes,
     /// which this fills in, so the response is sent without another copy.
-    public func sendResponse(streamID: Int32, prefixedMessage: [UInt8]) {
-        guard markAnswered(streamID) else { return }
+    /// `onUndelivered` runs once if the stream closes before the whole response
+    /// reached the client (reset, connection failure): undo its effect there.
+    public func sendResponse(streamID: Int32, prefixedMessage: [UInt8], onUndelivered: (() -> Void)? = nil) {
+        guard streams[streamID]?.awaitsAnswer == true else { return }
+        streams[streamID] = .answered(onUndelivered: onUndelivered)
         var framed = prefixedMessage
         GRPCMessageFraming.writePrefix(into: &framed)
         do {
-            try http2.sendResponse(
-                streamID: streamID,
-                headers: Self.responseHeaders,
-                body: framed,
-                trailers: Self.okTrailers
-            )
+            try http2.sendResponse(streamID: streamID, headers: Self.responseHeaders, body: framed, trailers: Self.okTrailers)
         } catch {
             http2.resetStream(streamID, errorCode: HTTP2ErrorCode.internalError)
         }
@@ -106,39 +89,154 @@ public final class GRPCServerConnection {
 
     /// Answers with a status and no message (a "trailers-only" response).
     public func sendStatus(streamID: Int32, _ status: GRPCStatus) {
-        let stillReceiving: Bool
-        if case .receiving = streams[streamID]?.phase { stillReceiving = true } else { stillReceiving = false }
-        guard markAnswered(streamID) else { return }
-        streams[streamID]?.body = UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes)
-        sendTrailersOnly(streamID: streamID, httpStatus: "200", status: status, stopClient: stillReceiving)
+        guard let state = streams[streamID] else { return }
+        switch state {
+        case .receiving:
+            streams[streamID] = .refused
+            // A client still sending a body we will never read is told to stop.
+            sendTrailersOnly(streamID: streamID, httpStatus: "200", status: status, stopClient: true)
+        case .dispatched, .deferred:
+            streams[streamID] = .answered(onUndelivered: nil)
+            sendTrailersOnly(streamID: streamID, httpStatus: "200", status: status, stopClient: false)
+        case .answered, .refused:
+            break
+        }
+    }
+
+    /// The owner will answer `streamID` later, by its deadline if it has one.
+    public func deferAnswer(streamID: Int32, _ call: GRPCDeferredCall) {
+        guard case .dispatched = streams[streamID] else { return }
+        streams[streamID] = .deferred(call)
+        if let deadline = call.deadline {
+            deadlines.add(deadline, streamID: streamID, liveCount: { deferredCallsWithDeadline })
+        }
     }
 
     /// True while the stream waits for our answer.
     public func isAwaitingResponse(_ streamID: Int32) -> Bool {
-        if case .dispatched = streams[streamID]?.phase { return true }
-        return false
+        streams[streamID]?.awaitsAnswer ?? false
     }
 
-    // MARK: Private
+    // MARK: Deadlines and shutdown
+
+    /// When the earliest deferred call's deadline passes; may be early, never late.
+    public var nextDeadline: UInt64? { deadlines.earliest }
+
+    /// Fails every deferred call whose deadline is at or before `now` with
+    /// DEADLINE_EXCEEDED, unless its owner answered it meanwhile.
+    public func expireDeadlines(now: UInt64) {
+        deadlines.popDue(now: now) { streamID in
+            guard case .deferred(let call) = streams[streamID], let deadline = call.deadline, deadline <= now else { return }
+            if call.cancel() {
+                sendStatus(streamID: streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded while waiting for an answer"))
+            }
+        }
+    }
+
+    /// Withdraws every deferred call and answers it with `status`, e.g.
+    /// UNAVAILABLE while the server drains.
+    public func failDeferredCalls(_ status: GRPCStatus) {
+        var deferred: [(Int32, GRPCDeferredCall)] = []
+        for (streamID, state) in streams {
+            if case .deferred(let call) = state { deferred.append((streamID, call)) }
+        }
+        for (streamID, call) in deferred where call.cancel() {
+            sendStatus(streamID: streamID, status)
+        }
+    }
+
+    /// Tells the client no new calls will be served (GOAWAY naming the last
+    /// stream taken); the calls already taken are answered, and the connection
+    /// becomes inactive once they are.
+    public func closeGracefully() {
+        http2.sendGoAway(lastStreamID: lastStreamID, errorCode: HTTP2ErrorCode.noError)
+    }
+
+    /// The connection is gone: deferred calls are withdrawn and answers that
+    /// did not reach their client are undone, as if each stream was reset.
+    public func connectionClosed() {
+        let ended = Array(streams.values)
+        streams.removeAll()
+        for state in ended { undoOrCancel(state, delivered: false) }
+    }
+
+    var deadlineEntryCount: Int { deadlines.count }
+
+    var deferredCallsWithDeadline: [(UInt64, Int32)] {
+        var live: [(UInt64, Int32)] = []
+        for (streamID, state) in streams {
+            if case .deferred(let call) = state, let deadline = call.deadline { live.append((deadline, streamID)) }
+        }
+        return live
+    }
+
+    // MARK: Events
 
     private static let responseHeaders = HTTP2HeaderBlock([HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")])
     private static let okTrailers = HTTP2HeaderBlock([HTTP2Header("grpc-status", "0")])
 
-    private func markAnswered(_ streamID: Int32) -> Bool {
-        guard let state = streams[streamID] else { return false }
-        switch state.phase {
-        case .receiving:
-            streams[streamID]?.phase = .answered(dispatched: false)
-            return true
-        case .dispatched:
-            streams[streamID]?.phase = .answered(dispatched: true)
-            return true
-        case .answered:
-            return false
+    private func process(_ event: HTTP2Event, _ onEvent: (GRPCServerEvent) -> Void) {
+        switch event {
+        case .headers(let streamID, let headers):
+            if streams[streamID] == nil {
+                lastStreamID = max(lastStreamID, streamID)
+                begin(streamID: streamID, headers: headers)
+            }
+        case .data(let streamID, let bytes):
+            receiveData(streamID: streamID, bytes)
+        case .endStream(let streamID):
+            guard case .receiving(let head, let body) = streams[streamID] else { return }
+            do {
+                let message = try body.message()
+                // The request carries what the owner needs; a queued Lock may
+                // wait long, so the stream keeps no copy of its headers or body.
+                streams[streamID] = .dispatched
+                onEvent(.request(GRPCRequest(streamID: streamID, path: head.path, headers: head.headers, timeoutNanoseconds: head.timeoutNanoseconds, message: message)))
+            } catch {
+                sendStatus(streamID: streamID, error)
+            }
+        case .streamClosed(let streamID, let errorCode):
+            guard let state = streams.removeValue(forKey: streamID) else { return }
+            undoOrCancel(state, delivered: errorCode == HTTP2ErrorCode.noError)
+        case .pingAcknowledged:
+            onEvent(.pingAcknowledged)
+        case .goAway:
+            onEvent(.goAway)
         }
     }
 
-    private func sendTrailersOnly(streamID: Int32, httpStatus: String, status: GRPCStatus, stopClient: Bool) {
+    private func receiveData(streamID: Int32, _ bytes: [UInt8]) {
+        let failure = streams.modifyValue(forKey: streamID) { state -> GRPCStatus? in
+            guard case .receiving(let head, var body) = state else { return nil }
+            // Leave no second reference to the body while appending, or it copies.
+            state = .refused
+            defer { state = .receiving(head, body) }
+            do throws(GRPCStatus) {
+                try body.append(bytes)
+                return nil
+            } catch {
+                return error
+            }
+        } ?? nil
+        if let failure {
+            sendStatus(streamID: streamID, failure)
+        }
+    }
+
+    /// Runs what a call's owner asked for when its stream ends early. Called
+    /// after the stream's state is gone, since both may call back into here.
+    private func undoOrCancel(_ state: GRPCServerStream, delivered: Bool) {
+        switch state {
+        case .deferred(let call):
+            _ = call.cancel()
+        case .answered(let onUndelivered?) where !delivered:
+            onUndelivered()
+        case .receiving, .dispatched, .answered, .refused:
+            break
+        }
+    }
+
+    func sendTrailersOnly(streamID: Int32, httpStatus: String, status: GRPCStatus, stopClient: Bool) {
         var headers = [
             HTTP2Header(":status", httpStatus),
             HTTP2Header("content-type", "application/grpc"),
@@ -148,130 +246,9 @@ public final class GRPCServerConnection {
             headers.append(HTTP2Header("grpc-message", GRPCPercentEncoding.encode(status.message)))
         }
         do {
-            // A client still sending a body we will never read is told to stop.
             try http2.sendResponse(streamID: streamID, headers: headers, resetAfterSending: stopClient ? HTTP2ErrorCode.noError : nil)
         } catch {
             http2.resetStream(streamID, errorCode: HTTP2ErrorCode.internalError)
         }
-    }
-
-    private func process(_ event: HTTP2Event, _ onEvent: (GRPCServerEvent) -> Void) {
-        switch event {
-        case .headers(let streamID, let headers):
-            if streams[streamID] == nil {
-                begin(streamID: streamID, headers: headers)
-            }
-        case .data(let streamID, let bytes):
-            guard case .receiving = streams[streamID]?.phase else { return }
-            do {
-                try streams[streamID]?.body.append(bytes)
-            } catch {
-                sendStatus(streamID: streamID, error)
-            }
-        case .endStream(let streamID):
-            guard let state = streams[streamID], case .receiving = state.phase else { return }
-            do {
-                let message = try state.body.message()
-                // The request carries what the owner needs; a queued Lock may
-                // wait long, so the stream keeps no copy of its headers or body.
-                streams[streamID] = StreamState(phase: .dispatched, maxMessageBytes: limits.maxMessageBytes)
-                onEvent(.request(GRPCRequest(streamID: streamID, path: state.path, headers: state.headers, timeoutNanoseconds: state.timeout, message: message)))
-            } catch {
-                sendStatus(streamID: streamID, error)
-            }
-        case .streamClosed(let streamID, let errorCode):
-            guard let state = streams.removeValue(forKey: streamID) else { return }
-            switch state.phase {
-            case .dispatched:
-                onEvent(.requestEnded(streamID: streamID, responseDelivered: false))
-            case .answered(dispatched: true):
-                onEvent(.requestEnded(streamID: streamID, responseDelivered: errorCode == HTTP2ErrorCode.noError))
-            case .receiving, .answered(dispatched: false):
-                break
-            }
-        case .pingAcknowledged:
-            onEvent(.pingAcknowledged)
-        case .goAway:
-            onEvent(.goAway)
-        }
-    }
-
-    private func begin(streamID: Int32, headers: HTTP2HeaderFields) {
-        var isPost = false
-        var method: String?
-        var path: String?
-        var hasContentType = false
-        /// Built only when the value is not the usual `application/grpc`.
-        var unusualContentType: String?
-        var timeoutText: String?
-        headers.forEach { name, value in
-            if name.matches(":method") {
-                isPost = value.matches("POST")
-                method = String(decoding: value, as: UTF8.self)
-            } else if name.matches(":path") {
-                path = internedPath(value)
-            } else if name.matches("content-type") {
-                hasContentType = true
-                unusualContentType = value.matches("application/grpc") ? nil : String(decoding: value, as: UTF8.self)
-            } else if name.matches("grpc-timeout") {
-                timeoutText = String(decoding: value, as: UTF8.self)
-            }
-        }
-        // An answered stream still needs state so its late DATA frames are ignored.
-        var state = StreamState(phase: .answered(dispatched: false), maxMessageBytes: limits.maxMessageBytes)
-        streams[streamID] = state
-        guard isPost else {
-            sendTrailersOnly(streamID: streamID, httpStatus: "405", status: GRPCStatus(.unimplemented, "method \(method ?? "(none)") not allowed: gRPC uses POST"), stopClient: true)
-            return
-        }
-        guard hasContentType, unusualContentType.map(Self.isGRPCContentType) ?? true else {
-            sendTrailersOnly(streamID: streamID, httpStatus: "415", status: GRPCStatus(.invalidArgument, "invalid gRPC request content-type \"\(unusualContentType ?? "")\""), stopClient: true)
-            return
-        }
-        if let timeoutText {
-            guard let parsed = parseGRPCTimeout(timeoutText) else {
-                sendTrailersOnly(streamID: streamID, httpStatus: "200", status: GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeoutText)\""), stopClient: true)
-                return
-            }
-            state.timeout = parsed
-        }
-        state.phase = .receiving
-        state.path = path ?? ""
-        state.headers = headers
-        streams[streamID] = state
-    }
-
-    private func internedPath(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        for known in knownPaths {
-            let isSame = known.utf8.withContiguousStorageIfAvailable { $0.hasSameBytes(as: bytes) } ?? false
-            if isSame { return known }
-        }
-        let path = String(decoding: bytes, as: UTF8.self)
-        if knownPaths.count < Self.maxKnownPaths {
-            knownPaths.append(path)
-        }
-        return path
-    }
-
-    static func isGRPCContentType(_ value: String) -> Bool {
-        if value == "application/grpc" || value == "application/grpc+proto" { return true }
-        let mediaType = value.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces().lowercased() } ?? ""
-        return mediaType == "application/grpc" || mediaType == "application/grpc+proto"
-    }
-}
-
-/// HTTP/2 error codes (RFC 9113 section 7) used by this layer.
-public enum HTTP2ErrorCode {
-    public static let noError: UInt32 = 0
-    public static let internalError: UInt32 = 2
-    public static let cancel: UInt32 = 8
-}
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> Substring {
-        var trimmed = self
-        while trimmed.first == " " || trimmed.first == "\t" { trimmed.removeFirst() }
-        while trimmed.last == " " || trimmed.last == "\t" { trimmed.removeLast() }
-        return trimmed
     }
 }

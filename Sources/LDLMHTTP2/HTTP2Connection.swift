@@ -183,13 +183,6 @@ public final class HTTP2Connection {
         }
     }
 
-    /// All pending output as one array; convenient for tests.
-    public func drainOutput() throws(HTTP2Error) -> [UInt8] {
-        var output: [UInt8] = []
-        try drainOutput { output.append(contentsOf: $0) }
-        return output
-    }
-
     /// False once the session has nothing more to read or write, e.g. after a
     /// GOAWAY went out: the connection should then be closed.
     public var isActive: Bool {
@@ -282,6 +275,13 @@ public final class HTTP2Connection {
             nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
         try check(result)
+    }
+
+    /// Queues a GOAWAY that refuses streams after `lastStreamID` while those up
+    /// to it finish; the session becomes inactive once they have.
+    public func sendGoAway(lastStreamID: Int32, errorCode: UInt32) {
+        // Fails only once a GOAWAY has gone out, which is what we wanted.
+        _ = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStreamID, errorCode, nil, 0)
     }
 
     /// Queues a GOAWAY; once it is drained the session is no longer active.

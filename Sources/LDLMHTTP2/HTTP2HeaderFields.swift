@@ -131,7 +131,7 @@ public struct HTTP2HeaderFields: @unchecked Sendable, Equatable, ExpressibleByAr
 extension UnsafeBufferPointer where Element == UInt8 {
     /// True when these bytes are exactly `literal`'s UTF-8.
     @inlinable
-    public func matches(_ literal: StaticString) -> Bool {
+    package func matches(_ literal: StaticString) -> Bool {
         guard count == literal.utf8CodeUnitCount else { return false }
         let expected = literal.utf8Start
         for index in 0..<count where self[index] != expected[index] {
@@ -142,7 +142,7 @@ extension UnsafeBufferPointer where Element == UInt8 {
 
     /// True when both hold the same bytes.
     @inlinable
-    public func hasSameBytes(as other: UnsafeBufferPointer<UInt8>) -> Bool {
+    package func hasSameBytes(as other: UnsafeBufferPointer<UInt8>) -> Bool {
         guard count == other.count else { return false }
         for index in 0..<count where self[index] != other[index] {
             return false

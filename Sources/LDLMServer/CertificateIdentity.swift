@@ -1,29 +1,43 @@
 import NIOSSL
+import X509
 
-/// Who a client certificate names: its subject common name and its DNS and IP
+/// Who a client certificate names: its subject common names and its DNS and IP
 /// subject alternative names.
-struct CertificateIdentity: CustomStringConvertible {
-    let commonName: String?
+struct CertificateIdentity: CustomStringConvertible, Equatable {
+    let commonNames: [String]
     let alternativeNames: [String]
 
+    init(commonNames: [String], alternativeNames: [String]) {
+        self.commonNames = commonNames
+        self.alternativeNames = alternativeNames
+    }
+
+    /// A certificate that does not parse (NIOSSL accepted it, so this is not
+    /// expected) names nobody rather than failing the connection.
     init(_ certificate: NIOSSLCertificate) {
-        // NIOSSL exposes the common name only through its description.
-        commonName = Self.field("common_name", in: certificate.description)
-        alternativeNames = certificate._subjectAlternativeNames().compactMap { name in
-            switch name.nameType {
-            case .dnsName:
-                return "DNS:" + String(decoding: name.contents, as: UTF8.self)
-            case .ipAddress:
-                return Self.ipAddress(Array(name.contents)).map { "IP:" + $0 }
-            default:
-                return nil
+        guard let bytes = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: bytes) else {
+            self.init(commonNames: [], alternativeNames: [])
+            return
+        }
+        self.init(parsed)
+    }
+
+    init(_ certificate: Certificate) {
+        commonNames = certificate.subject.flatMap { $0 }
+            .filter { $0.type == .RDNAttributeType.commonName }
+            .map { String(describing: $0.value) }
+        let names: SubjectAlternativeNames? = (try? certificate.extensions.subjectAlternativeNames) ?? nil
+        alternativeNames = (names.map(Array.init) ?? []).compactMap { name -> String? in
+            switch name {
+            case .dnsName(let dns): return "DNS:" + dns
+            case .ipAddress(let octets): return Self.ipAddress(Array(octets.bytes)).map { "IP:" + $0 }
+            default: return nil
             }
         }
     }
 
     var description: String {
-        var parts: [String] = []
-        if let commonName { parts.append("CN=\(commonName)") }
+        var parts = commonNames.map { "CN=\($0)" }
         if !alternativeNames.isEmpty { parts.append("SAN=" + alternativeNames.joined(separator: ",")) }
         return parts.isEmpty ? "(no subject names)" : parts.joined(separator: " ")
     }
@@ -39,11 +53,5 @@ struct CertificateIdentity: CustomStringConvertible {
         default:
             return nil
         }
-    }
-
-    private static func field(_ name: String, in description: String) -> String? {
-        guard let range = description.range(of: ";\(name)=") else { return nil }
-        let value = description[range.upperBound...].prefix { $0 != ";" && $0 != ">" }
-        return value.isEmpty ? nil : String(value)
     }
 }

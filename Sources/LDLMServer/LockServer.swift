@@ -1,22 +1,21 @@
 import LDLMCore
-import LDLMGRPC
-import LDLMHTTP2
 import Logging
 import NIOCore
 import NIOPosix
-import NIOSSL
+import ServiceLifecycle
+import UnixSignals
 
-/// The running server: one listener, one event loop, one lock table.
-///
-/// Every connection and the lock table share a single event loop thread. Lock
-/// operations are tiny next to HTTP/2 and protobuf work, and one thread means
-/// grants between connections need no locks and cannot race.
-public final class LockServer {
+/// The running server as a swift-service-lifecycle `Service`: one listener,
+/// one event loop, one ``LockManager``. `run()` serves until graceful shutdown,
+/// then drains: stop accepting, GOAWAY to every connection, answer waiting
+/// calls UNAVAILABLE, let calls in flight finish, and close what is left once
+/// the shutdown timeout passes. SIGHUP reloads the TLS certificate.
+public final class LockServer: Service {
     private let config: ServerConfig
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let tls: TLSContextProvider?
-    private var channel: Channel?
+    private let boundPort: EventLoopPromise<Int>
 
     /// Loads TLS material, if configured; a bad file is a ``ConfigError``.
     public init(config: ServerConfig, logger: Logger) throws(ConfigError) {
@@ -27,81 +26,131 @@ public final class LockServer {
         } else {
             tls = nil
         }
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        boundPort = group.next().makePromise()
     }
 
-    /// Re-reads the certificate, key and client CA for connections accepted from
-    /// now on; existing connections keep theirs. On failure the old ones stay.
-    public func reloadTLS() {
-        guard let tls else { return }
-        do {
-            try tls.reload()
-            logger.info("reloaded TLS certificate")
-        } catch {
-            logger.error("TLS reload failed, keeping the previous certificate", metadata: ["error": "\(error.message)"])
-        }
+    /// The port the listener got (useful with port 0); fails if binding failed.
+    public var port: Int {
+        get async throws { try await boundPort.futureResult.get() }
     }
 
-    /// Binds the listener; returns the bound port (useful with port 0).
-    @discardableResult
-    public func start() throws -> Int {
-        let address = try ListenAddress(parsing: config.listenAddress)
+    public func run() async throws {
         let eventLoop = group.next()
-        let table = LockTable(clock: EventLoopClock(), maxNameBytes: config.maxNameBytes)
-        let service = LDLMService(table: table, password: config.password)
-        let expiryScheduler = ExpiryScheduler(table: table, eventLoop: eventLoop)
-        let outputBuffer = SharedOutputBuffer()
-        let config = self.config
-        let logger = self.logger
-        let tls = self.tls
-        var limits = GRPCServerLimits()
-        limits.maxMessageBytes = config.maxMessageBytes
+        let connections = OpenConnections()
+        let manager = LockManager(
+            eventLoop: eventLoop,
+            clock: EventLoopClock(),
+            maxNameBytes: config.maxNameBytes,
+            clearOnDisconnect: config.clearOnDisconnect
+        )
+        let serverChannel: Channel
+        do {
+            serverChannel = try await bind(manager: manager, connections: connections)
+        } catch {
+            boundPort.fail(error)
+            try? await group.shutdownGracefully()
+            throw ListenError(address: config.listenAddress, underlying: error)
+        }
+        boundPort.succeed(serverChannel.localAddress?.port ?? 0)
+        logListening(serverChannel)
 
-        let bootstrap = ServerBootstrap(group: eventLoop)
+        let drained = eventLoop.makePromise(of: Void.self)
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { tasks in
+                tasks.addTask { await self.reloadTLSOnHangup() }
+                try await drained.futureResult.get()
+                tasks.cancelAll()
+            }
+        } onGracefulShutdown: {
+            eventLoop.execute { self.drain(serverChannel, manager: manager, connections: connections, completing: drained) }
+        }
+        try await group.shutdownGracefully()
+        logger.info("ldlm-server stopped")
+    }
+
+    private func bind(manager: LockManager, connections: OpenConnections) async throws -> Channel {
+        let address = try ListenAddress(parsing: config.listenAddress)
+        let pipeline = ConnectionPipeline(
+            manager: manager,
+            router: RPCRouter(services: Self.services(manager: manager), interceptors: interceptors),
+            config: config,
+            tls: tls,
+            logger: logger
+        )
+        return try await ServerBootstrap(group: manager.eventLoop)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
-                    }
-                    let grpc = try GRPCServerConnection(limits: limits)
-                    let handler = LDLMConnectionHandler(
-                        grpc: grpc,
-                        service: service,
-                        config: config,
-                        expiryScheduler: expiryScheduler,
-                        outputBuffer: outputBuffer,
-                        logger: logger
-                    )
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    try pipeline.configure(channel)
+                    connections.add(channel)
                 }
             }
-        let channel = try bootstrap.bind(host: address.host, port: address.port).wait()
-        self.channel = channel
-        let port = channel.localAddress?.port ?? address.port
+            .bind(host: address.host, port: address.port)
+            .get()
+    }
+
+    /// Every service the server offers. Adding one is one line here.
+    private static func services(manager: LockManager) -> [RPCService] {
+        [
+            LockService(manager: manager),
+        ]
+    }
+
+    private var interceptors: [RPCInterceptor] {
+        config.password.map { [PasswordInterceptor(password: $0)] } ?? []
+    }
+
+    /// Answers every waiting call UNAVAILABLE, stops accepting and asks every
+    /// connection to drain; `drained` completes when all have closed, which
+    /// the shutdown timeout forces.
+    private func drain(_ serverChannel: Channel, manager: LockManager, connections: OpenConnections, completing drained: EventLoopPromise<Void>) {
+        logger.info("ldlm-server draining", metadata: [
+            "connections": "\(connections.count)",
+            "shutdown_timeout": "\(formatGoDuration(config.shutdownTimeout))",
+        ])
+        serverChannel.close(promise: nil)
+        manager.beginDrain()
+        let timeout = manager.eventLoop.scheduleTask(in: TimeAmount(config.shutdownTimeout)) {
+            self.logger.warning("shutdown timeout passed, closing remaining connections", metadata: ["connections": "\(connections.count)"])
+            connections.closeAll()
+        }
+        connections.quiesce {
+            timeout.cancel()
+            drained.succeed()
+        }
+    }
+
+    private func reloadTLSOnHangup() async {
+        guard let tls else { return }
+        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            do {
+                try tls.reload()
+                logger.info("reloaded TLS certificate")
+            } catch {
+                logger.error("TLS reload failed, keeping the previous certificate", metadata: ["error": "\(error.message)"])
+            }
+        }
+    }
+
+    private func logListening(_ channel: Channel) {
         logger.info("ldlm-server listening", metadata: [
-            "address": "\(channel.localAddress?.ipAddress ?? address.host):\(port)",
+            "address": "\(channel.localAddress?.ipAddress ?? "?"):\(channel.localAddress?.port ?? 0)",
             "keepalive_interval": "\(formatGoDuration(config.keepaliveInterval))",
             "keepalive_timeout": "\(formatGoDuration(config.keepaliveTimeout))",
             "clear_on_disconnect": "\(config.clearOnDisconnect)",
             "password": "\(config.password == nil ? "off" : "on")",
             "tls": "\(tls == nil ? "off" : config.clientCAPath == nil ? "on" : "mutual")",
         ])
-        return port
     }
+}
 
-    /// Blocks until the listener is closed by ``stop()``.
-    public func waitUntilClosed() throws {
-        try channel?.closeFuture.wait()
-    }
+/// The listener could not be bound; `ldlm-server` exits with status 2.
+public struct ListenError: Error, CustomStringConvertible {
+    let address: String
+    let underlying: Error
 
-    /// Stops accepting, closes every connection (releasing their sessions) and
-    /// the event loop.
-    public func stop() {
-        logger.info("ldlm-server stopping")
-        try? channel?.close().wait()
-        try? group.syncShutdownGracefully()
-    }
+    public var description: String { "cannot listen on \(address): \(underlying)" }
 }

@@ -1,11 +1,11 @@
 import Foundation
 import Logging
-import NIOCore
-import NIOPosix
+import ServiceLifecycle
 
-/// `ldlm-server`'s whole command: configuration, logging, signals, serving.
+/// `ldlm-server`'s whole command: configuration, logging, and the server run
+/// as a service until SIGTERM or SIGINT has drained it.
 public enum ServerMain {
-    public static func run(arguments: [String], environment: [String: String]) -> Int32 {
+    public static func run(arguments: [String], environment: [String: String]) async -> Int32 {
         let config: ServerConfig
         do {
             switch try ServerConfig.resolve(arguments: arguments, environment: environment) {
@@ -16,18 +16,8 @@ public enum ServerMain {
                 config = resolved
             }
         } catch {
-            FileHandle.standardError.write(Data("ldlm-server: \(error.message)\n".utf8))
-            return 2
+            return fail(error.message)
         }
-
-        // Block the handled signals before any thread exists, so every thread
-        // inherits the mask and only the waiter thread below receives them.
-        var handledSignals = sigset_t()
-        sigemptyset(&handledSignals)
-        sigaddset(&handledSignals, SIGINT)
-        sigaddset(&handledSignals, SIGTERM)
-        sigaddset(&handledSignals, SIGHUP)
-        pthread_sigmask(SIG_BLOCK, &handledSignals, nil)
 
         let level = config.logLevel
         LoggingSystem.bootstrap { label in
@@ -36,35 +26,26 @@ public enum ServerMain {
             return handler
         }
         let logger = Logger(label: "ldlm-server")
-
-        let server: LockServer
         do {
-            server = try LockServer(config: config, logger: logger)
+            let server = try LockServer(config: config, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [server],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            ))
+            try await group.run()
+            return 0
+        } catch let error as ConfigError {
+            return fail(error.message)
+        } catch let error as ListenError {
+            return fail(error.description)
         } catch {
-            FileHandle.standardError.write(Data("ldlm-server: \(error.message)\n".utf8))
-            return 2
+            return fail("\(error)")
         }
-        do {
-            try server.start()
-        } catch {
-            FileHandle.standardError.write(Data("ldlm-server: cannot listen on \(config.listenAddress): \(error)\n".utf8))
-            server.stop()
-            return 2
-        }
+    }
 
-        let awaitedSignals = handledSignals
-        let signalWaiter = Thread {
-            var signals = awaitedSignals
-            var received: Int32 = 0
-            while sigwait(&signals, &received) == 0, received == SIGHUP {
-                server.reloadTLS()
-            }
-            logger.info("received signal, shutting down", metadata: ["signal": "\(received)"])
-            server.stop()
-        }
-        signalWaiter.start()
-
-        try? server.waitUntilClosed()
-        return 0
+    private static func fail(_ message: String) -> Int32 {
+        FileHandle.standardError.write(Data("ldlm-server: \(message)\n".utf8))
+        return 2
     }
 }

@@ -620,6 +620,8 @@ private final class ModelRun {
                 check(issuedKeys.insert(key).inserted, "key \(key) issued twice")
             case .timedOut:
                 timedOut.insert(request)
+            case .withdrawn:
+                check(false, "request #\(request) withdrawn, but the model never drains")
             }
         }
         check(Set(grantedKeys.keys) == Set(expectedGrants),

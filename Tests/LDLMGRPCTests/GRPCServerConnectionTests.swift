@@ -1,4 +1,5 @@
-import LDLMGRPC
+@testable import LDLMGRPC
+import LDLMTestSupport
 @testable import LDLMHTTP2
 import XCTest
 
@@ -52,9 +53,9 @@ final class GRPCServerConnectionTests: XCTestCase {
         let request = try pair.dispatchCall(message: [1])
         let reply: [UInt8] = [0x08, 0x01, 0x12, 0x01, 0x61]
 
-        pair.server.sendResponse(streamID: request.streamID, message: reply)
+        pair.sendResponse(streamID: request.streamID, message: reply)
         let output = try pair.server.http2.drainOutput()
-        XCTAssertEqual(pair.server.takeEvents().endings, [EndedCall(streamID: request.streamID, responseDelivered: true)],
+        XCTAssertEqual(pair.takeEndings(), [EndedCall(streamID: request.streamID, responseDelivered: true)],
                        "the whole response went out once the output is drained")
         XCTAssertFalse(pair.server.isAwaitingResponse(request.streamID))
 
@@ -75,13 +76,13 @@ final class GRPCServerConnectionTests: XCTestCase {
         let request = try pair.dispatchCall(message: [1])
         let reply = (0..<(3 * 1024 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }
 
-        pair.server.sendResponse(streamID: request.streamID, message: reply)
+        pair.sendResponse(streamID: request.streamID, message: reply)
         try pair.pump()
 
         let outcome = pair.outcome(of: request.streamID)
         XCTAssertTrue(outcome.body == GRPCMessageFraming.frame(reply))
         XCTAssertEqual(outcome.grpcStatus, "0")
-        XCTAssertEqual(pair.takeServerEvents().endings, [EndedCall(streamID: request.streamID, responseDelivered: true)])
+        XCTAssertEqual(pair.takeEndings(), [EndedCall(streamID: request.streamID, responseDelivered: true)])
     }
 
     func testSendStatusAnswersTrailersOnlyWithPercentEncodedMessage() throws {
@@ -99,7 +100,7 @@ final class GRPCServerConnectionTests: XCTestCase {
         let raw = try XCTUnwrap(outcome.headerBlocks.first?.first(named: "grpc-message"))
         XCTAssertTrue(raw.utf8.allSatisfy { (0x20...0x7E).contains($0) }, "header value is printable ASCII: \(raw)")
         XCTAssertEqual(GRPCPercentEncoding.decode(raw), text)
-        XCTAssertEqual(pair.takeServerEvents().endings, [EndedCall(streamID: request.streamID, responseDelivered: true)])
+        XCTAssertEqual(pair.server.openStreamCount, 0, "the call is over once its status went out")
     }
 
     func testSendStatusWithoutMessageOmitsGrpcMessage() throws {
@@ -115,15 +116,15 @@ final class GRPCServerConnectionTests: XCTestCase {
     func testOnlyTheFirstAnswerToACallIsSent() throws {
         let pair = try GRPCPair()
         let request = try pair.dispatchCall(message: [1])
-        pair.server.sendResponse(streamID: request.streamID, message: [42])
+        pair.sendResponse(streamID: request.streamID, message: [42])
         pair.server.sendStatus(streamID: request.streamID, GRPCStatus(.internal, "second answer"))
-        pair.server.sendResponse(streamID: request.streamID, message: [43])
+        pair.sendResponse(streamID: request.streamID, message: [43])
         try pair.pump()
 
         let outcome = pair.outcome(of: request.streamID)
         XCTAssertEqual(outcome.body, GRPCMessageFraming.frame([42]))
         XCTAssertEqual(outcome.grpcStatus, "0")
-        XCTAssertEqual(pair.takeServerEvents().endings.count, 1)
+        XCTAssertEqual(pair.takeEndings().count, 1)
     }
 
     func testConcurrentCallsAnsweredOutOfOrderReachTheirOwnCallers() throws {
@@ -134,32 +135,34 @@ final class GRPCServerConnectionTests: XCTestCase {
         XCTAssertEqual(Set(requests.map(\.streamID)), Set(streamIDs))
 
         for request in requests.reversed() {
-            pair.server.sendResponse(streamID: request.streamID, message: Array(request.message) + [0xFF])
+            pair.sendResponse(streamID: request.streamID, message: Array(request.message) + [0xFF])
         }
         try pair.pump()
 
         for (index, streamID) in streamIDs.enumerated() {
             XCTAssertEqual(pair.outcome(of: streamID).body, GRPCMessageFraming.frame([UInt8(index), 0xFF]))
         }
-        XCTAssertEqual(Set(pair.takeServerEvents().endings), Set(streamIDs.map { EndedCall(streamID: $0, responseDelivered: true) }))
+        XCTAssertEqual(Set(pair.takeEndings()), Set(streamIDs.map { EndedCall(streamID: $0, responseDelivered: true) }))
     }
 
     // MARK: Calls that end before their response
 
-    func testClientResetOfDispatchedCallReportsResponseNotDelivered() throws {
+    func testClientResetOfDeferredCallWithdrawsIt() throws {
         let pair = try GRPCPair()
         let request = try pair.dispatchCall(message: [1])
+        var cancelled = 0
+        pair.server.deferAnswer(streamID: request.streamID, GRPCDeferredCall(deadline: nil) { cancelled += 1; return true })
 
         pair.client.resetStream(request.streamID, errorCode: HTTP2ErrorCode.cancel)
         try pair.pump()
-        XCTAssertEqual(pair.takeServerEvents().endings, [EndedCall(streamID: request.streamID, responseDelivered: false)])
+        XCTAssertEqual(cancelled, 1, "the owner withdraws a call its client gave up on")
         XCTAssertFalse(pair.server.isAwaitingResponse(request.streamID))
 
         _ = pair.takeClientEvents()
-        pair.server.sendResponse(streamID: request.streamID, message: [9])
+        pair.sendResponse(streamID: request.streamID, message: [9])
         try pair.pump()
         XCTAssertEqual(pair.takeClientEvents(), [], "nothing is sent on a stream that is gone")
-        XCTAssertEqual(pair.takeServerEvents().endings, [])
+        XCTAssertEqual(pair.takeEndings(), [])
         try assertConnectionStillServesCalls(pair)
     }
 
@@ -167,13 +170,13 @@ final class GRPCServerConnectionTests: XCTestCase {
         let pair = try GRPCPair()
         let request = try pair.dispatchCall(message: [1])
 
-        pair.server.sendResponse(streamID: request.streamID, message: [9])
+        pair.sendResponse(streamID: request.streamID, message: [9])
         pair.client.resetStream(request.streamID, errorCode: HTTP2ErrorCode.cancel)
         var events = try pair.server.receive(try pair.client.drainOutput())
         _ = try pair.server.http2.drainOutput()
         events += pair.server.takeEvents()
 
-        XCTAssertEqual(events.endings, [EndedCall(streamID: request.streamID, responseDelivered: false)])
+        XCTAssertEqual(pair.takeEndings(), [EndedCall(streamID: request.streamID, responseDelivered: false)])
     }
 
     /// RFC 9113 lets a peer reset a stream with NO_ERROR. The queued response
@@ -198,13 +201,13 @@ final class GRPCServerConnectionTests: XCTestCase {
             try pair.server.receive(bytes) { event in
                 events.append(event)
                 if case .request(let request) = event {
-                    pair.server.sendResponse(streamID: request.streamID, message: [9])
+                    pair.sendResponse(streamID: request.streamID, message: [9])
                 }
             }
         }
         _ = try pair.server.http2.drainOutput()
         XCTAssertEqual(events.requests.map(\.streamID), streamIDs)
-        XCTAssertEqual(events.endings, streamIDs.map { EndedCall(streamID: $0, responseDelivered: false) },
+        XCTAssertEqual(pair.takeEndings(), streamIDs.map { EndedCall(streamID: $0, responseDelivered: false) },
                        "the grant a response carried must be undone")
         XCTAssertEqual(pair.server.http2.outboundStreamCount, 0, "no state is kept for streams that are gone")
     }
@@ -213,7 +216,7 @@ final class GRPCServerConnectionTests: XCTestCase {
         let pair = try GRPCPair()
         let request = try pair.dispatchCall(message: [1])
 
-        pair.server.sendResponse(streamID: request.streamID, message: [9])
+        pair.sendResponse(streamID: request.streamID, message: [9])
         pair.client.resetStream(request.streamID, errorCode: HTTP2ErrorCode.noError)
         var events = try pair.server.receive(try pair.client.drainOutput())
         let output = try pair.server.http2.drainOutput()
@@ -222,7 +225,7 @@ final class GRPCServerConnectionTests: XCTestCase {
 
         XCTAssertEqual(CallOutcome(events: pair.client.takeEvents().filter { $0.streamID == request.streamID }).body, [],
                        "the response never reached the client")
-        XCTAssertEqual(events.endings, [EndedCall(streamID: request.streamID, responseDelivered: false)])
+        XCTAssertEqual(pair.takeEndings(), [EndedCall(streamID: request.streamID, responseDelivered: false)])
     }
 
     func testResetOfCallStillUploadingProducesNoEvents() throws {
@@ -390,7 +393,7 @@ final class GRPCServerConnectionTests: XCTestCase {
         try pair.pump(file: file, line: line)
         let serverEvents = pair.takeServerEvents()
         XCTAssertEqual(serverEvents.requests.count, 0, "the owner never sees a rejected call", file: file, line: line)
-        XCTAssertEqual(serverEvents.endings, [], "nor its end", file: file, line: line)
+        XCTAssertEqual(pair.takeEndings(), [], "nor its end", file: file, line: line)
         XCTAssertFalse(pair.server.isAwaitingResponse(streamID), file: file, line: line)
 
         let outcome = pair.outcome(of: streamID)
@@ -415,12 +418,12 @@ final class GRPCServerConnectionTests: XCTestCase {
         XCTAssertTrue(pair.server.http2.isActive, file: file, line: line)
         let request = try pair.dispatchCall(message: [0xAB, 0xCD], file: file, line: line)
         XCTAssertEqual(Array(request.message), [0xAB, 0xCD], file: file, line: line)
-        pair.server.sendResponse(streamID: request.streamID, message: [0xEF])
+        pair.sendResponse(streamID: request.streamID, message: [0xEF])
         try pair.pump(file: file, line: line)
         let outcome = pair.outcome(of: request.streamID)
         XCTAssertEqual(outcome.body, GRPCMessageFraming.frame([0xEF]), file: file, line: line)
         XCTAssertEqual(outcome.grpcStatus, "0", file: file, line: line)
-        XCTAssertEqual(pair.takeServerEvents().endings, [EndedCall(streamID: request.streamID, responseDelivered: true)], file: file, line: line)
+        XCTAssertEqual(pair.takeEndings(), [EndedCall(streamID: request.streamID, responseDelivered: true)], file: file, line: line)
         _ = pair.takeClientEvents()
     }
 }

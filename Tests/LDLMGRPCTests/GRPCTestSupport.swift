@@ -1,5 +1,6 @@
-import LDLMGRPC
+@testable import LDLMGRPC
 import LDLMHTTP2
+import LDLMTestSupport
 import XCTest
 
 /// An HTTP/2 client talking to a ``GRPCServerConnection`` over an in-memory wire.
@@ -9,6 +10,10 @@ final class GRPCPair {
     private(set) var clientEvents: [HTTP2Event] = []
     private(set) var serverEvents: [GRPCServerEvent] = []
     private(set) var bytesSentByClient = 0
+    /// Streams answered through ``sendResponse(streamID:message:)``, in order,
+    /// until ``takeEndings()`` reports their end.
+    private var answered: [Int32] = []
+    private var undelivered: Set<Int32> = []
 
     init(limits: GRPCServerLimits = GRPCServerLimits()) throws {
         client = try HTTP2Connection(role: .client)
@@ -28,6 +33,23 @@ final class GRPCPair {
             if fromClient.isEmpty, fromServer.isEmpty { return }
         }
         XCTFail("the connections never went quiet", file: file, line: line)
+    }
+
+    /// Answers with `message`, recording whether the answer reached the client.
+    func sendResponse(streamID: Int32, message: [UInt8]) {
+        if server.isAwaitingResponse(streamID) { answered.append(streamID) }
+        server.sendResponse(streamID: streamID, prefixedMessage: GRPCMessageFraming.frame(message)) { [weak self] in
+            self?.undelivered.insert(streamID)
+        }
+    }
+
+    /// Answered calls whose streams have closed since the last call, and
+    /// whether each answer was delivered (if not, its undo ran).
+    func takeEndings() -> [EndedCall] {
+        serverEvents += server.takeEvents()
+        let ended = answered.filter { server.streams[$0] == nil }
+        answered.removeAll { server.streams[$0] == nil }
+        return ended.map { EndedCall(streamID: $0, responseDelivered: !undelivered.contains($0)) }
     }
 
     func takeServerEvents() -> [GRPCServerEvent] {
@@ -99,14 +121,6 @@ struct CallOutcome {
     var isTrailersOnly: Bool { headerBlocks.count == 1 && body.isEmpty && ended }
 }
 
-extension HTTP2Connection {
-    func takeEvents() -> [HTTP2Event] {
-        var events: [HTTP2Event] = []
-        drainEvents { events.append($0) }
-        return events
-    }
-}
-
 extension GRPCServerConnection {
     func receive(_ bytes: [UInt8]) throws -> [GRPCServerEvent] {
         var events: [GRPCServerEvent] = []
@@ -120,10 +134,6 @@ extension GRPCServerConnection {
         }
         if let failure { throw failure }
         return events
-    }
-
-    func sendResponse(streamID: Int32, message: [UInt8]) {
-        sendResponse(streamID: streamID, prefixedMessage: GRPCMessageFraming.frame(message))
     }
 
     func takeEvents() -> [GRPCServerEvent] {
@@ -147,10 +157,6 @@ extension Array where Element == GRPCServerEvent {
         compactMap { if case .request(let request) = $0 { return request } else { return nil } }
     }
 
-    /// `.requestEnded` events as (stream, responseDelivered).
-    var endings: [EndedCall] {
-        compactMap { if case .requestEnded(let id, let delivered) = $0 { return EndedCall(streamID: id, responseDelivered: delivered) } else { return nil } }
-    }
 }
 
 struct EndedCall: Hashable {

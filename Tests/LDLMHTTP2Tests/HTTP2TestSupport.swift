@@ -1,4 +1,5 @@
 import LDLMHTTP2
+import LDLMTestSupport
 import XCTest
 
 /// A client and a server session joined by an in-memory wire: whatever one
@@ -38,14 +39,6 @@ final class HTTP2Pair {
     func takeServerEvents() -> [HTTP2Event] {
         defer { serverEvents.removeAll() }
         return serverEvents
-    }
-}
-
-extension HTTP2Connection {
-    func takeEvents() -> [HTTP2Event] {
-        var events: [HTTP2Event] = []
-        drainEvents { events.append($0) }
-        return events
     }
 }
 

@@ -25,7 +25,11 @@ final class SharedOutputBufferTests: XCTestCase {
 
     func testABufferStillHeldByAPendingWriteIsNeitherChangedNorReused() {
         let shared = SharedOutputBuffer()
+        // Prime the spare with a large buffer, so reusing it would be visible
+        // in the next borrow's capacity as well as its address.
+        shared.giveBack(allocator.buffer(capacity: 32 * 1024))
         var first = shared.borrow(allocator: allocator)
+        XCTAssertGreaterThanOrEqual(first.capacity, 32 * 1024, "the spare is lent out")
         first.writeString("pending write")
         let pendingWrite = first
         shared.giveBack(first)
@@ -40,11 +44,20 @@ final class SharedOutputBufferTests: XCTestCase {
 
     func testANestedFlushGetsItsOwnBuffer() {
         let shared = SharedOutputBuffer()
+        var primed = shared.borrow(allocator: allocator)
+        let spareAddress = storageAddress(primed)
+        shared.giveBack(primed)
+        primed = ByteBuffer()
+
         var outer = shared.borrow(allocator: allocator)
         var inner = shared.borrow(allocator: allocator)
         outer.writeString("outer")
         inner.writeString("inner")
-        XCTAssertNotEqual(storageAddress(outer), storageAddress(inner))
+        XCTAssertEqual(storageAddress(outer), spareAddress, "the first borrow reuses the spare")
+        XCTAssertNotEqual(storageAddress(inner), spareAddress, "a nested borrow must not share the spare")
+        XCTAssertEqual(outer.readableBytesView.count, 5)
+        XCTAssertEqual(String(buffer: outer), "outer")
+        XCTAssertEqual(String(buffer: inner), "inner")
         shared.giveBack(inner)
         shared.giveBack(outer)
     }

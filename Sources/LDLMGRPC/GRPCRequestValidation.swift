@@ -1,0 +1,78 @@
+import LDLMHTTP2
+
+/// The checks a call's headers must pass before its body is read.
+extension GRPCServerConnection {
+    private static let maxKnownPaths = 8
+
+    /// Starts a stream from its request headers, answering at once a call that
+    /// is not gRPC (wrong method or content type) or has a malformed timeout.
+    func begin(streamID: Int32, headers: HTTP2HeaderFields) {
+        var isPost = false
+        var method: String?
+        var path: String?
+        var hasContentType = false
+        /// Built only when the value is not the usual `application/grpc`.
+        var unusualContentType: String?
+        var timeoutText: String?
+        headers.forEach { name, value in
+            if name.matches(":method") {
+                isPost = value.matches("POST")
+                method = String(decoding: value, as: UTF8.self)
+            } else if name.matches(":path") {
+                path = internedPath(value)
+            } else if name.matches("content-type") {
+                hasContentType = true
+                unusualContentType = value.matches("application/grpc") ? nil : String(decoding: value, as: UTF8.self)
+            } else if name.matches("grpc-timeout") {
+                timeoutText = String(decoding: value, as: UTF8.self)
+            }
+        }
+        // An answered stream still needs state so its late DATA frames are ignored.
+        streams[streamID] = .refused
+        guard isPost else {
+            sendTrailersOnly(streamID: streamID, httpStatus: "405", status: GRPCStatus(.unimplemented, "method \(method ?? "(none)") not allowed: gRPC uses POST"), stopClient: true)
+            return
+        }
+        guard hasContentType, unusualContentType.map(Self.isGRPCContentType) ?? true else {
+            sendTrailersOnly(streamID: streamID, httpStatus: "415", status: GRPCStatus(.invalidArgument, "invalid gRPC request content-type \"\(unusualContentType ?? "")\""), stopClient: true)
+            return
+        }
+        var timeout: UInt64?
+        if let timeoutText {
+            guard let parsed = parseGRPCTimeout(timeoutText) else {
+                sendTrailersOnly(streamID: streamID, httpStatus: "200", status: GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeoutText)\""), stopClient: true)
+                return
+            }
+            timeout = parsed
+        }
+        let head = GRPCRequestHead(path: path ?? "", headers: headers, timeoutNanoseconds: timeout)
+        streams[streamID] = .receiving(head, UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes))
+    }
+
+    private func internedPath(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        for known in knownPaths {
+            let isSame = known.utf8.withContiguousStorageIfAvailable { $0.hasSameBytes(as: bytes) } ?? false
+            if isSame { return known }
+        }
+        let path = String(decoding: bytes, as: UTF8.self)
+        if knownPaths.count < Self.maxKnownPaths {
+            knownPaths.append(path)
+        }
+        return path
+    }
+
+    static func isGRPCContentType(_ value: String) -> Bool {
+        if value == "application/grpc" || value == "application/grpc+proto" { return true }
+        let mediaType = value.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces().lowercased() } ?? ""
+        return mediaType == "application/grpc" || mediaType == "application/grpc+proto"
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingSpaces() -> Substring {
+        var trimmed = self
+        while trimmed.first == " " || trimmed.first == "\t" { trimmed.removeFirst() }
+        while trimmed.last == " " || trimmed.last == "\t" { trimmed.removeLast() }
+        return trimmed
+    }
+}

@@ -1,0 +1,60 @@
+import LDLMGRPC
+import Logging
+import NIOCore
+import NIOSSL
+
+/// What every connection's pipeline is built from; shared by all connections
+/// of the server's event loop.
+struct ConnectionPipeline {
+    let manager: LockManager
+    let router: RPCRouter
+    let config: ServerConfig
+    let tls: TLSContextProvider?
+    let logger: Logger
+    let outputBuffer = SharedOutputBuffer()
+
+    /// Adds the handlers, in order from the socket:
+    ///
+    ///     NIOSSLServerHandler      TLS (when configured)
+    ///     TLSHandshakeHandler      handshake timeout, ALPN h2, client identity
+    ///     BackPressureHandler      stop reading while our answers are not read
+    ///     SessionHandler           one lock session per connection
+    ///     GRPCConnectionHandler    HTTP/2 + gRPC calls, routed to the services
+    ///     ConnectionManagementHandler  keepalive, idle, drain
+    func configure(_ channel: Channel) throws {
+        let handlers = channel.pipeline.syncOperations
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
+        let connection = ConnectionContext(logger: logger, remoteAddress: remote)
+        if let tls {
+            try handlers.addHandler(NIOSSLServerHandler(context: tls.current))
+            try handlers.addHandler(TLSHandshakeHandler(timeout: TimeAmount(config.handshakeTimeout), connection: connection))
+        }
+        // A client that sends requests but does not read the answers would make
+        // them pile up here; reading from it pauses until its socket drains, and
+        // its keepalive PINGs then go unanswered, which ends it.
+        try handlers.addHandler(BackPressureHandler())
+        try handlers.addHandler(SessionHandler(manager: manager, connection: connection))
+        var limits = GRPCServerLimits()
+        limits.maxMessageBytes = config.maxMessageBytes
+        let grpcHandler = GRPCConnectionHandler(
+            grpc: try GRPCServerConnection(limits: limits),
+            router: router,
+            connection: connection,
+            outputBuffer: outputBuffer
+        )
+        try handlers.addHandler(grpcHandler)
+        try handlers.addHandler(ConnectionManagementHandler(configuration: managementConfiguration, connection: connection) { [manager] in
+            let (openStreams, lastStreamID) = grpcHandler.activity
+            let busy = connection.session.map(manager.isBusy) ?? false
+            return .init(openStreams: openStreams, lastStreamID: lastStreamID, sessionBusy: busy)
+        })
+    }
+
+    private var managementConfiguration: ConnectionManagementStateMachine.Configuration {
+        .init(
+            keepaliveInterval: config.keepaliveInterval > .zero ? UInt64(config.keepaliveInterval.nanosecondsClamped) : nil,
+            keepaliveTimeout: UInt64(max(config.keepaliveTimeout.nanosecondsClamped, 0)),
+            idleTimeout: config.idleTimeout > .zero ? UInt64(config.idleTimeout.nanosecondsClamped) : nil
+        )
+    }
+}

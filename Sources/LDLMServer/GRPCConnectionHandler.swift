@@ -1,0 +1,206 @@
+import LDLMGRPC
+import LDLMHTTP2
+import NIOCore
+
+/// The gRPC call layer of one connection: bytes in, calls routed to the
+/// services, answers and HTTP/2 frames out.
+///
+/// The call state lives in ``GRPCServerConnection`` (one state per stream);
+/// this handler adds only I/O: reading, one flush per read, the timer for the
+/// earliest call deadline, and the commands ``ConnectionManagementHandler``
+/// sends down (PING, GOAWAY). It tells that handler of PING ACKs and GOAWAYs.
+final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ConnectionEvent
+    typealias OutboundIn = ConnectionCommand
+    typealias OutboundOut = ByteBuffer
+
+    private let grpc: GRPCServerConnection
+    private let router: RPCRouter
+    private let connection: ConnectionContext
+    private let outputBuffer: SharedOutputBuffer
+    private var context: ChannelHandlerContext?
+    private var deadlineTimer: (deadline: UInt64, task: Scheduled<Void>)?
+    /// True while a flush is certain to run before control returns to the event
+    /// loop, so answers produced meanwhile are batched into it.
+    private var flushPending = false
+
+    init(grpc: GRPCServerConnection, router: RPCRouter, connection: ConnectionContext, outputBuffer: SharedOutputBuffer) {
+        self.grpc = grpc
+        self.router = router
+        self.connection = connection
+        self.outputBuffer = outputBuffer
+    }
+
+    /// Streams open and the newest one, for idleness checks.
+    var activity: (openStreams: Int, lastStreamID: Int32) { (grpc.openStreamCount, grpc.lastStreamID) }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        flushOutput()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        flushPending = true
+        do {
+            try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes, onEvent: handle) }
+        } catch {
+            connection.logger.info("closing connection after HTTP/2 protocol error", metadata: ["error": "\(error)"])
+            flushOutput()
+            context.close(promise: nil)
+            return
+        }
+        flushOutput()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadlineTimer?.task.cancel()
+        deadlineTimer = nil
+        grpc.connectionClosed()
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .ping:
+            do {
+                try grpc.http2.sendPing()
+            } catch {
+                context.close(promise: nil)
+            }
+        case .drain(let status):
+            grpc.failDeferredCalls(status)
+            grpc.closeGracefully()
+        case .closeGracefully:
+            grpc.closeGracefully()
+        }
+        promise?.succeed()
+        flushOutput()
+    }
+
+    // MARK: Calls
+
+    private func handle(_ event: GRPCServerEvent) {
+        switch event {
+        case .request(let request):
+            serve(request)
+        case .pingAcknowledged:
+            context?.fireChannelRead(wrapInboundOut(.pingAcknowledged))
+        case .goAway:
+            connection.logger.debug("client sent GOAWAY")
+        }
+    }
+
+    private func serve(_ request: GRPCRequest) {
+        guard let session = connection.session else {
+            grpc.sendStatus(streamID: request.streamID, GRPCStatus(.unavailable, "connection is closing"))
+            return
+        }
+        let streamID = request.streamID
+        let outcome = router.route(request, from: connection, session: session) {
+            RPCResponder(sink: self, streamID: streamID)
+        }
+        switch outcome {
+        case .deferred(let cancel):
+            let deadline = request.timeoutNanoseconds.map { timeout in
+                UInt64(clamping: context?.eventLoop.now.uptimeNanoseconds ?? 0).addingClamped(timeout)
+            }
+            grpc.deferAnswer(streamID: streamID, GRPCDeferredCall(deadline: deadline, cancel: cancel))
+            rescheduleDeadlineTimer()
+        case .reply, .failure:
+            answer(streamID: streamID, with: outcome)
+        }
+    }
+
+    /// Sends an answer, now or for a deferred call.
+    func answer(streamID: Int32, with outcome: RPCOutcome) {
+        switch outcome {
+        case .reply(let message, let onUndelivered):
+            guard grpc.isAwaitingResponse(streamID) else {
+                onUndelivered?()
+                return
+            }
+            grpc.sendResponse(streamID: streamID, prefixedMessage: message, onUndelivered: onUndelivered)
+        case .failure(let status):
+            grpc.sendStatus(streamID: streamID, status)
+        case .deferred:
+            preconditionFailure("a deferred call is answered with a reply or a failure")
+        }
+        if !flushPending {
+            flushOutput()
+        }
+    }
+
+    // MARK: Deadlines
+
+    private func rescheduleDeadlineTimer() {
+        guard let context, let next = grpc.nextDeadline else { return }
+        if let deadlineTimer {
+            guard next < deadlineTimer.deadline else { return }
+            deadlineTimer.task.cancel()
+        }
+        let task = context.eventLoop.scheduleTask(deadline: .uptimeNanoseconds(next)) { [weak self] () -> Void in
+            guard let self, let context = self.context else { return }
+            self.deadlineTimer = nil
+            self.grpc.expireDeadlines(now: context.eventLoop.now.uptimeNanoseconds)
+            self.rescheduleDeadlineTimer()
+            self.flushOutput()
+        }
+        deadlineTimer = (next, task)
+    }
+
+    // MARK: Output
+
+    /// Writes everything nghttp2 has ready, handling the stream closes that
+    /// sending causes (which may queue more answers) until nothing is left.
+    /// Closes the connection once HTTP/2 has nothing more to do (after a
+    /// GOAWAY, when the calls taken before it are answered).
+    private func flushOutput() {
+        guard let context else { return }
+        flushPending = true
+        defer { flushPending = false }
+        var buffer = outputBuffer.borrow(allocator: context.channel.allocator)
+        defer { outputBuffer.giveBack(buffer) }
+        do {
+            try grpc.drainOutput({ buffer.writeBytes($0) }, onEvent: handle)
+        } catch {
+            connection.logger.error("HTTP/2 session failed to produce output", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        if buffer.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+        if !grpc.http2.isActive {
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// What the gRPC layer tells connection management.
+enum ConnectionEvent {
+    case pingAcknowledged
+}
+
+/// What connection management asks of the gRPC layer.
+enum ConnectionCommand {
+    case ping
+    /// Answers waiting calls with `status`, refuses new ones (GOAWAY) and
+    /// closes once the calls already taken are answered.
+    case drain(GRPCStatus)
+    /// Refuses new calls (GOAWAY) and closes once the open ones are answered.
+    case closeGracefully
+}
+
+extension UInt64 {
+    fileprivate func addingClamped(_ other: UInt64) -> UInt64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
+    }
+}

@@ -1,0 +1,134 @@
+import LDLMCore
+import NIOCore
+
+/// The one owner of lock state: the ``LockTable``, the timer that expires its
+/// leases and waits, and the sessions.
+///
+/// Connections reach it only through these calls, each synchronous, on
+/// ``eventLoop``, with values in and values out. Connections that run on
+/// another loop hop to this one first; nothing else touches the table.
+final class LockManager {
+    let eventLoop: EventLoop
+    private let table: LockTable
+    private let clearOnDisconnect: Bool
+    private var expiryTimer: (deadline: UInt64, task: Scheduled<Void>)?
+    /// Set once the server drains: nothing queues any more.
+    private(set) var isDraining = false
+
+    init(eventLoop: EventLoop, clock: LockClock, maxNameBytes: Int, clearOnDisconnect: Bool) {
+        self.eventLoop = eventLoop
+        self.table = LockTable(clock: clock, maxNameBytes: maxNameBytes)
+        self.clearOnDisconnect = clearOnDisconnect
+    }
+
+    // MARK: Sessions
+
+    func openSession() -> SessionID {
+        table.openSession()
+    }
+
+    /// Ends a session: its waiting calls are withdrawn, and its locks released
+    /// unless the server keeps them on disconnect.
+    func closeSession(_ session: SessionID) -> SessionEnd {
+        let held = table.heldLockCount(session: session)
+        table.closeSession(session, releasingLocks: clearOnDisconnect)
+        rescheduleExpiry()
+        return clearOnDisconnect ? .released(locks: held) : .kept(locks: held)
+    }
+
+    /// Whether the session holds a lock or waits for one.
+    func isBusy(_ session: SessionID) -> Bool {
+        table.heldLockCount(session: session) > 0 || table.waitingCallCount(session: session) > 0
+    }
+
+    var lockCount: Int { table.lockCount }
+    var sessionCount: Int { table.sessionCount }
+
+    // MARK: Locks
+
+    /// Takes the lock or queues for it; a queued call is answered through the
+    /// handler `makeOutcomeHandler` makes, unless withdrawn by ``cancelWait(_:)``.
+    func lock(
+        _ request: LockArguments,
+        session: SessionID,
+        makeOutcomeHandler: () -> (WaitOutcome) -> Void
+    ) throws(LockFailure) -> LockAttempt {
+        defer { rescheduleExpiry() }
+        return try table.lock(
+            name: request.name,
+            size: request.size,
+            leaseSeconds: request.leaseSeconds,
+            waitTimeoutSeconds: request.waitTimeoutSeconds,
+            session: session,
+            makeOutcomeHandler: makeOutcomeHandler
+        )
+    }
+
+    func tryLock(_ request: LockArguments, session: SessionID) throws(LockFailure) -> LockKey? {
+        defer { rescheduleExpiry() }
+        return try table.tryLock(name: request.name, size: request.size, leaseSeconds: request.leaseSeconds, session: session)
+    }
+
+    /// Withdraws a queued call; false if it was already answered.
+    func cancelWait(_ ticket: WaitTicket) -> Bool {
+        table.cancelWait(ticket)
+    }
+
+    /// Releases a hold; the waiters it lets in may bring new lease deadlines.
+    func unlock(name: String, key: String) throws(LockFailure) {
+        defer { rescheduleExpiry() }
+        try table.unlock(name: name, key: key)
+    }
+
+    func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) {
+        defer { rescheduleExpiry() }
+        try table.renew(name: name, key: key, leaseSeconds: leaseSeconds)
+    }
+
+    /// The server stops serving: every queued call is withdrawn and answered
+    /// at once, and from now on a `Lock` that cannot be granted at once does
+    /// not queue. Held locks stay until their connections close.
+    func beginDrain() {
+        isDraining = true
+        table.withdrawAllWaiters()
+    }
+
+    // MARK: Expiry
+
+    /// Keeps one timer armed for the table's next lease expiry or wait timeout.
+    /// Only calls that can add a deadline come here; a timer that fires for a
+    /// deadline that went away meanwhile finds nothing due and re-arms.
+    private func rescheduleExpiry() {
+        guard let next = table.nextDeadline else { return }
+        if let expiryTimer {
+            guard next < expiryTimer.deadline else { return }
+            expiryTimer.task.cancel()
+        }
+        let task = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(next)) { [weak self] () -> Void in
+            guard let self else { return }
+            self.expiryTimer = nil
+            self.table.expireDue()
+            self.rescheduleExpiry()
+        }
+        expiryTimer = (next, task)
+    }
+}
+
+/// What a `Lock` or `TryLock` asks for.
+struct LockArguments {
+    var name: String
+    var size: Int32 = 1
+    var leaseSeconds: Int32 = 0
+    var waitTimeoutSeconds: Int32 = 0
+}
+
+/// What became of a session's locks when it ended.
+enum SessionEnd: Equatable {
+    case released(locks: Int)
+    case kept(locks: Int)
+}
+
+/// The monotonic clock NIO schedules with, so table deadlines and timers agree.
+final class EventLoopClock: LockClock {
+    var nanosecondsNow: UInt64 { NIODeadline.now().uptimeNanoseconds }
+}

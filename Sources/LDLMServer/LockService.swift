@@ -1,0 +1,118 @@
+import LDLMCore
+import LDLMGRPC
+import LDLMProtocol
+
+/// The `ldlm.LDLM` service: decodes each request, applies it through the
+/// ``LockManager`` and encodes the answer. Knows nothing of connections.
+final class LockService: RPCService {
+    let serviceName = "ldlm.LDLM"
+    private let manager: LockManager
+
+    init(manager: LockManager) {
+        self.manager = manager
+    }
+
+    /// The handlers keep the service alive for as long as the router does.
+    var methods: [String: RPCMethod] {
+        [
+            "Lock": { [self] call, makeResponder in decoding(LockRequest.self, call) { lock($0, call, makeResponder) } },
+            "TryLock": { [self] call, _ in decoding(TryLockRequest.self, call) { tryLock($0, call) } },
+            "Unlock": { [self] call, _ in decoding(UnlockRequest.self, call) { unlock($0) } },
+            // go-ldlm ≤ 1.1 calls it RefreshLock, 1.2 calls it Renew.
+            "RefreshLock": { [self] call, _ in decoding(RenewRequest.self, call) { renew($0) } },
+            "Renew": { [self] call, _ in decoding(RenewRequest.self, call) { renew($0) } },
+        ]
+    }
+
+    private func decoding<Request: LDLMMessage>(_: Request.Type, _ call: RPCCall, _ body: (Request) -> RPCOutcome) -> RPCOutcome {
+        do {
+            return body(try Request(serializedBytes: call.message))
+        } catch {
+            return .failure(GRPCStatus(.invalidArgument, "cannot decode request: \(error)"))
+        }
+    }
+
+    private func lock(_ request: LockRequest, _ call: RPCCall, _ makeResponder: () -> RPCResponder) -> RPCOutcome {
+        let name = request.name
+        let arguments = LockArguments(
+            name: name,
+            size: request.size ?? 1,
+            leaseSeconds: request.lockTimeoutSeconds ?? 0,
+            waitTimeoutSeconds: request.waitTimeoutSeconds ?? 0
+        )
+        if manager.isDraining {
+            return lockWithoutQueueing(arguments, call)
+        }
+        do {
+            let attempt = try manager.lock(arguments, session: call.session) {
+                let responder = makeResponder()
+                return { [manager] outcome in
+                    switch outcome {
+                    case .granted(let key):
+                        responder.reply(LockResponses.locked(name: name, key: key), onUndelivered: Self.undo(name: name, key: key, manager))
+                    case .timedOut:
+                        responder.reply(LockResponses.lockFailure(name: name, .lockWaitTimeout(name: name)), onUndelivered: nil)
+                    case .withdrawn:
+                        responder.fail(Self.shuttingDown)
+                    }
+                }
+            }
+            switch attempt {
+            case .acquired(let key):
+                return .reply(LockResponses.locked(name: name, key: key), onUndelivered: Self.undo(name: name, key: key, manager))
+            case .queued(let ticket):
+                return .deferred(cancel: { [manager] in manager.cancelWait(ticket) })
+            }
+        } catch {
+            return .reply(LockResponses.lockFailure(name: name, error), onUndelivered: nil)
+        }
+    }
+
+    /// While the server drains, a `Lock` is granted at once or not at all.
+    private func lockWithoutQueueing(_ arguments: LockArguments, _ call: RPCCall) -> RPCOutcome {
+        acquiring(arguments, call) { .failure(Self.shuttingDown) }
+    }
+
+    private func tryLock(_ request: TryLockRequest, _ call: RPCCall) -> RPCOutcome {
+        let arguments = LockArguments(name: request.name, size: request.size ?? 1, leaseSeconds: request.lockTimeoutSeconds ?? 0)
+        return acquiring(arguments, call) {
+            .reply(LockResponses.encoded(LockResponse(locked: false, name: request.name)), onUndelivered: nil)
+        }
+    }
+
+    private func acquiring(_ arguments: LockArguments, _ call: RPCCall, whenTaken: () -> RPCOutcome) -> RPCOutcome {
+        do {
+            guard let key = try manager.tryLock(arguments, session: call.session) else { return whenTaken() }
+            return .reply(LockResponses.locked(name: arguments.name, key: key), onUndelivered: Self.undo(name: arguments.name, key: key, manager))
+        } catch {
+            return .reply(LockResponses.lockFailure(name: arguments.name, error), onUndelivered: nil)
+        }
+    }
+
+    private func unlock(_ request: UnlockRequest) -> RPCOutcome {
+        do {
+            try manager.unlock(name: request.name, key: request.key)
+            return .reply(LockResponses.encoded(UnlockResponse(unlocked: true, name: request.name)), onUndelivered: nil)
+        } catch {
+            let response = UnlockResponse(unlocked: false, name: request.name, error: LockResponses.ldlmError(error))
+            return .reply(LockResponses.encoded(response), onUndelivered: nil)
+        }
+    }
+
+    private func renew(_ request: RenewRequest) -> RPCOutcome {
+        do {
+            try manager.renew(name: request.name, key: request.key, leaseSeconds: request.lockTimeoutSeconds)
+            let response = LockResponse(locked: true, name: request.name, key: request.key)
+            return .reply(LockResponses.encoded(response), onUndelivered: nil)
+        } catch {
+            return .reply(LockResponses.lockFailure(name: request.name, error), onUndelivered: nil)
+        }
+    }
+
+    private static let shuttingDown = GRPCStatus(.unavailable, "server is shutting down")
+
+    /// A grant nobody received could never be unlocked by its key: release it.
+    private static func undo(name: String, key: LockKey, _ manager: LockManager) -> () -> Void {
+        { try? manager.unlock(name: name, key: key.description) }
+    }
+}

@@ -1,0 +1,64 @@
+import LDLMCore
+import LDLMGRPC
+
+/// A gRPC service: a name and its methods. Adding one to the server is one
+/// file with a type conforming to this, plus one line where the server lists
+/// its services (``LockServer``).
+protocol RPCService: AnyObject {
+    /// The fully qualified service name, e.g. `ldlm.LDLM`.
+    var serviceName: String { get }
+    /// Each method's handler by method name, e.g. `Lock`.
+    var methods: [String: RPCMethod] { get }
+}
+
+/// Serves one call. `makeResponder` is called only by a method that answers
+/// later (returning ``RPCOutcome/deferred(cancel:)``), once, before returning.
+typealias RPCMethod = (_ call: RPCCall, _ makeResponder: () -> RPCResponder) -> RPCOutcome
+
+/// One call as a service sees it.
+struct RPCCall {
+    /// The request message without its gRPC prefix.
+    let message: ArraySlice<UInt8>
+    /// The calling connection's lock session.
+    let session: SessionID
+}
+
+/// How a method answers.
+enum RPCOutcome {
+    /// A response message serialized after room for the gRPC prefix.
+    /// `onUndelivered` undoes its effect if it never reaches the client.
+    case reply([UInt8], onUndelivered: (() -> Void)?)
+    case failure(GRPCStatus)
+    /// The answer comes later through the responder made for this call, unless
+    /// `cancel` withdraws the call first (client gone, deadline, drain); `cancel`
+    /// returns false if the answer is already on its way.
+    case deferred(cancel: () -> Bool)
+}
+
+/// Where a deferred call's answer goes.
+protocol RPCAnswerSink: AnyObject {
+    func answer(streamID: Int32, with outcome: RPCOutcome)
+}
+
+/// Delivers one deferred call's answer to its connection, if still there.
+struct RPCResponder {
+    private weak var sink: RPCAnswerSink?
+    private let streamID: Int32
+
+    init(sink: RPCAnswerSink, streamID: Int32) {
+        self.sink = sink
+        self.streamID = streamID
+    }
+
+    func reply(_ prefixedMessage: [UInt8], onUndelivered: (() -> Void)?) {
+        guard let sink else {
+            onUndelivered?()
+            return
+        }
+        sink.answer(streamID: streamID, with: .reply(prefixedMessage, onUndelivered: onUndelivered))
+    }
+
+    func fail(_ status: GRPCStatus) {
+        sink?.answer(streamID: streamID, with: .failure(status))
+    }
+}

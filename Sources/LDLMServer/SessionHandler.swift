@@ -1,0 +1,36 @@
+import NIOCore
+
+/// Session ownership: a connection is one lock session, opened when the
+/// connection becomes active and ended when it closes, which withdraws its
+/// waiting calls and releases its locks (unless the server keeps them).
+final class SessionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let manager: LockManager
+    private let connection: ConnectionContext
+
+    init(manager: LockManager, connection: ConnectionContext) {
+        self.manager = manager
+        self.connection = connection
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        connection.sessionOpened(manager.openSession())
+        connection.logger.debug("connection opened")
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let session = connection.session {
+            connection.sessionClosed()
+            switch manager.closeSession(session) {
+            case .released(let locks):
+                connection.logger.info("connection closed", metadata: ["released_locks": "\(locks)"])
+            case .kept(let locks):
+                connection.logger.info("connection closed", metadata: ["kept_locks": "\(locks)"])
+            }
+        }
+        context.fireChannelInactive()
+    }
+}

@@ -1,0 +1,140 @@
+import LDLMCore
+import LDLMGRPC
+import LDLMHTTP2
+import LDLMProtocol
+import LDLMTestSupport
+import Logging
+import NIOCore
+import NIOEmbedded
+import XCTest
+
+@testable import LDLMServer
+
+/// The lock core's clock, read from an embedded loop's virtual time.
+final class EmbeddedLoopClock: LockClock {
+    private let loop: EmbeddedEventLoop
+
+    init(_ loop: EmbeddedEventLoop) {
+        self.loop = loop
+    }
+
+    var nanosecondsNow: UInt64 { loop.now.uptimeNanoseconds }
+}
+
+/// A server's lock manager and router on an `EmbeddedEventLoop`, whose time
+/// moves only when a test advances it.
+final class EmbeddedServer {
+    let loop = EmbeddedEventLoop()
+    let manager: LockManager
+    let pipeline: ConnectionPipeline
+
+    init(configure: (inout ServerConfig) -> Void = { _ in }) {
+        var config = ServerConfig()
+        configure(&config)
+        manager = LockManager(eventLoop: loop, clock: EmbeddedLoopClock(loop), maxNameBytes: config.maxNameBytes, clearOnDisconnect: config.clearOnDisconnect)
+        let interceptors: [RPCInterceptor] = config.password.map { [PasswordInterceptor(password: $0)] } ?? []
+        pipeline = ConnectionPipeline(
+            manager: manager,
+            router: RPCRouter(services: [LockService(manager: manager)], interceptors: interceptors),
+            config: config,
+            tls: nil,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+    }
+
+    /// A connected client whose server side is the real connection pipeline.
+    func connect() throws -> EmbeddedClient {
+        let channel = EmbeddedChannel(loop: loop)
+        try pipeline.configure(channel)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4000)).wait()
+        let client = try EmbeddedClient(channel: channel)
+        try client.exchange()
+        return client
+    }
+
+    func advanceTime(by amount: TimeAmount) {
+        loop.advanceTime(by: amount)
+    }
+}
+
+/// An HTTP/2 client speaking to one embedded server connection.
+final class EmbeddedClient {
+    let channel: EmbeddedChannel
+    let http2: HTTP2Connection
+    private(set) var events: [HTTP2Event] = []
+
+    init(channel: EmbeddedChannel) throws {
+        self.channel = channel
+        http2 = try HTTP2Connection(role: .client)
+    }
+
+    /// Carries bytes both ways until neither side has more to say.
+    func exchange(file: StaticString = #filePath, line: UInt = #line) throws {
+        for _ in 0..<1_000 {
+            let request = try http2.drainOutput()
+            if !request.isEmpty, channel.isActive {
+                try channel.writeInbound(ByteBuffer(bytes: request))
+            }
+            var answered = false
+            while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
+                answered = true
+                try http2.receive(Array(buffer.readableBytesView))
+            }
+            events += http2.takeEvents()
+            if request.isEmpty, !answered { return }
+        }
+        XCTFail("the connection never went quiet", file: file, line: line)
+    }
+
+    @discardableResult
+    func call(_ method: String, _ message: some LDLMMessage, metadata: [HTTP2Header] = []) throws -> Int32 {
+        let headers = [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"),
+            HTTP2Header(":path", "/ldlm.LDLM/\(method)"), HTTP2Header(":authority", "localhost"),
+            HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+        ] + metadata
+        let streamID = try http2.sendRequest(headers: headers, body: GRPCMessageFraming.frame(message.serializedBytes()))
+        try exchange()
+        return streamID
+    }
+
+    func resetStream(_ streamID: Int32) throws {
+        http2.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
+        try exchange()
+    }
+
+    /// The gRPC status the stream ended with, nil while it is open.
+    func status(of streamID: Int32) -> (code: Int, message: String?)? {
+        let blocks = events.compactMap { event -> [HTTP2Header]? in
+            if case .headers(streamID, let headers) = event { return headers.fields }
+            return nil
+        }
+        guard let last = blocks.last, let code = last.first(where: { $0.name == "grpc-status" }).flatMap({ Int($0.value) }) else { return nil }
+        return (code, last.first(where: { $0.name == "grpc-message" }).map { GRPCPercentEncoding.decode($0.value) })
+    }
+
+    func response<Response: LDLMMessage>(of streamID: Int32, as _: Response.Type) throws -> Response? {
+        let body = events.reduce(into: [UInt8]()) { body, event in
+            if case .data(streamID, let bytes) = event { body += bytes }
+        }
+        guard body.count >= GRPCMessageFraming.prefixLength else { return nil }
+        return try Array(body.dropFirst(GRPCMessageFraming.prefixLength)).withUnsafeBytes { bytes in
+            try Response(serializedBytes: bytes)
+        }
+    }
+
+    var receivedGoAway: Bool {
+        events.contains { if case .goAway = $0 { return true } else { return false } }
+    }
+
+    /// Takes what the server wrote without answering it, as a client that
+    /// stopped reading or responding would; true if it held a PING.
+    func takeUnansweredOutputContainsPing() throws -> Bool {
+        var bytes: [UInt8] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            bytes += buffer.readableBytesView
+        }
+        let pingHeader: [UInt8] = [0, 0, 8, 6, 0, 0, 0, 0, 0]
+        return bytes.count >= pingHeader.count && (0...(bytes.count - pingHeader.count)).contains { bytes[$0..<$0 + pingHeader.count].elementsEqual(pingHeader) }
+    }
+}
