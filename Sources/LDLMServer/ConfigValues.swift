@@ -55,7 +55,8 @@ extension ServerConfig {
             throw ConfigError("cannot read password file \(path): \(error.localizedDescription)")
         }
         var password = Substring(contents)
-        while password.last == "\n" || password.last == "\r" { password.removeLast() }
+        // `isNewline`, as "\r\n" is one Character, equal to neither "\r" nor "\n".
+        while password.last?.isNewline == true { password.removeLast() }
         guard !password.isEmpty else { throw ConfigError("password file \(path) is empty") }
         return String(password)
     }
