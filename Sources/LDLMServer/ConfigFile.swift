@@ -39,7 +39,7 @@ enum ConfigFile {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw ConfigError("config file \(path) \(describe(error))")
+            throw ConfigError("config file \(path)\(describe(error))")
         }
         guard let root else {
             return []
@@ -60,10 +60,13 @@ enum ConfigFile {
         switch error as? YamlError {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
             .composer(_, let problem, let mark, _):
-            return "line \(mark.line): \(problem)"
+            return " line \(mark.line): \(problem)"
+        case .duplicatedKeysInMapping(let duplicates, _):
+            let keys = duplicates.map { "\"\($0)\"" }.joined(separator: ", ")
+            return ": \(keys) given more than once"
         default:
             let firstLine = "\(error)".split(separator: "\n").first.map(String.init) ?? ""
-            return "is not valid YAML: \(firstLine)"
+            return " is not valid YAML: \(firstLine)"
         }
     }
 }
