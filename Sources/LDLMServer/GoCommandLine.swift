@@ -8,6 +8,8 @@
 ///   name only after one dash, and drops an empty value only after two
 ///   (`--password=` would take the next argument as the password).
 /// - A boolean flag alone is `true`; the argument after it is never its value.
+/// - The argument after any other flag is its value, whatever it looks like
+///   (`--password -x`, `---x`, `--`): values are passed on attached with `=`.
 /// - `-help` is help, not the short flags `-h -e -l -p`.
 enum GoCommandLine {
     private enum Arity {
@@ -17,7 +19,7 @@ enum GoCommandLine {
     private struct FlagArgument {
         let dashes: Int
         let name: Substring
-        let value: Substring?
+        var value: Substring?
 
         init(_ argument: String) {
             dashes = argument.prefix { $0 == "-" }.count
@@ -58,15 +60,19 @@ enum GoCommandLine {
             case .version:
                 normalized.append(flag.spelledForArgumentParser)
             case .bool:
-                normalized.append(flag.spelledForArgumentParser + (flag.value == nil ? "=true" : ""))
-            case .value where flag.value != nil:
+                var flag = flag
+                flag.value = flag.value ?? "true"
                 normalized.append(flag.spelledForArgumentParser)
             case .value:
-                guard index < arguments.endIndex else {
-                    throw ConfigError("flag \(described(flag.name)) needs a value")
+                var flag = flag
+                if flag.value == nil {
+                    guard index < arguments.endIndex else {
+                        throw ConfigError("flag \(described(flag.name)) needs a value")
+                    }
+                    flag.value = arguments[index][...]
+                    index += 1
                 }
-                normalized += [flag.spelledForArgumentParser, arguments[index]]
-                index += 1
+                normalized.append(flag.spelledForArgumentParser)
             }
         }
         return normalized

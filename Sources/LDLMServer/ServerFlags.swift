@@ -106,11 +106,11 @@ extension Option where Value == String? {
     init(_ setting: ConfigSetting) {
         let help = ArgumentHelp(setting.help, valueName: setting.valueName)
         if setting.kind == .bool {
+            // So that --help shows the flag alone means true; GoCommandLine
+            // has already spelled that out as `=true`.
             self.init(name: setting.flagNames, defaultAsFlag: "true", help: help)
         } else {
-            // Go takes the next argument as the value whatever it looks like
-            // (`--password -x`); ArgumentParser's default would refuse `-x`.
-            self.init(name: setting.flagNames, parsing: .unconditional, help: help)
+            self.init(name: setting.flagNames, help: help)
         }
     }
 }

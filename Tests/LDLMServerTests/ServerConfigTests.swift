@@ -116,6 +116,11 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertConfig(["--password", "-x"], is: configWith { $0.password = "-x" })
         XCTAssertConfig(["--password", "--no_clear_on_disconnect"], is: configWith { $0.password = "--no_clear_on_disconnect" })
         XCTAssertConfig(["--password", "-h"], is: configWith { $0.password = "-h" })
+        XCTAssertConfig(["--password", "---x"], is: configWith { $0.password = "---x" })
+        XCTAssertConfig(["--password", "--", "-n"], is: configWith {
+            $0.password = "--"
+            $0.clearOnDisconnect = false
+        })
         XCTAssertConfig(["--password=a=b"], is: configWith { $0.password = "a=b" })
         XCTAssertConfig(["--password=", "-n"], environment: ["LDLM_PASSWORD": "env"], is: configWith { $0.clearOnDisconnect = false })
         XCTAssertConfig(["--max_name_bytes", "1", "--max_name_bytes", "2"], is: configWith { $0.maxNameBytes = 2 })
