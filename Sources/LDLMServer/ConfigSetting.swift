@@ -1,6 +1,6 @@
 /// One setting of `ldlm-server`: its flag `--<name>`, environment variable
 /// `LDLM_<NAME>` and config-file key `<name>` all carry the same text value.
-enum ConfigSetting: String, CaseIterable, Sendable {
+enum ConfigSetting: String, CaseIterable {
     case listenAddress = "listen_address"
     case password
     case passwordFile = "password_file"

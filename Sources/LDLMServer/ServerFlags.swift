@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// What the command line alone decides.
-enum CommandLineRequest: Equatable {
+enum CommandLineRequest {
     case help(String)
     case version(String)
     /// The settings given as flags, as text: flags, environment and config
