@@ -9,8 +9,8 @@ public enum ServerMain {
         let config: ServerConfig
         do {
             switch try ServerConfig.resolve(arguments: arguments, environment: environment) {
-            case .showHelp(let usage):
-                print(usage, terminator: "")
+            case .showHelp(let text), .showVersion(let text):
+                print(text)
                 return 0
             case .run(let resolved):
                 config = resolved

@@ -3,39 +3,10 @@ import XCTest
 @testable import LDLMServer
 
 final class ServerConfigTests: XCTestCase {
-    private func resolve(
-        _ arguments: [String],
-        environment: [String: String] = [:],
-        files: [String: String] = [:]
-    ) throws -> ServerConfig {
-        let request = try ServerConfig.resolve(arguments: arguments, environment: environment) { path in
-            guard let text = files[path] else { throw CocoaError(.fileNoSuchFile) }
-            return text
-        }
-        guard case .run(let config) = request else {
-            XCTFail("expected a configuration, got \(request)")
-            return ServerConfig()
-        }
-        return config
-    }
-
-    private func configError(
-        _ arguments: [String],
-        environment: [String: String] = [:],
-        files: [String: String] = [:]
-    ) -> String? {
-        do {
-            _ = try resolve(arguments, environment: environment, files: files)
-            return nil
-        } catch let error as ConfigError {
-            return error.message
-        } catch {
-            return "unexpected \(error)"
-        }
-    }
-
     func testDefaultsMatchGoLDLMServer() throws {
-        let config = try resolve([])
+        guard case .run(let config) = try resolveRequest([]) else {
+            return XCTFail("no configuration")
+        }
         XCTAssertEqual(config.listenAddress, "localhost:3144")
         XCTAssertNil(config.password)
         XCTAssertEqual(config.keepaliveInterval, .seconds(60))
@@ -43,126 +14,162 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertTrue(config.clearOnDisconnect)
         XCTAssertEqual(config.logLevel, .info)
         XCTAssertEqual(config.maxNameBytes, 4096)
+        XCTAssertEqual(config.maxMessageBytes, 4_194_304)
+        XCTAssertNil(config.tlsCertificatePath)
+        XCTAssertNil(config.tlsKeyPath)
+        XCTAssertNil(config.clientCAPath)
+        XCTAssertEqual(config.handshakeTimeout, .seconds(10))
+        XCTAssertEqual(config.shutdownTimeout, .seconds(10))
+        XCTAssertEqual(config.idleTimeout, .zero)
         XCTAssertFalse(config.usesTLS)
     }
 
-    func testFlagsAcceptGoSpellings() throws {
-        let config = try resolve([
-            "--listen_address", "127.0.0.1:9000",
-            "-password=pw",
-            "--keepalive_interval=1m30s",
-            "--keepalive_timeout", "500ms",
-            "--no_clear_on_disconnect",
-            "--log_level", "warn",
-            "--lock_gc_interval", "30m",
-        ])
-        XCTAssertEqual(config.listenAddress, "127.0.0.1:9000")
-        XCTAssertEqual(config.password, "pw")
-        XCTAssertEqual(config.keepaliveInterval, .seconds(90))
-        XCTAssertEqual(config.keepaliveTimeout, .milliseconds(500))
-        XCTAssertFalse(config.clearOnDisconnect)
-        XCTAssertEqual(config.logLevel, .warning)
+    func testEveryLongFlagInGoSpellings() {
+        XCTAssertConfig(
+            [
+                "--listen_address", "127.0.0.1:9000", "-password=pw", "--keepalive_interval=1m30s",
+                "-keepalive_timeout", "500ms", "--no_clear_on_disconnect", "--log_level", "warn",
+                "--max_name_bytes=64", "-max_message_bytes", "1024", "--handshake_timeout", "2s",
+                "--shutdown_timeout", "30s", "--idle_timeout=5m", "--lock_gc_interval", "30m",
+                "-lock_gc_min_idle=5m", "--shards", "16",
+            ],
+            is: configWith {
+                $0.listenAddress = "127.0.0.1:9000"
+                $0.password = "pw"
+                $0.keepaliveInterval = .seconds(90)
+                $0.keepaliveTimeout = .milliseconds(500)
+                $0.clearOnDisconnect = false
+                $0.logLevel = .warning
+                $0.maxNameBytes = 64
+                $0.maxMessageBytes = 1024
+                $0.handshakeTimeout = .seconds(2)
+                $0.shutdownTimeout = .seconds(30)
+                $0.idleTimeout = .seconds(300)
+            })
     }
 
-    func testFlagBeatsEnvironmentWhichBeatsConfigFile() throws {
-        let files = ["/etc/ldlm.yaml": "password: from-file\nlog_level: error\nkeepalive_timeout: 3s\n"]
-        let environment = ["LDLM_CONFIG_FILE": "/etc/ldlm.yaml", "LDLM_PASSWORD": "from-env", "LDLM_LOG_LEVEL": "debug"]
-        let config = try resolve(["--password", "from-flag"], environment: environment, files: files)
-        XCTAssertEqual(config.password, "from-flag")
-        XCTAssertEqual(config.logLevel, .debug)
-        XCTAssertEqual(config.keepaliveTimeout, .seconds(3))
-
-        let withoutFlag = try resolve([], environment: environment, files: files)
-        XCTAssertEqual(withoutFlag.password, "from-env")
+    func testGoLDLMShortFlags() {
+        XCTAssertConfig(["-l", "127.0.0.1:7"], is: configWith { $0.listenAddress = "127.0.0.1:7" })
+        XCTAssertConfig(["-k", "2m"], is: configWith { $0.keepaliveInterval = .seconds(120) })
+        XCTAssertConfig(["-t=3s"], is: configWith { $0.keepaliveTimeout = .seconds(3) })
+        XCTAssertConfig(["-v", "debug"], is: configWith { $0.logLevel = .debug })
+        XCTAssertConfig(["-n"], is: configWith { $0.clearOnDisconnect = false })
+        XCTAssertConfig(["--n=false"], is: configWith())
+        XCTAssertConfig(["-c", "/c.yaml"], files: ["/c.yaml": "max_name_bytes: 9\n"], is: configWith { $0.maxNameBytes = 9 })
+        XCTAssertConfig(["-g", "1m", "-m", "2m"], is: configWith())
+        // Accepted without effect, so the error is what shows the mapping.
+        XCTAssertConfigError(["-g", "x"], is: #"invalid duration "x" for --lock_gc_interval: use Go syntax such as 500ms, 10s or 1m30s"#)
+        XCTAssertConfigError(["-m", "x"], is: #"invalid duration "x" for --lock_gc_min_idle: use Go syntax such as 500ms, 10s or 1m30s"#)
+        XCTAssertConfigError(["-l"], is: "flag -l (--listen_address) needs a value")
     }
 
-    func testPasswordFileIsReadWithTrailingNewlineStrippedAndLosesToAPasswordFlag() throws {
-        let files = ["/run/pw": "hunter2\n"]
-        XCTAssertEqual(try resolve(["--password_file", "/run/pw"], files: files).password, "hunter2")
-        XCTAssertEqual(try resolve(["--password", "flag"], environment: ["LDLM_PASSWORD_FILE": "/run/pw"], files: files).password, "flag")
-        XCTAssertNotNil(configError(["--password", "a", "--password_file", "/run/pw"], files: files))
-        XCTAssertNotNil(configError(["--password_file", "/missing"]))
+    func testGoLDLMFlagsNotSupportedYetAreRefused() {
+        XCTAssertConfigError(["-s", "/var/lib/ldlm/state"], is: "flag -s (--state_file) is not supported yet")
+        XCTAssertConfigError(["-d", "10m"], is: "flag -d (--default_lock_timeout) is not supported yet")
+        XCTAssertConfigError(["-r", ":8080"], is: "flag -r (--rest_listen_address) is not supported yet")
+        XCTAssertConfigError(["--state_file", "/x"], is: "flag --state_file is not supported yet")
+        XCTAssertConfigError(["-default_lock_timeout=1m"], is: "flag --default_lock_timeout is not supported yet")
+        XCTAssertConfigError(["--rest_listen_address", ":1"], is: "flag --rest_listen_address is not supported yet")
     }
 
-    func testJSONConfigFile() throws {
-        let files = ["/c.json": #"{"listen_address": ":4000", "no_clear_on_disconnect": true, "max_name_bytes": 64}"#]
-        let config = try resolve(["--config_file", "/c.json"], files: files)
-        XCTAssertEqual(config.listenAddress, ":4000")
-        XCTAssertFalse(config.clearOnDisconnect)
-        XCTAssertEqual(config.maxNameBytes, 64)
-    }
-
-    func testYAMLCommentsAndQuotes() throws {
-        let files = ["/c.yaml": "# ldlm\n---\npassword: \"p#w\" # secret\nlisten_address: '127.0.0.1:1'\n"]
-        let config = try resolve(["--config_file", "/c.yaml"], files: files)
-        XCTAssertEqual(config.password, "p#w")
-        XCTAssertEqual(config.listenAddress, "127.0.0.1:1")
-    }
-
-    func testBadInputIsAOneLineError() {
-        let cases: [([String], [String: String], [String: String])] = [
-            (["--bogus"], [:], [:]),
-            (["--keepalive_interval", "5x"], [:], [:]),
-            (["--keepalive_interval"], [:], [:]),
-            (["--log_level", "loud"], [:], [:]),
-            (["--listen_address", "nohostport"], [:], [:]),
-            (["--listen_address", "host:99999"], [:], [:]),
-            (["--max_name_bytes", "-1"], [:], [:]),
-            (["positional"], [:], [:]),
-            ([], ["LDLM_KEEPALIVE_TIMEOUT": "soon"], [:]),
-            (["--config_file", "/c.yaml"], [:], ["/c.yaml": "unknown_key: 1\n"]),
-            (["--config_file", "/c.yaml"], [:], ["/c.yaml": "not yaml at all\n"]),
-            (["--config_file", "/missing.yaml"], [:], [:]),
-            (["--tls_cert", "/a.pem"], [:], [:]),
-            (["--client_cert_verify", "--tls_cert", "/a", "--tls_key", "/b"], [:], [:]),
-            (["--client_ca", "/ca"], [:], [:]),
-        ]
-        for (arguments, environment, files) in cases {
-            guard let message = configError(arguments, environment: environment, files: files) else {
-                XCTFail("\(arguments) \(environment) was accepted")
+    func testVersionAndHelp() throws {
+        for arguments in [["--version"], ["-version"], ["-l", ":1", "--version"]] {
+            XCTAssertEqual(try resolveRequest(arguments), .showVersion("ldlm-server (swift-ldlm) 0.3.0"), "\(arguments)")
+        }
+        for arguments in [["--help"], ["-help"], ["-h"], ["--h"], ["-l", ":1", "--help"]] {
+            guard case .showHelp(let text) = try resolveRequest(arguments) else {
+                XCTFail("\(arguments): no help")
                 continue
             }
-            XCTAssertFalse(message.contains("\n"), message)
-            XCTAssertFalse(message.isEmpty)
+            // ArgumentParser wraps to the terminal's width.
+            let usage = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            XCTAssertTrue(usage.contains("Precedence: flag, then environment, then config file."), usage)
+            XCTAssertTrue(usage.contains("LDLM_<FLAG>"), usage)
+            XCTAssertTrue(usage.contains("-l, --listen_address, -listen_address <host:port>"), usage)
+            XCTAssertTrue(usage.contains("(default localhost:3144)"), usage)
+            XCTAssertTrue(usage.contains("(default 10s)"), usage)
+            XCTAssertTrue(usage.contains("-h, -help, --help"), usage)
+            for setting in ConfigSetting.allCases {
+                XCTAssertTrue(usage.contains("--\(setting.name)"), "help lacks --\(setting.name)")
+            }
         }
     }
 
-    func testHelpIsNotAnError() throws {
-        guard case .showHelp(let usage) = try ServerConfig.resolve(arguments: ["--help"], environment: [:]) else {
-            return XCTFail("expected help")
+    func testBooleanForms() {
+        let on = configWith { $0.clearOnDisconnect = false }
+        for form in ["", "=true", "=1", "=t", "=TRUE", "=yes", "=on"] {
+            XCTAssertConfig(["--no_clear_on_disconnect" + form], is: on)
+            XCTAssertConfig(["-no_clear_on_disconnect" + form], is: on)
         }
-        XCTAssertTrue(usage.contains("--listen_address"))
-        XCTAssertTrue(usage.contains("--keepalive_timeout"))
+        for form in ["=false", "=0", "=f", "=False", "=no", "=off"] {
+            XCTAssertConfig(["--no_clear_on_disconnect" + form], environment: ["LDLM_NO_CLEAR_ON_DISCONNECT": "1"], is: configWith())
+        }
+        XCTAssertConfig([], environment: ["LDLM_NO_CLEAR_ON_DISCONNECT": "true"], is: on)
+        XCTAssertConfigError(["--no_clear_on_disconnect=maybe"], is: #"invalid boolean "maybe" for --no_clear_on_disconnect"#)
+        XCTAssertConfigError(["--no_clear_on_disconnect="], is: #"invalid boolean "" for --no_clear_on_disconnect"#)
+        // As in Go, the argument after a boolean flag is never its value.
+        XCTAssertConfigError(["--no_clear_on_disconnect", "false"], is: #"unexpected argument "false""#)
+        XCTAssertConfigError(["-n", "x"], is: #"unexpected argument "x""#)
     }
 
-    func testGoDurations() {
-        XCTAssertEqual(parseGoDuration("0"), 0)
-        XCTAssertEqual(parseGoDuration("500ms"), 500_000_000)
-        XCTAssertEqual(parseGoDuration("10s"), 10_000_000_000)
-        XCTAssertEqual(parseGoDuration("1m30s"), 90_000_000_000)
-        XCTAssertEqual(parseGoDuration("1.5h"), 5_400_000_000_000)
-        XCTAssertEqual(parseGoDuration("2us"), 2_000)
-        XCTAssertNil(parseGoDuration(""))
-        XCTAssertNil(parseGoDuration("10"))
-        XCTAssertNil(parseGoDuration("-1s"))
-        XCTAssertNil(parseGoDuration("1d"))
-        XCTAssertEqual(formatGoDuration(90_000_000_000), "1m30s")
-        XCTAssertEqual(formatGoDuration(500_000_000), "500ms")
+    func testGoCommandLineSyntax() {
+        XCTAssertConfig(["--password", "-x"], is: configWith { $0.password = "-x" })
+        XCTAssertConfig(["--password", "--no_clear_on_disconnect"], is: configWith { $0.password = "--no_clear_on_disconnect" })
+        XCTAssertConfig(["--password", "-h"], is: configWith { $0.password = "-h" })
+        XCTAssertConfig(["--password", "---x"], is: configWith { $0.password = "---x" })
+        XCTAssertConfig(["--password", "--", "-n"], is: configWith {
+            $0.password = "--"
+            $0.clearOnDisconnect = false
+        })
+        XCTAssertConfig(["--password=a=b"], is: configWith { $0.password = "a=b" })
+        XCTAssertConfig(["--password=", "-n"], environment: ["LDLM_PASSWORD": "env"], is: configWith { $0.clearOnDisconnect = false })
+        XCTAssertConfig(["--max_name_bytes", "1", "--max_name_bytes", "2"], is: configWith { $0.maxNameBytes = 2 })
+        XCTAssertConfigError(["--bogus"], is: "unknown flag --bogus (see --help)")
+        XCTAssertConfigError(["--bogus=1"], is: "unknown flag --bogus (see --help)")
+        XCTAssertConfigError(["-x"], is: "unknown flag --x (see --help)")
+        // One name in Go, not the short flags -n -o -t -h -i -n -g.
+        XCTAssertConfigError(["-nothing"], is: "unknown flag --nothing (see --help)")
+        XCTAssertConfigError(["-shutdown_timeot", "5s"], is: "unknown flag --shutdown_timeot (see --help)")
+        XCTAssertConfigError(["---password", "x"], is: "unknown flag ---password (see --help)")
+        XCTAssertConfigError(["--generate-completion-script", "bash"], is: "unknown flag --generate-completion-script (see --help)")
+        XCTAssertConfigError(["--max_name_bytes", "10", "--nope", "x"], is: "unknown flag --nope (see --help)")
+        XCTAssertConfigError(["--password"], is: "flag --password needs a value")
+        XCTAssertConfigError(["-keepalive_interval"], is: "flag --keepalive_interval needs a value")
+        XCTAssertConfigError(["positional"], is: #"unexpected argument "positional""#)
+        XCTAssertConfigError(["-"], is: #"unexpected argument "-""#)
+        XCTAssertConfigError(["--", "--password", "x"], is: #"unexpected argument "--password""#)
+        XCTAssertConfigError(
+            ["--version=1"],
+            is: "invalid command line: The option '--version' does not take any value, but '1' was specified.")
     }
 
-    func testListenAddressForms() throws {
-        XCTAssertEqual(try ListenAddress(parsing: "localhost:3144"), try ListenAddress(parsing: "localhost:3144"))
-        let any = try ListenAddress(parsing: ":3144")
-        XCTAssertEqual(any.host, "::")
-        XCTAssertEqual(any.port, 3144)
-        let v6 = try ListenAddress(parsing: "[::1]:80")
-        XCTAssertEqual(v6.host, "::1")
+    func testValuesAreChecked() {
+        XCTAssertConfigError(["--keepalive_interval", "5x"], is: #"invalid duration "5x" for --keepalive_interval: use Go syntax such as 500ms, 10s or 1m30s"#)
+        XCTAssertConfigError(["--keepalive_timeout", ""], is: #"invalid duration "" for --keepalive_timeout: use Go syntax such as 500ms, 10s or 1m30s"#)
+        XCTAssertConfigError(["-t", "1m30"], is: #"invalid duration "1m30" for --keepalive_timeout: use Go syntax such as 500ms, 10s or 1m30s"#)
+        XCTAssertConfigError(["--idle_timeout", "-1s"], is: #"invalid duration "-1s" for --idle_timeout: use Go syntax such as 500ms, 10s or 1m30s"#)
+        XCTAssertConfigError(["--log_level", "loud"], is: #"invalid value "loud" for --log_level: use debug, info, warn or error"#)
+        XCTAssertConfigError(["--max_name_bytes", "-1"], is: #"invalid value "-1" for --max_name_bytes: must be a positive integer"#)
+        XCTAssertConfigError(["--max_message_bytes", "12.5"], is: #"invalid value "12.5" for --max_message_bytes: must be a positive integer"#)
+        XCTAssertConfigError(["--shards", "0"], is: #"invalid value "0" for --shards: must be a positive integer"#)
+        XCTAssertConfigError(["--listen_address", "nohostport"], is: #"invalid listen address "nohostport": expected host:port"#)
+        XCTAssertConfigError(["--listen_address", "host:99999"], is: #"invalid port in listen address "host:99999""#)
+        XCTAssertConfig(["--log_level", "WARNING"], is: configWith { $0.logLevel = .warning })
+        XCTAssertConfig(["--log_level", "error"], is: configWith { $0.logLevel = .error })
     }
 
-    func testPasswordComparisonIsExact() {
-        XCTAssertTrue(constantTimeEquals(Array("secret".utf8), Array("secret".utf8)))
-        XCTAssertFalse(constantTimeEquals(Array("secret".utf8), Array("secreT".utf8)))
-        XCTAssertFalse(constantTimeEquals(Array("secret".utf8), Array("secret2".utf8)))
-        XCTAssertFalse(constantTimeEquals([], Array("x".utf8)))
+    func testTimeoutsThatMustBePositive() {
+        XCTAssertConfigError(["--shutdown_timeout", "0"], is: "--shutdown_timeout must be greater than 0")
+        XCTAssertConfigError([], environment: ["LDLM_SHUTDOWN_TIMEOUT": "0s"], is: "--shutdown_timeout must be greater than 0")
+        XCTAssertConfigError(["--handshake_timeout", "0"], is: "--handshake_timeout must be greater than 0")
+        XCTAssertConfigError(["--keepalive_timeout", "0"], is: "--keepalive_timeout must be greater than 0 when keepalive is on")
+        XCTAssertConfig(
+            ["--keepalive_interval", "0", "--keepalive_timeout", "0"],
+            is: configWith {
+                $0.keepaliveInterval = .zero
+                $0.keepaliveTimeout = .zero
+            })
+        XCTAssertConfig(["--idle_timeout", "0"], is: configWith())
+        XCTAssertConfig(["--shutdown_timeout", "1.5s"], is: configWith { $0.shutdownTimeout = .milliseconds(1500) })
     }
 }

@@ -1,6 +1,7 @@
 """Configuration (flags / LDLM_* env / --config_file; flag > env > file),
 configuration errors (exit 2, one-line stderr) and signal handling (exit 0)."""
 import json
+import re
 import signal
 import time
 
@@ -114,6 +115,22 @@ def test_bad_config_file_exits_2(run_server_expect_exit, tmp_path, name, content
     assert_config_error(rc, out, err, f"config file {name}")
 
 
+@pytest.mark.parametrize("flags", [["-s", "x"], ["-d", "10m"], ["-r", "127.0.0.1:8080"]],
+                         ids=["state_file", "default_lock_timeout", "rest_listen_address"])
+def test_go_ldlm_flags_not_supported_yet_exit_2(run_server_expect_exit, flags):
+    """go-ldlm's -s, -d and -r are refused, never silently ignored."""
+    port = free_port()
+    rc, out, err = run_server_expect_exit("--listen_address", f"127.0.0.1:{port}", *flags)
+    assert_config_error(rc, out, err, flags)
+    assert "not supported" in err, err
+
+
+def test_version_exits_0(run_server_expect_exit):
+    rc, out, err = run_server_expect_exit("--version")
+    assert rc == 0, f"expected exit code 0, got {rc}; stderr:\n{err}"
+    assert re.fullmatch(r"ldlm-server \(swift-ldlm\) \d+\.\d+\.\d+\n", out), out
+
+
 # --------------------------------------------------------------------------
 # accepted values
 # --------------------------------------------------------------------------
@@ -134,6 +151,16 @@ def test_equals_syntax_for_flags(start_server, connect):
     port = free_port()
     s = start_server(f"--listen_address=127.0.0.1:{port}", "--max_name_bytes=10", "--keepalive_interval=30s",
                      listen=False, port=port)
+    assert name_limit(s, connect, 10)
+    assert not name_limit(s, connect, 11)
+
+
+def test_go_ldlm_short_flags(start_server, connect, tmp_path):
+    """go-ldlm's one-letter flags: -l -k -t -c -g -m -v -n."""
+    port = free_port()
+    cfg = write_config(tmp_path, "yaml", {"max_name_bytes": 10})
+    s = start_server("-l", f"127.0.0.1:{port}", "-k", "30s", "-t", "5s", "-c", cfg, "-g", "1m", "-m", "1m",
+                     "-v", "debug", "-n", listen=False, port=port)
     assert name_limit(s, connect, 10)
     assert not name_limit(s, connect, 11)
 

@@ -1,0 +1,96 @@
+import Foundation
+
+/// The settings each source gave, as text.
+private struct ConfigSources {
+    var flags: [ConfigSetting: String]
+    var environment: [ConfigSetting: String]
+    var file: [ConfigSetting: String] = [:]
+
+    /// `--password` and `--password_file` are one setting: the one from the
+    /// stronger source wins, and giving both in one place is a mistake.
+    mutating func choosePasswordSource() throws(ConfigError) {
+        let strongest = [flags, environment, file].first { $0[.password] != nil || $0[.passwordFile] != nil }
+        guard let strongest else {
+            return
+        }
+        if strongest[.password] != nil, strongest[.passwordFile] != nil {
+            throw ConfigError("give either a password or a password file, not both")
+        }
+        let loser: ConfigSetting = strongest[.password] != nil ? .passwordFile : .password
+        flags[loser] = nil
+        environment[loser] = nil
+        file[loser] = nil
+    }
+
+    /// Flag, then environment, then config file.
+    var merged: [ConfigSetting: String] {
+        file.merging(environment) { $1 }.merging(flags) { $1 }
+    }
+}
+
+extension ServerConfig {
+    /// Resolves the configuration. `readFile` is injectable for tests.
+    public static func resolve(
+        arguments: [String],
+        environment: [String: String],
+        readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }
+    ) throws(ConfigError) -> ConfigRequest {
+        let flags: [ConfigSetting: String]
+        switch try ServerFlags.read(arguments) {
+        case .help(let usage): return .showHelp(usage)
+        case .version(let version): return .showVersion(version)
+        case .settings(let given): flags = given
+        }
+        var sources = ConfigSources(
+            flags: flags,
+            environment: Dictionary(uniqueKeysWithValues: ConfigSetting.allCases.compactMap { setting in
+                environment[setting.environmentVariable].map { (setting, $0) }
+            })
+        )
+        if let path = sources.flags[.configFile] ?? sources.environment[.configFile] {
+            let text: String
+            do {
+                text = try readFile(path)
+            } catch {
+                throw ConfigError("cannot read config file \(path): \(error.localizedDescription)")
+            }
+            sources.file = try ConfigFile.parse(text, path: path)
+        }
+        try sources.choosePasswordSource()
+        let merged = sources.merged
+        var config = ServerConfig()
+        for setting in ConfigSetting.allCases {
+            guard let value = merged[setting] else { continue }
+            try config.apply(setting, value: value, readFile: readFile)
+        }
+        try config.validate(clientCertVerify: merged[.clientCertVerify])
+        return .run(config)
+    }
+
+    /// Checks that need more than one setting.
+    private func validate(clientCertVerify: String?) throws(ConfigError) {
+        if keepaliveInterval > .zero, keepaliveTimeout == .zero {
+            throw ConfigError("--keepalive_timeout must be greater than 0 when keepalive is on")
+        }
+        if (tlsCertificatePath == nil) != (tlsKeyPath == nil) {
+            throw ConfigError("--tls_cert and --tls_key must be given together")
+        }
+        // A CA alone turns verification on, as in go-ldlm; the flag by itself
+        // would promise a check that nothing could perform.
+        let verificationAsked = try clientCertVerify.map { value throws(ConfigError) in
+            try Self.bool(value, for: .clientCertVerify)
+        } ?? false
+        if verificationAsked, clientCAPath == nil {
+            throw ConfigError("--client_cert_verify needs --client_ca, the CA that client certificates must chain to")
+        }
+        if clientCAPath != nil, !usesTLS {
+            throw ConfigError("--client_ca needs --tls_cert and --tls_key")
+        }
+        if handshakeTimeout == .zero {
+            throw ConfigError("--handshake_timeout must be greater than 0")
+        }
+        if shutdownTimeout == .zero {
+            throw ConfigError("--shutdown_timeout must be greater than 0")
+        }
+    }
+}

@@ -1,0 +1,133 @@
+/// One setting of `ldlm-server`: its flag `--<name>`, environment variable
+/// `LDLM_<NAME>` and config-file key `<name>` all carry the same text value.
+enum ConfigSetting: String, CaseIterable {
+    case listenAddress = "listen_address"
+    case password
+    case passwordFile = "password_file"
+    case keepaliveInterval = "keepalive_interval"
+    case keepaliveTimeout = "keepalive_timeout"
+    case noClearOnDisconnect = "no_clear_on_disconnect"
+    case logLevel = "log_level"
+    case configFile = "config_file"
+    case maxNameBytes = "max_name_bytes"
+    case maxMessageBytes = "max_message_bytes"
+    case tlsCert = "tls_cert"
+    case tlsKey = "tls_key"
+    case clientCA = "client_ca"
+    case clientCertVerify = "client_cert_verify"
+    case handshakeTimeout = "handshake_timeout"
+    case shutdownTimeout = "shutdown_timeout"
+    case idleTimeout = "idle_timeout"
+    // go-ldlm garbage-collects idle locks on a timer and shards its lock table;
+    // here an idle lock is freed at once and one event loop owns every lock, so
+    // these are accepted for drop-in command lines only.
+    case lockGCInterval = "lock_gc_interval"
+    case lockGCMinIdle = "lock_gc_min_idle"
+    case shards
+
+    enum Kind {
+        case text, duration, bool, positiveInteger
+    }
+
+    var name: String { rawValue }
+
+    var kind: Kind {
+        switch self {
+        case .listenAddress, .password, .passwordFile, .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA:
+            return .text
+        case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout,
+            .lockGCInterval, .lockGCMinIdle:
+            return .duration
+        case .noClearOnDisconnect, .clientCertVerify:
+            return .bool
+        case .maxNameBytes, .maxMessageBytes, .shards:
+            return .positiveInteger
+        }
+    }
+
+    /// go-ldlm v1.2.0's one-letter spelling of the same flag.
+    var shortName: Character? {
+        switch self {
+        case .listenAddress: return "l"
+        case .keepaliveInterval: return "k"
+        case .keepaliveTimeout: return "t"
+        case .configFile: return "c"
+        case .lockGCInterval: return "g"
+        case .lockGCMinIdle: return "m"
+        case .logLevel: return "v"
+        case .noClearOnDisconnect: return "n"
+        default: return nil
+        }
+    }
+
+    /// The setting a flag name stands for: its long name or go-ldlm's short one.
+    static func named(_ name: Substring) -> ConfigSetting? {
+        allCases.first { $0.name == name || ($0.shortName.map { String($0) == name } ?? false) }
+    }
+
+    var environmentVariable: String { "LDLM_" + rawValue.uppercased() }
+
+    /// Placeholder for the value in `--help`.
+    var valueName: String {
+        switch self {
+        case .listenAddress: return "host:port"
+        case .password: return "string"
+        case .logLevel: return "level"
+        default: break
+        }
+        switch kind {
+        case .text: return "path"
+        case .duration: return "duration"
+        case .bool: return "bool"
+        case .positiveInteger: return "int"
+        }
+    }
+
+    var help: String {
+        switch self {
+        case .listenAddress: return "host:port to listen on; :port for every interface (default localhost:3144)"
+        case .password: return "password every client must send as `authorization` metadata"
+        case .passwordFile: return "file holding the password (read once at start, trailing newline stripped)"
+        case .keepaliveInterval: return "time between keepalive PINGs; 0 disables them (default 1m)"
+        case .keepaliveTimeout: return "time to wait for a PING ACK before closing the connection (default 10s)"
+        case .noClearOnDisconnect: return "keep a client's locks when its connection ends (default false)"
+        case .logLevel: return "debug, info, warn or error (default info)"
+        case .configFile: return "YAML or JSON file with any of these options as keys"
+        case .maxNameBytes: return "longest lock name accepted, in bytes (default 4096)"
+        case .maxMessageBytes: return "largest request message accepted, in bytes (default 4194304)"
+        case .tlsCert: return "PEM certificate chain; with --tls_key the listener speaks TLS (1.2+, ALPN h2)"
+        case .tlsKey: return "PEM private key for --tls_cert"
+        case .clientCA:
+            return "PEM CA bundle; clients must present a certificate that chains to it (this alone turns verification on)"
+        case .clientCertVerify:
+            return "accepted for go-ldlm command lines; needs --client_ca, which is what turns verification on (default false)"
+        case .handshakeTimeout: return "time a new connection gets to finish its TLS handshake (default 10s)"
+        case .shutdownTimeout:
+            return "time a graceful drain (SIGTERM, SIGINT) may take before connections are closed; must be > 0 (default 10s)"
+        case .idleTimeout:
+            return "close a connection with no open streams, held locks or waiting calls after this long, with GOAWAY; 0 is off (default 0)"
+        case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
+        case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
+        }
+    }
+}
+
+/// go-ldlm flags that change behaviour this server does not have yet; they are
+/// refused rather than ignored, so nobody believes their locks persist.
+enum UnsupportedGoFlag: String, CaseIterable {
+    case stateFile = "state_file"
+    case defaultLockTimeout = "default_lock_timeout"
+    case restListenAddress = "rest_listen_address"
+
+    var shortName: Character {
+        switch self {
+        case .stateFile: return "s"
+        case .defaultLockTimeout: return "d"
+        case .restListenAddress: return "r"
+        }
+    }
+
+    static func named(_ name: Substring) -> UnsupportedGoFlag? {
+        allCases.first { $0.rawValue == name || String($0.shortName) == name }
+    }
+}

@@ -1,0 +1,95 @@
+import Logging
+
+/// Turns one setting's text, from whichever source won, into its field.
+extension ServerConfig {
+    mutating func apply(_ setting: ConfigSetting, value: String, readFile: (String) throws -> String) throws(ConfigError) {
+        switch setting {
+        case .listenAddress:
+            _ = try ListenAddress(parsing: value)
+            listenAddress = value
+        case .password:
+            password = value.isEmpty ? nil : value
+        case .passwordFile:
+            password = try Self.readPassword(from: value, readFile: readFile)
+        case .keepaliveInterval:
+            keepaliveInterval = try Self.duration(value, for: setting)
+        case .keepaliveTimeout:
+            keepaliveTimeout = try Self.duration(value, for: setting)
+        case .noClearOnDisconnect:
+            clearOnDisconnect = !(try Self.bool(value, for: setting))
+        case .logLevel:
+            logLevel = try Self.logLevel(value)
+        case .maxNameBytes:
+            maxNameBytes = try Self.positiveInteger(value, for: setting)
+        case .maxMessageBytes:
+            maxMessageBytes = try Self.positiveInteger(value, for: setting)
+        case .tlsCert:
+            tlsCertificatePath = value
+        case .tlsKey:
+            tlsKeyPath = value
+        case .clientCA:
+            clientCAPath = value
+        case .handshakeTimeout:
+            handshakeTimeout = try Self.duration(value, for: setting)
+        case .shutdownTimeout:
+            shutdownTimeout = try Self.duration(value, for: setting)
+        case .idleTimeout:
+            idleTimeout = try Self.duration(value, for: setting)
+        // Checked so that a typo fails here as it would in go-ldlm, then unused.
+        case .clientCertVerify:
+            _ = try Self.bool(value, for: setting)
+        case .lockGCInterval, .lockGCMinIdle:
+            _ = try Self.duration(value, for: setting)
+        case .shards:
+            _ = try Self.positiveInteger(value, for: setting)
+        case .configFile:
+            break
+        }
+    }
+
+    private static func readPassword(from path: String, readFile: (String) throws -> String) throws(ConfigError) -> String {
+        let contents: String
+        do {
+            contents = try readFile(path)
+        } catch {
+            throw ConfigError("cannot read password file \(path): \(error.localizedDescription)")
+        }
+        var password = Substring(contents)
+        // `isNewline`, as "\r\n" is one Character, equal to neither "\r" nor "\n".
+        while password.last?.isNewline == true { password.removeLast() }
+        guard !password.isEmpty else { throw ConfigError("password file \(path) is empty") }
+        return String(password)
+    }
+
+    private static func logLevel(_ value: String) throws(ConfigError) -> Logger.Level {
+        switch value.lowercased() {
+        case "debug": return .debug
+        case "info": return .info
+        case "warn", "warning": return .warning
+        case "error": return .error
+        default: throw ConfigError("invalid value \"\(value)\" for --log_level: use debug, info, warn or error")
+        }
+    }
+
+    private static func duration(_ value: String, for setting: ConfigSetting) throws(ConfigError) -> Duration {
+        guard let nanoseconds = parseGoDuration(value) else {
+            throw ConfigError("invalid duration \"\(value)\" for --\(setting.name): use Go syntax such as 500ms, 10s or 1m30s")
+        }
+        return .nanoseconds(nanoseconds)
+    }
+
+    static func bool(_ value: String, for setting: ConfigSetting) throws(ConfigError) -> Bool {
+        switch value.lowercased() {
+        case "1", "t", "true", "yes", "on": return true
+        case "0", "f", "false", "no", "off": return false
+        default: throw ConfigError("invalid boolean \"\(value)\" for --\(setting.name)")
+        }
+    }
+
+    private static func positiveInteger(_ value: String, for setting: ConfigSetting) throws(ConfigError) -> Int {
+        guard let number = Int(value), number > 0 else {
+            throw ConfigError("invalid value \"\(value)\" for --\(setting.name): must be a positive integer")
+        }
+        return number
+    }
+}
