@@ -45,6 +45,31 @@ final class ConnectionPipelineTests: XCTestCase {
         XCTAssertEqual(server.manager.lockCount, 0, "the timed-out waiter was withdrawn, not granted")
     }
 
+    func testGRPCDeadlineShorterThanTheWaitTimeoutWins() throws {
+        let server = EmbeddedServer()
+        let holder = try server.connect()
+        try holder.call("Lock", LockRequest(name: "busy"))
+        let waiter = try server.connect()
+        let stream = try waiter.call("Lock", LockRequest(name: "busy", waitTimeoutSeconds: 30), metadata: [.init("grpc-timeout", "1000m")])
+        server.advanceTime(by: .seconds(1))
+        try waiter.exchange()
+        XCTAssertEqual(waiter.status(of: stream)?.code, deadlineExceeded)
+    }
+
+    func testWaitTimeoutShorterThanTheGRPCDeadlineAnswersLockWaitTimeout() throws {
+        let server = EmbeddedServer()
+        let holder = try server.connect()
+        try holder.call("Lock", LockRequest(name: "busy"))
+        let waiter = try server.connect()
+        let stream = try waiter.call("Lock", LockRequest(name: "busy", waitTimeoutSeconds: 1), metadata: [.init("grpc-timeout", "30S")])
+        server.advanceTime(by: .seconds(1))
+        try waiter.exchange()
+        XCTAssertEqual(waiter.status(of: stream)?.code, 0)
+        let response = try XCTUnwrap(waiter.response(of: stream, as: LockResponse.self))
+        XCTAssertFalse(response.locked)
+        XCTAssertEqual(response.error?.code, .lockWaitTimeout)
+    }
+
     func testLeaseExpiresOnTheManagersTimerWithoutAnyTraffic() throws {
         let server = EmbeddedServer()
         let client = try server.connect()
@@ -83,6 +108,7 @@ final class ConnectionPipelineTests: XCTestCase {
     func testKeepalivePingAnsweredKeepsAQuietConnectionOpen() throws {
         let server = EmbeddedServer { $0.keepaliveInterval = .seconds(10); $0.keepaliveTimeout = .seconds(2) }
         let client = try server.connect()
+        try client.call("Lock", LockRequest(name: "kept"))
         for _ in 0..<5 {
             // Each PING is answered at once; the timeout that follows it passes.
             server.advanceTime(by: .seconds(10))
@@ -90,6 +116,7 @@ final class ConnectionPipelineTests: XCTestCase {
         }
         server.advanceTime(by: .seconds(5))
         XCTAssertTrue(client.channel.isActive)
+        XCTAssertEqual(server.manager.lockCount, 1, "a healthy client keeps its lock")
     }
 
     func testIdleConnectionIsClosedWithGoAwayButOneHoldingALockIsNot() throws {

@@ -77,7 +77,8 @@ def test_shutdown_timeout_bounds_a_drain_that_cannot_finish(start_server):
     host, port = s.address.rsplit(":", 1)
     stuck = socket.create_connection((host, int(port)))
     # HEADERS for stream 1 without END_STREAM: a call whose body never comes.
-    headers = bytes([0x83, 0x86, 0x44, 0x0f]) + b"/ldlm.LDLM/Lock"
+    headers = (bytes([0x83, 0x86, 0x41, 0x09]) + b"localhost" + bytes([0x44, 0x0f]) + b"/ldlm.LDLM/Lock"
+               + bytes([0x5f, 0x10]) + b"application/grpc")
     stuck.sendall(PREFACE + len(headers).to_bytes(3, "big") + b"\x01\x04\x00\x00\x00\x01" + headers)
     _frames(stuck, 0.3)
     t0 = time.monotonic()
