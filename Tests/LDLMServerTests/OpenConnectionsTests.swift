@@ -33,9 +33,11 @@ final class OpenConnectionsTests: XCTestCase {
         XCTAssertEqual([firstRecorder.quiesced, secondRecorder.quiesced], [1, 1])
 
         try first.close().wait()
+        loop.run()
         XCTAssertEqual(allClosed, 0, "one connection is still open")
         XCTAssertEqual(connections.count, 1)
         try second.close().wait()
+        loop.run()
         XCTAssertEqual(allClosed, 1)
         XCTAssertEqual(connections.count, 0)
     }
