@@ -113,14 +113,16 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             }
             grpc.deferAnswer(streamID: streamID, GRPCDeferredCall(deadline: deadline, cancel: cancel))
             rescheduleDeadlineTimer()
-        case .reply, .failure:
-            answer(streamID: streamID, with: outcome)
+        case .reply(let message, let onUndelivered):
+            answer(streamID: streamID, with: .reply(message, onUndelivered: onUndelivered))
+        case .failure(let status):
+            answer(streamID: streamID, with: .failure(status))
         }
     }
 
     /// Sends an answer, now or for a deferred call.
-    func answer(streamID: Int32, with outcome: RPCOutcome) {
-        switch outcome {
+    func answer(streamID: Int32, with answer: RPCAnswer) {
+        switch answer {
         case .reply(let message, let onUndelivered):
             guard grpc.isAwaitingResponse(streamID) else {
                 onUndelivered?()
@@ -129,8 +131,6 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             grpc.sendResponse(streamID: streamID, prefixedMessage: message, onUndelivered: onUndelivered)
         case .failure(let status):
             grpc.sendStatus(streamID: streamID, status)
-        case .deferred:
-            preconditionFailure("a deferred call is answered with a reply or a failure")
         }
         if !flushPending {
             flushOutput()

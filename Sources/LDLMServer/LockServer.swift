@@ -15,7 +15,6 @@ public final class LockServer: Service {
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let tls: TLSContextProvider?
-    private let boundPort: EventLoopPromise<Int>
 
     /// Loads TLS material, if configured; a bad file is a ``ConfigError``.
     public init(config: ServerConfig, logger: Logger) throws(ConfigError) {
@@ -27,12 +26,6 @@ public final class LockServer: Service {
             tls = nil
         }
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        boundPort = group.next().makePromise()
-    }
-
-    /// The port the listener got (useful with port 0); fails if binding failed.
-    public var port: Int {
-        get async throws { try await boundPort.futureResult.get() }
     }
 
     public func run() async throws {
@@ -48,11 +41,9 @@ public final class LockServer: Service {
         do {
             serverChannel = try await bind(manager: manager, connections: connections)
         } catch {
-            boundPort.fail(error)
             try? await group.shutdownGracefully()
             throw ListenError(address: config.listenAddress, underlying: error)
         }
-        boundPort.succeed(serverChannel.localAddress?.port ?? 0)
         logListening(serverChannel)
 
         let drained = eventLoop.makePromise(of: Void.self)

@@ -35,9 +35,15 @@ enum RPCOutcome {
     case deferred(cancel: () -> Bool)
 }
 
+/// A deferred call's answer.
+enum RPCAnswer {
+    case reply([UInt8], onUndelivered: (() -> Void)?)
+    case failure(GRPCStatus)
+}
+
 /// Where a deferred call's answer goes.
 protocol RPCAnswerSink: AnyObject {
-    func answer(streamID: Int32, with outcome: RPCOutcome)
+    func answer(streamID: Int32, with answer: RPCAnswer)
 }
 
 /// Delivers one deferred call's answer to its connection, if still there.
