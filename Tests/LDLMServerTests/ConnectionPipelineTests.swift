@@ -79,6 +79,20 @@ final class ConnectionPipelineTests: XCTestCase {
         XCTAssertEqual(server.manager.lockCount, 0, "released by the expiry timer, with no read or flush")
     }
 
+    func testLeaseOfAWaiterGrantedByAnUnlockExpiresOnTime() throws {
+        let server = EmbeddedServer()
+        let holder = try server.connect()
+        let held = try XCTUnwrap(holder.response(of: try holder.call("Lock", LockRequest(name: "handed")), as: LockResponse.self))
+        let waiter = try server.connect()
+        let waiting = try waiter.call("Lock", LockRequest(name: "handed", lockTimeoutSeconds: 2))
+        try holder.call("Unlock", UnlockRequest(name: "handed", key: held.key))
+        try waiter.exchange()
+        XCTAssertEqual(try waiter.response(of: waiting, as: LockResponse.self)?.locked, true)
+
+        server.advanceTime(by: .seconds(2))
+        XCTAssertEqual(server.manager.lockCount, 0, "the lease the hand-off started runs out with no further call")
+    }
+
     func testGrantToAWaiterWhoseStreamWasResetIsNeverKept() throws {
         let server = EmbeddedServer()
         let holder = try server.connect()
