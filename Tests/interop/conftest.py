@@ -5,7 +5,8 @@ The suite talks to the real server binary over 127.0.0.1 only:
 * ``pb`` / ``pbg``: grpcio stubs generated at session start from
   ``Protos/ldlm.proto`` (into a pytest tmp dir, imported as the top-level
   modules ``ldlm_pb2`` / ``ldlm_pb2_grpc`` so they never clash with py-ldlm's
-  own ``ldlm.protos`` package).
+  own ``ldlm.protos`` package); ``admin_protos`` the same for
+  ``Protos/ldlm_admin.proto``.
 * ``start_server``: factory that starts ``ldlm-server`` on a free port with
   extra flags / env and waits until the port accepts connections.
 * ``server``: one server with default flags.
@@ -57,10 +58,8 @@ TEST_TIMEOUT = float(os.environ.get("LDLM_INTEROP_TEST_TIMEOUT", "60"))
 # generated stubs
 # --------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def _generated_protos(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ldlm_interop_protos")
-    proto = PROTOS / "ldlm.proto"
+def _protoc(proto_name: str, out: Path) -> None:
+    proto = PROTOS / proto_name
     assert proto.is_file(), f"missing {proto}"
     res = subprocess.run(
         [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}",
@@ -68,6 +67,22 @@ def _generated_protos(tmp_path_factory):
         capture_output=True, text=True, timeout=60,
     )
     assert res.returncode == 0, f"protoc failed:\n{res.stdout}\n{res.stderr}"
+
+
+def _import_generated(out: Path, *modules: str):
+    sys.path.insert(0, str(out))
+    try:
+        for mod in modules:
+            sys.modules.pop(mod, None)
+        return tuple(importlib.import_module(mod) for mod in modules)
+    finally:
+        sys.path.remove(str(out))
+
+
+@pytest.fixture(scope="session")
+def _generated_protos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ldlm_interop_protos")
+    _protoc("ldlm.proto", out)
     # py-ldlm registers its own copy of "ldlm.proto" (package ldlm) in the
     # default descriptor pool; registering ours there too would be a duplicate
     # file / symbol error.  Give the generated module a private pool instead:
@@ -76,14 +91,7 @@ def _generated_protos(tmp_path_factory):
     src = pb2.read_text()
     assert "_descriptor_pool.Default()" in src
     pb2.write_text(src.replace("_descriptor_pool.Default()", "_descriptor_pool.DescriptorPool()"))
-    sys.path.insert(0, str(out))
-    try:
-        for mod in ("ldlm_pb2", "ldlm_pb2_grpc"):
-            sys.modules.pop(mod, None)
-        pb = importlib.import_module("ldlm_pb2")
-        pbg = importlib.import_module("ldlm_pb2_grpc")
-    finally:
-        sys.path.remove(str(out))
+    pb, pbg = _import_generated(out, "ldlm_pb2", "ldlm_pb2_grpc")
     helpers.pb = pb
     helpers.pbg = pbg
     return pb, pbg
@@ -97,6 +105,15 @@ def pb(_generated_protos):
 @pytest.fixture(scope="session")
 def pbg(_generated_protos):
     return _generated_protos[1]
+
+
+@pytest.fixture(scope="session")
+def admin_protos(tmp_path_factory):
+    """``(admin_pb, admin_pbg)``: stubs for ``Protos/ldlm_admin.proto``
+    (package ``ldlm.admin.v1``, which nothing else registers)."""
+    out = tmp_path_factory.mktemp("ldlm_interop_admin_protos")
+    _protoc("ldlm_admin.proto", out)
+    return _import_generated(out, "ldlm_admin_pb2", "ldlm_admin_pb2_grpc")
 
 
 # --------------------------------------------------------------------------
