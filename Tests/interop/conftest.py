@@ -14,6 +14,8 @@ The suite talks to the real server binary over 127.0.0.1 only:
   own subchannel pool, i.e. its own HTTP/2 connection (= its own session).
 * ``ldlm_client``: factory for py-ldlm ``Client`` objects (always
   ``retries=0``, ``auto_renew_locks=False``, every RPC bounded by a deadline).
+* ``admin``: factory for admin stubs (``admin_client.Admin``); ``ipc_socket``:
+  a short path for ``--ipc_socket_file``.
 * ``spawn_child``: factory for a separate client *process*
   (``child_client.py``), for session / disconnect tests.
 
@@ -27,8 +29,10 @@ import errno
 import importlib
 import os
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -40,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import helpers  # noqa: E402  (needs sys.path above)
+from admin_client import Admin  # noqa: E402
 from helpers import (  # noqa: E402
     Conn,
     ChildClient,
@@ -331,6 +336,31 @@ def ldlm_client():
             c.close()
         except Exception:
             pass
+
+
+@pytest.fixture
+def admin(admin_protos):
+    """``admin(target, password=None, credentials=None) -> Admin``: an admin
+    stub on its own connection (``unix:PATH``, TCP, or TLS with credentials)."""
+    made = []
+
+    def make(target, password=None, credentials=None):
+        conn = Admin(admin_protos, target, password, credentials)
+        made.append(conn)
+        return conn
+
+    yield make
+    for conn in made:
+        conn.close()
+
+
+@pytest.fixture
+def ipc_socket():
+    """A path for ``--ipc_socket_file``, short enough for sun_path (pytest's
+    tmp_path may not be)."""
+    directory = tempfile.mkdtemp(prefix="ldlm-", dir="/tmp")
+    yield os.path.join(directory, "admin.sock")
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,98 +1,20 @@
-"""The admin service (ldlm.admin.v1.Admin) through grpcio stubs generated from
-Protos/ldlm_admin.proto: listings and actions over the --ipc_socket_file Unix
-socket, the socket's mode and lifetime, and who may call it over TCP and mTLS."""
+"""The admin service (ldlm.admin.v1.Admin) over the --ipc_socket_file Unix
+socket: the socket's mode and lifetime, the lock service on it without a
+password, listings, forced unlocks and ended sessions. Stubs are generated
+from Protos/ldlm_admin.proto (conftest ``admin_protos``)."""
 from __future__ import annotations
 
-import itertools
 import os
-import shutil
 import signal
 import socket
 import stat
-import tempfile
 import time
 
 import grpc
 import pytest
 
-from helpers import rpc_code, wait_until
-from tls_certs import make_cert_set
-
-_channel_ids = itertools.count()
-
-
-class Admin:
-    """An admin stub on its own connection: over the Unix socket
-    (``unix:PATH``), plain TCP, or TLS with ``credentials``."""
-
-    def __init__(self, protos, target, password=None, credentials=None):
-        self.pb, pbg = protos
-        options = [
-            ("grpc.use_local_subchannel_pool", 1),
-            ("grpc.primary_user_agent", f"ldlm-admin-{next(_channel_ids)}"),
-            ("grpc.enable_retries", 0),
-        ]
-        if credentials is None:
-            self.channel = grpc.insecure_channel(target, options=options)
-        else:
-            self.channel = grpc.secure_channel(target, credentials, options=options)
-        self.stub = pbg.AdminStub(self.channel)
-        self.metadata = (("authorization", password),) if password is not None else None
-
-    def list_locks(self):
-        return self.stub.ListLocks(self.pb.ListLocksRequest(), timeout=10, metadata=self.metadata).locks
-
-    def locks_by_name(self):
-        return {lock.name: lock for lock in self.list_locks()}
-
-    def list_sessions(self):
-        return self.stub.ListSessions(self.pb.ListSessionsRequest(), timeout=10, metadata=self.metadata).sessions
-
-    def force_unlock(self, name, key=""):
-        request = self.pb.ForceUnlockRequest(name=name, key=key)
-        return self.stub.ForceUnlock(request, timeout=10, metadata=self.metadata).released
-
-    def end_session(self, session_id):
-        request = self.pb.EndSessionRequest(session_id=session_id)
-        return self.stub.EndSession(request, timeout=10, metadata=self.metadata).released_locks
-
-    def close(self):
-        self.channel.close()
-
-
-@pytest.fixture
-def admin(admin_protos):
-    made = []
-
-    def make(target, password=None, credentials=None):
-        conn = Admin(admin_protos, target, password, credentials)
-        made.append(conn)
-        return conn
-
-    yield make
-    for conn in made:
-        conn.close()
-
-
-@pytest.fixture
-def ipc_socket():
-    """A socket path short enough for sun_path (pytest's tmp_path may not be)."""
-    directory = tempfile.mkdtemp(prefix="ldlm-", dir="/tmp")
-    yield os.path.join(directory, "admin.sock")
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def start_with_socket(start_server, path, *flags):
-    server = start_server("--ipc_socket_file", path, *flags)
-    assert wait_until(lambda: os.path.exists(path), timeout=5)[0], "socket file never appeared"
-    return server
-
-
-def wait_for_waiters(admin_conn, name, count):
-    def waiting():
-        lock = admin_conn.locks_by_name().get(name)
-        return lock is not None and lock.waiters == count
-    assert wait_until(waiting, timeout=5)[0], f"{name} never had {count} waiter(s)"
+from admin_client import start_with_socket, wait_for_waiters
+from helpers import rpc_code
 
 
 # --------------------------------------------------------------------------
@@ -216,51 +138,3 @@ def test_end_session_releases_its_locks(start_server, ipc_socket, admin, connect
     with pytest.raises(grpc.RpcError) as gone:
         local.end_session(session_id)
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
-
-
-# --------------------------------------------------------------------------
-# who may call it over the network
-# --------------------------------------------------------------------------
-
-def test_admin_over_tcp_needs_the_admin_password_not_the_lock_password(start_server, admin, connect):
-    server = start_server("--password", "lockpw", "--admin_password", "adminpw")
-    for password in (None, "lockpw", "adminpw-"):
-        assert rpc_code(admin(server.address, password=password).list_locks) == grpc.StatusCode.UNAUTHENTICATED, password
-    assert list(admin(server.address, password="adminpw").list_locks()) == []
-    assert connect(server, password="lockpw").try_lock("tcp-lock").locked
-    assert rpc_code(connect(server, password="adminpw").try_lock, "x") == grpc.StatusCode.UNAUTHENTICATED
-
-
-def test_admin_over_tcp_is_off_without_admin_access_configured(start_server, admin):
-    server = start_server("--password", "lockpw")
-    for password in (None, "lockpw"):
-        with pytest.raises(grpc.RpcError) as refused:
-            admin(server.address, password=password).list_sessions()
-        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, password
-        assert "--ipc_socket_file" in refused.value.details()
-
-
-def test_mtls_identity_listed_is_allowed(start_server, admin, tmp_path):
-    certs = make_cert_set(tmp_path)
-    ops = certs.ca.issue("ops", "ops-1", dns=["ops.example"])
-    server = start_server(
-        "--tls_cert", certs.server.cert, "--tls_key", certs.server.key, "--client_ca", certs.ca.path,
-        "--admin_identities", "client-one,DNS:ops.example",
-    )
-
-    def as_client(issued):
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=certs.ca.path.read_bytes(),
-            private_key=issued.key.read_bytes(),
-            certificate_chain=issued.cert.read_bytes(),
-        )
-        return admin(server.address, credentials=credentials)
-
-    assert list(as_client(certs.client).list_locks()) == []
-    sessions = as_client(ops).list_sessions()
-    assert any(s.client_identity == "CN=ops-1 SAN=DNS:ops.example" for s in sessions), sessions
-    unlisted = certs.ca.issue("worker", "worker-2")
-    with pytest.raises(grpc.RpcError) as refused:
-        as_client(unlisted).list_locks()
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "CN=worker-2" in refused.value.details()
