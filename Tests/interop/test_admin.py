@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from admin_client import start_with_socket, wait_for_waiters
-from helpers import rpc_code
+from helpers import free_port, rpc_code
 
 
 # --------------------------------------------------------------------------
@@ -36,6 +36,16 @@ def test_socket_file_left_by_an_earlier_run_is_replaced(start_server, ipc_socket
     stale.close()
     start_with_socket(start_server, ipc_socket)
     assert list(admin("unix:" + ipc_socket).list_locks()) == []
+
+
+def test_a_path_that_is_not_a_socket_is_left_alone_and_refused(run_server_expect_exit, ipc_socket):
+    with open(ipc_socket, "w") as f:
+        f.write("not a socket")
+    port = free_port()
+    rc, _, err = run_server_expect_exit("--listen_address", f"127.0.0.1:{port}", "--ipc_socket_file", ipc_socket)
+    assert rc == 2, err
+    assert err.startswith(f"ldlm-server: cannot listen on {ipc_socket}:"), err
+    assert open(ipc_socket).read() == "not a socket"
 
 
 def test_lock_service_on_the_socket_needs_no_password(start_server, ipc_socket, connect):
