@@ -26,6 +26,11 @@ struct LockIndex {
         return nil
     }
 
+    /// Every record, in slot order.
+    var records: [LockRecord] {
+        slots.compactMap { $0 }
+    }
+
     /// Adds a record whose name is not in the index yet.
     mutating func insert(_ record: LockRecord) {
         if (count + 1) * 4 > slots.count * 3 {

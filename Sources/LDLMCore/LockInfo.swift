@@ -12,3 +12,16 @@ public struct LockInfo: Equatable, Sendable {
     public let holders: [HolderInfo]
     public let waiterCount: Int
 }
+
+extension LockInfo {
+    init(_ record: LockRecord) {
+        self.init(
+            name: record.name,
+            size: record.size,
+            holders: record.holders.map {
+                HolderInfo(key: $0.key, session: $0.session, leaseDeadline: $0.leaseDeadline)
+            },
+            waiterCount: record.waiterCount
+        )
+    }
+}

@@ -161,6 +161,22 @@ public final class LockTable {
         release(holderAt: index, of: record)
     }
 
+    /// Releases every holder of `name` at once, as an administrator may when a
+    /// holder is stuck, then grants the freed slots to the queue in order.
+    /// Returns how many holds were released.
+    public func forceUnlock(name: String) throws(LockFailure) -> Int {
+        guard let record = locks.find(name) else { throw .lockDoesNotExist(name: name) }
+        let released = record.holders.count
+        while !record.holders.isEmpty {
+            removeHolder(at: record.holders.count - 1, of: record)
+        }
+        var grants: [(WaiterRecord, LockKey)] = []
+        grantFreeSlots(of: record, into: &grants)
+        removeIfIdle(record)
+        deliver(grants)
+        return released
+    }
+
     /// Sets the lease of a held slot to `leaseSeconds` from now; a slot without a
     /// lease gets one.
     public func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) {
@@ -256,15 +272,12 @@ public final class LockTable {
     public var lockCount: Int { locks.count }
 
     public func lockInfo(name: String) -> LockInfo? {
-        guard let record = locks.find(name) else { return nil }
-        return LockInfo(
-            name: name,
-            size: record.size,
-            holders: record.holders.map {
-                LockInfo.HolderInfo(key: $0.key, session: $0.session, leaseDeadline: $0.leaseDeadline)
-            },
-            waiterCount: record.waiterCount
-        )
+        locks.find(name).map(LockInfo.init)
+    }
+
+    /// Every live lock, in no particular order: a copy, for administrators.
+    public var allLocks: [LockInfo] {
+        locks.records.map(LockInfo.init)
     }
 
     public func heldLockCount(session: SessionID) -> Int {

@@ -42,7 +42,8 @@ struct CertificateIdentity: CustomStringConvertible, Equatable {
         return parts.isEmpty ? "(no subject names)" : parts.joined(separator: " ")
     }
 
-    private static func ipAddress(_ bytes: [UInt8]) -> String? {
+    /// `a.b.c.d`, or eight hexadecimal groups without `::` shortening.
+    static func ipAddress(_ bytes: [UInt8]) -> String? {
         switch bytes.count {
         case 4:
             return bytes.map(String.init).joined(separator: ".")

@@ -6,17 +6,18 @@ private struct ConfigSources {
     var environment: [ConfigSetting: String]
     var file: [ConfigSetting: String] = [:]
 
-    /// `--password` and `--password_file` are one setting: the one from the
-    /// stronger source wins, and giving both in one place is a mistake.
-    mutating func choosePasswordSource() throws(ConfigError) {
-        let strongest = [flags, environment, file].first { $0[.password] != nil || $0[.passwordFile] != nil }
+    /// A secret and the file holding it (`--password` and `--password_file`)
+    /// are one setting: the one from the stronger source wins, and giving
+    /// both in one place is a mistake.
+    mutating func chooseSource(of value: ConfigSetting, or valueFile: ConfigSetting, naming what: String) throws(ConfigError) {
+        let strongest = [flags, environment, file].first { $0[value] != nil || $0[valueFile] != nil }
         guard let strongest else {
             return
         }
-        if strongest[.password] != nil, strongest[.passwordFile] != nil {
-            throw ConfigError("give either a password or a password file, not both")
+        if strongest[value] != nil, strongest[valueFile] != nil {
+            throw ConfigError("give either \(what) or \(what) file, not both")
         }
-        let loser: ConfigSetting = strongest[.password] != nil ? .passwordFile : .password
+        let loser: ConfigSetting = strongest[value] != nil ? valueFile : value
         flags[loser] = nil
         environment[loser] = nil
         file[loser] = nil
@@ -56,7 +57,8 @@ extension ServerConfig {
             }
             sources.file = try ConfigFile.parse(text, path: path)
         }
-        try sources.choosePasswordSource()
+        try sources.chooseSource(of: .password, or: .passwordFile, naming: "a password")
+        try sources.chooseSource(of: .adminPassword, or: .adminPasswordFile, naming: "an admin password")
         let merged = sources.merged
         var config = ServerConfig()
         for setting in ConfigSetting.allCases {
@@ -91,6 +93,16 @@ extension ServerConfig {
         }
         if shutdownTimeout == .zero {
             throw ConfigError("--shutdown_timeout must be greater than 0")
+        }
+        try validateAdminAccess()
+    }
+
+    private func validateAdminAccess() throws(ConfigError) {
+        if !adminIdentities.isEmpty, clientCAPath == nil {
+            throw ConfigError("--admin_identities needs --client_ca: the identities are read from verified client certificates")
+        }
+        if let adminPassword, adminPassword == password {
+            throw ConfigError("--admin_password must differ from --password: the lock password must not open the admin service")
         }
     }
 }

@@ -4,6 +4,10 @@ enum ConfigSetting: String, CaseIterable {
     case listenAddress = "listen_address"
     case password
     case passwordFile = "password_file"
+    case adminPassword = "admin_password"
+    case adminPasswordFile = "admin_password_file"
+    case adminIdentities = "admin_identities"
+    case ipcSocketFile = "ipc_socket_file"
     case keepaliveInterval = "keepalive_interval"
     case keepaliveTimeout = "keepalive_timeout"
     case noClearOnDisconnect = "no_clear_on_disconnect"
@@ -33,7 +37,8 @@ enum ConfigSetting: String, CaseIterable {
 
     var kind: Kind {
         switch self {
-        case .listenAddress, .password, .passwordFile, .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA:
+        case .listenAddress, .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile,
+            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA:
             return .text
         case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout,
             .lockGCInterval, .lockGCMinIdle:
@@ -71,7 +76,8 @@ enum ConfigSetting: String, CaseIterable {
     var valueName: String {
         switch self {
         case .listenAddress: return "host:port"
-        case .password: return "string"
+        case .password, .adminPassword: return "string"
+        case .adminIdentities: return "names"
         case .logLevel: return "level"
         default: break
         }
@@ -86,8 +92,15 @@ enum ConfigSetting: String, CaseIterable {
     var help: String {
         switch self {
         case .listenAddress: return "host:port to listen on; :port for every interface (default localhost:3144)"
-        case .password: return "password every client must send as `authorization` metadata"
+        case .password: return "password every lock call over the network must send as `authorization` metadata"
         case .passwordFile: return "file holding the password (read once at start, trailing newline stripped)"
+        case .adminPassword:
+            return "password that opens the admin service over the network, sent as `authorization` metadata; must differ from --password"
+        case .adminPasswordFile: return "file holding the admin password (read once at start, trailing newline stripped)"
+        case .adminIdentities:
+            return "comma-separated client certificate names that open the admin service over the network: a common name, DNS:name or IP:address (needs --client_ca)"
+        case .ipcSocketFile:
+            return "Unix socket (mode 0600) serving the lock and admin services without a password; empty is off (default off)"
         case .keepaliveInterval: return "time between keepalive PINGs; 0 disables them (default 1m)"
         case .keepaliveTimeout: return "time to wait for a PING ACK before closing the connection (default 10s)"
         case .noClearOnDisconnect: return "keep a client's locks when its connection ends (default false)"

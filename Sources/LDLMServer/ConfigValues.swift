@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// Turns one setting's text, from whichever source won, into its field.
@@ -10,7 +11,15 @@ extension ServerConfig {
         case .password:
             password = value.isEmpty ? nil : value
         case .passwordFile:
-            password = try Self.readPassword(from: value, readFile: readFile)
+            password = try Self.readPassword(from: value, describedAs: "password file", readFile: readFile)
+        case .adminPassword:
+            adminPassword = value.isEmpty ? nil : value
+        case .adminPasswordFile:
+            adminPassword = try Self.readPassword(from: value, describedAs: "admin password file", readFile: readFile)
+        case .adminIdentities:
+            adminIdentities = try Self.adminIdentities(value)
+        case .ipcSocketFile:
+            ipcSocketFile = value.isEmpty ? nil : value
         case .keepaliveInterval:
             keepaliveInterval = try Self.duration(value, for: setting)
         case .keepaliveTimeout:
@@ -47,18 +56,32 @@ extension ServerConfig {
         }
     }
 
-    private static func readPassword(from path: String, readFile: (String) throws -> String) throws(ConfigError) -> String {
+    private static func readPassword(
+        from path: String,
+        describedAs file: String,
+        readFile: (String) throws -> String
+    ) throws(ConfigError) -> String {
         let contents: String
         do {
             contents = try readFile(path)
         } catch {
-            throw ConfigError("cannot read password file \(path): \(error.localizedDescription)")
+            throw ConfigError("cannot read \(file) \(path): \(error.localizedDescription)")
         }
         var password = Substring(contents)
         // `isNewline`, as "\r\n" is one Character, equal to neither "\r" nor "\n".
         while password.last?.isNewline == true { password.removeLast() }
-        guard !password.isEmpty else { throw ConfigError("password file \(path) is empty") }
+        guard !password.isEmpty else { throw ConfigError("\(file) \(path) is empty") }
         return String(password)
+    }
+
+    private static func adminIdentities(_ value: String) throws(ConfigError) -> [AdminIdentity] {
+        let entries = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return try entries.map { entry throws(ConfigError) in
+            guard let identity = AdminIdentity(entry) else {
+                throw ConfigError("invalid entry \"\(entry)\" in --admin_identities: use a common name, DNS:name or IP:address")
+            }
+            return identity
+        }
     }
 
     private static func logLevel(_ value: String) throws(ConfigError) -> Logger.Level {

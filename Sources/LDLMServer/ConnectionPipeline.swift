@@ -9,9 +9,18 @@ struct ConnectionPipeline {
     let manager: LockManager
     let router: RPCRouter
     let config: ServerConfig
-    let tls: TLSContextProvider?
+    var tls: TLSContextProvider?
     let logger: Logger
+    var transport = ConnectionTransport.tcp
     let outputBuffer = SharedOutputBuffer()
+
+    /// The same pipeline without TLS, for connections of the Unix socket at `path`.
+    func overUnixSocket(path: String) -> ConnectionPipeline {
+        var pipeline = self
+        pipeline.tls = nil
+        pipeline.transport = .unixSocket(path: path)
+        return pipeline
+    }
 
     /// Adds the handlers, in order from the socket:
     ///
@@ -23,8 +32,7 @@ struct ConnectionPipeline {
     ///     ConnectionManagementHandler  keepalive, idle, drain
     func configure(_ channel: Channel) throws {
         let handlers = channel.pipeline.syncOperations
-        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
-        let connection = ConnectionContext(logger: logger, remoteAddress: remote)
+        let connection = ConnectionContext(logger: logger, remoteAddress: remoteAddress(of: channel), transport: transport)
         if let tls {
             try handlers.addHandler(NIOSSLServerHandler(context: tls.current))
             try handlers.addHandler(TLSHandshakeHandler(timeout: TimeAmount(config.handshakeTimeout), connection: connection))
@@ -48,6 +56,14 @@ struct ConnectionPipeline {
             let busy = connection.session.map(manager.isBusy) ?? false
             return .init(openStreams: openStreams, lastStreamID: lastStreamID, sessionBusy: busy)
         })
+    }
+
+    /// A Unix socket's peer has no address of its own: name the socket.
+    private func remoteAddress(of channel: Channel) -> String? {
+        switch transport {
+        case .tcp: return channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
+        case .unixSocket(let path): return "unix:\(path)"
+        }
     }
 
     private var managementConfiguration: ConnectionManagementStateMachine.Configuration {

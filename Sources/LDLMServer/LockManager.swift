@@ -10,26 +10,43 @@ import NIOCore
 final class LockManager {
     let eventLoop: EventLoop
     private let table: LockTable
+    private let clock: LockClock
+    private let wallClock: () -> Int64
     private let clearOnDisconnect: Bool
+    private var peers: [SessionID: SessionPeer] = [:]
     private var expiryTimer: (deadline: UInt64, task: Scheduled<Void>)?
     /// Set once the server drains: nothing queues any more.
     private(set) var isDraining = false
 
-    init(eventLoop: EventLoop, clock: LockClock, maxNameBytes: Int, clearOnDisconnect: Bool) {
+    /// `wallClock` gives Unix time in milliseconds, for when sessions opened.
+    init(
+        eventLoop: EventLoop,
+        clock: LockClock,
+        maxNameBytes: Int,
+        clearOnDisconnect: Bool,
+        wallClock: @escaping () -> Int64 = unixMillisecondsNow
+    ) {
         self.eventLoop = eventLoop
         self.table = LockTable(clock: clock, maxNameBytes: maxNameBytes)
+        self.clock = clock
+        self.wallClock = wallClock
         self.clearOnDisconnect = clearOnDisconnect
     }
 
     // MARK: Sessions
 
-    func openSession() -> SessionID {
-        table.openSession()
+    /// Opens the session of a new connection; `close` closes that connection
+    /// when an administrator ends the session.
+    func openSession(for connection: ConnectionContext, close: @escaping () -> Void) -> SessionID {
+        let session = table.openSession()
+        peers[session] = SessionPeer(connection: connection, connectedSinceUnixMilliseconds: wallClock(), close: close)
+        return session
     }
 
     /// Ends a session: its waiting calls are withdrawn, and its locks released
     /// unless the server keeps them on disconnect.
     func closeSession(_ session: SessionID) -> SessionEnd {
+        peers.removeValue(forKey: session)
         let held = table.heldLockCount(session: session)
         table.closeSession(session, releasingLocks: clearOnDisconnect)
         rescheduleExpiry()
@@ -91,6 +108,52 @@ final class LockManager {
     func beginDrain() {
         isDraining = true
         table.withdrawAllWaiters()
+    }
+
+    // MARK: Administration
+
+    /// Every live lock; lease deadlines are on ``nanosecondsNow``'s clock.
+    var locks: [LockInfo] { table.allLocks }
+    var nanosecondsNow: UInt64 { clock.nanosecondsNow }
+
+    func lockInfo(name: String) -> LockInfo? {
+        table.lockInfo(name: name)
+    }
+
+    func peer(of session: SessionID) -> SessionPeer? {
+        peers[session]
+    }
+
+    /// Every open session, by id.
+    var sessions: [SessionSummary] {
+        peers.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, peer in
+            SessionSummary(
+                id: id,
+                peer: peer,
+                locksHeld: table.heldLockCount(session: id),
+                waitingCalls: table.waitingCallCount(session: id)
+            )
+        }
+    }
+
+    /// Releases every holder of `name`; the waiters it lets in may bring new lease deadlines.
+    func forceUnlock(name: String) throws(LockFailure) -> Int {
+        defer { rescheduleExpiry() }
+        return try table.forceUnlock(name: name)
+    }
+
+    /// Ends a session as its disconnect would, but always releasing its locks,
+    /// and closes its connection; `nil` if no such session is open. Returns
+    /// how many locks it held.
+    func endSession(_ session: SessionID) -> Int? {
+        guard let peer = peers.removeValue(forKey: session) else { return nil }
+        let held = table.heldLockCount(session: session)
+        table.closeSession(session, releasingLocks: true)
+        rescheduleExpiry()
+        // Later, not now: the call asking for this may be running inside that
+        // very connection's read, which closing would pull out from under it.
+        eventLoop.execute(peer.close)
+        return held
     }
 
     // MARK: Expiry

@@ -5,8 +5,9 @@ import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
-/// The running server as a swift-service-lifecycle `Service`: one listener,
-/// one event loop, one ``LockManager``. `run()` serves until graceful shutdown,
+/// The running server as a swift-service-lifecycle `Service`: a TCP listener
+/// and optionally a Unix socket (``ServerListeners``), one event loop, one
+/// ``LockManager``. `run()` serves until graceful shutdown,
 /// then drains: stop accepting, GOAWAY to every connection, answer waiting
 /// calls UNAVAILABLE, let calls in flight finish, and close what is left once
 /// the shutdown timeout passes. SIGHUP reloads the TLS certificate.
@@ -37,14 +38,22 @@ public final class LockServer: Service {
             maxNameBytes: config.maxNameBytes,
             clearOnDisconnect: config.clearOnDisconnect
         )
-        let serverChannel: Channel
+        let pipeline = ConnectionPipeline(
+            manager: manager,
+            router: RPCRouter(services: Self.services(manager: manager, logger: logger), interceptors: Self.interceptors(config)),
+            config: config,
+            tls: tls,
+            logger: logger
+        )
+        let listeners: [Channel]
         do {
-            serverChannel = try await bind(manager: manager, connections: connections)
+            listeners = try await ServerListeners.bind(config: config, pipeline: pipeline, connections: connections)
         } catch {
             try? await group.shutdownGracefully()
-            throw ListenError(address: config.listenAddress, underlying: error)
+            throw error
         }
-        logListening(serverChannel)
+        defer { ServerListeners.removeUnixSocket(config: config) }
+        logListening(listeners[0])
 
         let drained = eventLoop.makePromise(of: Void.self)
         try await withGracefulShutdownHandler {
@@ -54,55 +63,41 @@ public final class LockServer: Service {
                 tasks.cancelAll()
             }
         } onGracefulShutdown: {
-            eventLoop.execute { self.drain(serverChannel, manager: manager, connections: connections, completing: drained) }
+            eventLoop.execute { self.drain(listeners, manager: manager, connections: connections, completing: drained) }
         }
         try await group.shutdownGracefully()
         logger.info("ldlm-server stopped")
     }
 
-    private func bind(manager: LockManager, connections: OpenConnections) async throws -> Channel {
-        let address = try ListenAddress(parsing: config.listenAddress)
-        let pipeline = ConnectionPipeline(
-            manager: manager,
-            router: RPCRouter(services: Self.services(manager: manager), interceptors: interceptors),
-            config: config,
-            tls: tls,
-            logger: logger
-        )
-        return try await ServerBootstrap(group: manager.eventLoop)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try pipeline.configure(channel)
-                    connections.add(channel)
-                }
-            }
-            .bind(host: address.host, port: address.port)
-            .get()
-    }
-
     /// Every service the server offers. Adding one is one line here.
-    private static func services(manager: LockManager) -> [RPCService] {
+    private static func services(manager: LockManager, logger: Logger) -> [RPCService] {
         [
             LockService(manager: manager),
+            AdminService(manager: manager, logger: logger),
         ]
     }
 
-    private var interceptors: [RPCInterceptor] {
-        config.password.map { [PasswordInterceptor(password: $0)] } ?? []
+    /// Each guards the services it names (``RPCInterceptor/guards(service:)``):
+    /// the lock password the lock service, the admin rule the admin service.
+    static func interceptors(_ config: ServerConfig) -> [RPCInterceptor] {
+        var interceptors: [RPCInterceptor] = [
+            AdminAccessInterceptor(password: config.adminPassword, identities: config.adminIdentities),
+        ]
+        if let password = config.password {
+            interceptors.append(PasswordInterceptor(password: password))
+        }
+        return interceptors
     }
 
     /// Answers every waiting call UNAVAILABLE, stops accepting and asks every
     /// connection to drain; `drained` completes when all have closed, which
     /// the shutdown timeout forces.
-    private func drain(_ serverChannel: Channel, manager: LockManager, connections: OpenConnections, completing drained: EventLoopPromise<Void>) {
+    private func drain(_ listeners: [Channel], manager: LockManager, connections: OpenConnections, completing drained: EventLoopPromise<Void>) {
         logger.info("ldlm-server draining", metadata: [
             "connections": "\(connections.count)",
             "shutdown_timeout": "\(formatGoDuration(config.shutdownTimeout))",
         ])
-        serverChannel.close(promise: nil)
+        listeners.forEach { $0.close(promise: nil) }
         manager.beginDrain()
         let timeout = manager.eventLoop.scheduleTask(in: TimeAmount(config.shutdownTimeout)) {
             self.logger.warning("shutdown timeout passed, closing remaining connections", metadata: ["connections": "\(connections.count)"])
@@ -134,14 +129,8 @@ public final class LockServer: Service {
             "clear_on_disconnect": "\(config.clearOnDisconnect)",
             "password": "\(config.password == nil ? "off" : "on")",
             "tls": "\(tls == nil ? "off" : config.clientCAPath == nil ? "on" : "mutual")",
+            "ipc_socket_file": "\(config.ipcSocketFile ?? "off")",
+            "admin_over_network": "\(config.adminPassword == nil && config.adminIdentities.isEmpty ? "off" : "on")",
         ])
     }
-}
-
-/// The listener could not be bound; `ldlm-server` exits with status 2.
-public struct ListenError: Error, CustomStringConvertible {
-    let address: String
-    let underlying: Error
-
-    public var description: String { "cannot listen on \(address): \(underlying)" }
 }

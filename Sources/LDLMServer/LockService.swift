@@ -15,21 +15,13 @@ final class LockService: RPCService {
     /// The handlers keep the service alive for as long as the router does.
     var methods: [String: RPCMethod] {
         [
-            "Lock": { [self] call, makeResponder in decoding(LockRequest.self, call) { lock($0, call, makeResponder) } },
-            "TryLock": { [self] call, _ in decoding(TryLockRequest.self, call) { tryLock($0, call) } },
-            "Unlock": { [self] call, _ in decoding(UnlockRequest.self, call) { unlock($0) } },
+            "Lock": { [self] call, makeResponder in call.decoding(LockRequest.self) { lock($0, call, makeResponder) } },
+            "TryLock": { [self] call, _ in call.decoding(TryLockRequest.self) { tryLock($0, call) } },
+            "Unlock": { [self] call, _ in call.decoding(UnlockRequest.self) { unlock($0) } },
             // go-ldlm ≤ 1.1 calls it RefreshLock, 1.2 calls it Renew.
-            "RefreshLock": { [self] call, _ in decoding(RenewRequest.self, call) { renew($0) } },
-            "Renew": { [self] call, _ in decoding(RenewRequest.self, call) { renew($0) } },
+            "RefreshLock": { [self] call, _ in call.decoding(RenewRequest.self) { renew($0) } },
+            "Renew": { [self] call, _ in call.decoding(RenewRequest.self) { renew($0) } },
         ]
-    }
-
-    private func decoding<Request: LDLMMessage>(_: Request.Type, _ call: RPCCall, _ body: (Request) -> RPCOutcome) -> RPCOutcome {
-        do {
-            return body(try Request(serializedBytes: call.message))
-        } catch {
-            return .failure(GRPCStatus(.invalidArgument, "cannot decode request: \(error)"))
-        }
     }
 
     private func lock(_ request: LockRequest, _ call: RPCCall, _ makeResponder: () -> RPCResponder) -> RPCOutcome {

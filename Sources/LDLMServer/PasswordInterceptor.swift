@@ -1,6 +1,10 @@
 import LDLMGRPC
 
 /// Refuses calls whose `authorization` metadata is not the server password.
+///
+/// Not for the admin service, whose own rule (``AdminAccessInterceptor``)
+/// keeps the lock password from granting it, and not on the Unix socket,
+/// which only the server's user can open.
 struct PasswordInterceptor: RPCInterceptor {
     private let password: [UInt8]
 
@@ -8,7 +12,14 @@ struct PasswordInterceptor: RPCInterceptor {
         self.password = Array(password.utf8)
     }
 
+    func guards(service: String) -> Bool {
+        service != AdminService.name
+    }
+
     func refusal(of request: GRPCRequest, from connection: ConnectionContext) -> GRPCStatus? {
+        if connection.transport.isUnixSocket {
+            return nil
+        }
         guard let presented = request.headers.value(named: "authorization"),
               constantTimeEquals(Array(presented.utf8), password)
         else {

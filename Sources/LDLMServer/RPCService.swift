@@ -1,5 +1,6 @@
 import LDLMCore
 import LDLMGRPC
+import LDLMProtocol
 
 /// A gRPC service: a name and its methods. Adding one to the server is one
 /// file with a type conforming to this, plus one line where the server lists
@@ -21,6 +22,17 @@ struct RPCCall {
     let message: ArraySlice<UInt8>
     /// The calling connection's lock session.
     let session: SessionID
+}
+
+extension RPCCall {
+    /// Runs `body` with the decoded request, or answers INVALID_ARGUMENT.
+    func decoding<Request: LDLMMessage>(_: Request.Type, _ body: (Request) -> RPCOutcome) -> RPCOutcome {
+        do {
+            return body(try Request(serializedBytes: message))
+        } catch {
+            return .failure(GRPCStatus(.invalidArgument, "cannot decode request: \(error)"))
+        }
+    }
 }
 
 /// How a method answers.

@@ -4,8 +4,17 @@ import Logging
 /// environment variables and a config file, in that order of precedence.
 public struct ServerConfig: Equatable, Sendable {
     public var listenAddress = "localhost:3144"
-    /// The shared secret every RPC must present as `authorization` metadata.
+    /// The shared secret every lock RPC over the network must present as
+    /// `authorization` metadata.
     public var password: String?
+    /// The secret that opens the admin service over the network, presented
+    /// the same way; the lock password never does.
+    public var adminPassword: String?
+    /// Client certificate names that open the admin service over the network.
+    var adminIdentities: [AdminIdentity] = []
+    /// A Unix socket that serves every call, admin included, without a
+    /// password (go-ldlm's IPC socket); nil: none.
+    public var ipcSocketFile: String?
     /// Time between keepalive PINGs on each connection; zero turns keepalive off.
     public var keepaliveInterval: Duration = .seconds(60)
     /// A PING not acknowledged within this ends the connection and its session.

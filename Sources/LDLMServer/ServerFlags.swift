@@ -31,6 +31,10 @@ struct ServerFlags: ParsableCommand {
     @Option(.listenAddress) var listenAddress: String?
     @Option(.password) var password: String?
     @Option(.passwordFile) var passwordFile: String?
+    @Option(.adminPassword) var adminPassword: String?
+    @Option(.adminPasswordFile) var adminPasswordFile: String?
+    @Option(.adminIdentities) var adminIdentities: String?
+    @Option(.ipcSocketFile) var ipcSocketFile: String?
     @Option(.keepaliveInterval) var keepaliveInterval: String?
     @Option(.keepaliveTimeout) var keepaliveTimeout: String?
     @Option(.noClearOnDisconnect) var noClearOnDisconnect: String?
@@ -58,6 +62,8 @@ struct ServerFlags: ParsableCommand {
     var given: [ConfigSetting: String] {
         let values: [ConfigSetting: String?] = [
             .listenAddress: listenAddress, .password: password, .passwordFile: passwordFile,
+            .adminPassword: adminPassword, .adminPasswordFile: adminPasswordFile, .adminIdentities: adminIdentities,
+            .ipcSocketFile: ipcSocketFile,
             .keepaliveInterval: keepaliveInterval, .keepaliveTimeout: keepaliveTimeout,
             .noClearOnDisconnect: noClearOnDisconnect, .logLevel: logLevel, .configFile: configFile,
             .maxNameBytes: maxNameBytes, .maxMessageBytes: maxMessageBytes,

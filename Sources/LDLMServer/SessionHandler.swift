@@ -8,7 +8,7 @@ final class SessionHandler: ChannelInboundHandler {
     typealias InboundOut = ByteBuffer
 
     private let manager: LockManager
-    private let connection: ConnectionContext
+    let connection: ConnectionContext
 
     init(manager: LockManager, connection: ConnectionContext) {
         self.manager = manager
@@ -16,7 +16,8 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        connection.sessionOpened(manager.openSession())
+        let channel = context.channel
+        connection.sessionOpened(manager.openSession(for: connection) { [weak channel] in channel?.close(promise: nil) })
         connection.logger.debug("connection opened")
         context.fireChannelActive()
     }

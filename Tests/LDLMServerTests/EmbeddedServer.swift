@@ -21,9 +21,13 @@ final class EmbeddedLoopClock: LockClock {
     var nanosecondsNow: UInt64 { loop.now.uptimeNanoseconds }
 }
 
-/// A server's lock manager and router on an `EmbeddedEventLoop`, whose time
-/// moves only when a test advances it.
+/// A server's lock manager, services and interceptors on an
+/// `EmbeddedEventLoop`, whose time moves only when a test advances it.
 final class EmbeddedServer {
+    static let unixSocketPath = "/run/ldlm/test.sock"
+    /// What the server's wall clock says, in Unix milliseconds.
+    static let wallClockNow: Int64 = 1_700_000_000_000
+
     let loop = EmbeddedEventLoop()
     let manager: LockManager
     let pipeline: ConnectionPipeline
@@ -31,22 +35,35 @@ final class EmbeddedServer {
     init(configure: (inout ServerConfig) -> Void = { _ in }) {
         var config = ServerConfig()
         configure(&config)
-        manager = LockManager(eventLoop: loop, clock: EmbeddedLoopClock(loop), maxNameBytes: config.maxNameBytes, clearOnDisconnect: config.clearOnDisconnect)
-        let interceptors: [RPCInterceptor] = config.password.map { [PasswordInterceptor(password: $0)] } ?? []
+        manager = LockManager(
+            eventLoop: loop,
+            clock: EmbeddedLoopClock(loop),
+            maxNameBytes: config.maxNameBytes,
+            clearOnDisconnect: config.clearOnDisconnect,
+            wallClock: { Self.wallClockNow }
+        )
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         pipeline = ConnectionPipeline(
             manager: manager,
-            router: RPCRouter(services: [LockService(manager: manager)], interceptors: interceptors),
+            router: RPCRouter(
+                services: [LockService(manager: manager), AdminService(manager: manager, logger: logger)],
+                interceptors: LockServer.interceptors(config)
+            ),
             config: config,
             tls: nil,
-            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            logger: logger
         )
     }
 
-    /// A connected client whose server side is the real connection pipeline.
-    func connect() throws -> EmbeddedClient {
+    /// A connected client whose server side is the real connection pipeline,
+    /// from `127.0.0.1:port` or, with `overUnixSocket`, on the Unix socket.
+    func connect(overUnixSocket: Bool = false, port: Int = 4000) throws -> EmbeddedClient {
         let channel = EmbeddedChannel(loop: loop)
-        try pipeline.configure(channel)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4000)).wait()
+        let peer = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+        // As an accepted socket has it before its pipeline is built.
+        channel.remoteAddress = peer
+        try (overUnixSocket ? pipeline.overUnixSocket(path: Self.unixSocketPath) : pipeline).configure(channel)
+        try channel.connect(to: peer).wait()
         let client = try EmbeddedClient(channel: channel)
         try client.exchange()
         return client
@@ -86,11 +103,17 @@ final class EmbeddedClient {
         XCTFail("the connection never went quiet", file: file, line: line)
     }
 
+    /// Calls `method` of `service`, `ldlm.LDLM` unless said otherwise.
     @discardableResult
-    func call(_ method: String, _ message: some LDLMMessage, metadata: [HTTP2Header] = []) throws -> Int32 {
+    func call(
+        _ method: String,
+        _ message: some LDLMMessage,
+        service: String = "ldlm.LDLM",
+        metadata: [HTTP2Header] = []
+    ) throws -> Int32 {
         let headers = [
             HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"),
-            HTTP2Header(":path", "/ldlm.LDLM/\(method)"), HTTP2Header(":authority", "localhost"),
+            HTTP2Header(":path", "/\(service)/\(method)"), HTTP2Header(":authority", "localhost"),
             HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
         ] + metadata
         let streamID = try http2.sendRequest(headers: headers, body: GRPCMessageFraming.frame(message.serializedBytes()))

@@ -20,6 +20,8 @@ final class RPCRouterTests: XCTestCase {
     }
 
     private struct RefuseAll: RPCInterceptor {
+        func guards(service: String) -> Bool { true }
+
         func refusal(of request: GRPCRequest, from connection: ConnectionContext) -> GRPCStatus? {
             GRPCStatus(.permissionDenied, "not you")
         }

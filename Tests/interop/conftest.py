@@ -5,7 +5,8 @@ The suite talks to the real server binary over 127.0.0.1 only:
 * ``pb`` / ``pbg``: grpcio stubs generated at session start from
   ``Protos/ldlm.proto`` (into a pytest tmp dir, imported as the top-level
   modules ``ldlm_pb2`` / ``ldlm_pb2_grpc`` so they never clash with py-ldlm's
-  own ``ldlm.protos`` package).
+  own ``ldlm.protos`` package); ``admin_protos`` the same for
+  ``Protos/ldlm_admin.proto``.
 * ``start_server``: factory that starts ``ldlm-server`` on a free port with
   extra flags / env and waits until the port accepts connections.
 * ``server``: one server with default flags.
@@ -13,6 +14,8 @@ The suite talks to the real server binary over 127.0.0.1 only:
   own subchannel pool, i.e. its own HTTP/2 connection (= its own session).
 * ``ldlm_client``: factory for py-ldlm ``Client`` objects (always
   ``retries=0``, ``auto_renew_locks=False``, every RPC bounded by a deadline).
+* ``admin``: factory for admin stubs (``admin_client.Admin``); ``ipc_socket``:
+  a short path for ``--ipc_socket_file``.
 * ``spawn_child``: factory for a separate client *process*
   (``child_client.py``), for session / disconnect tests.
 
@@ -26,8 +29,10 @@ import errno
 import importlib
 import os
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import helpers  # noqa: E402  (needs sys.path above)
+from admin_client import Admin  # noqa: E402
 from helpers import (  # noqa: E402
     Conn,
     ChildClient,
@@ -57,10 +63,8 @@ TEST_TIMEOUT = float(os.environ.get("LDLM_INTEROP_TEST_TIMEOUT", "60"))
 # generated stubs
 # --------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def _generated_protos(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ldlm_interop_protos")
-    proto = PROTOS / "ldlm.proto"
+def _protoc(proto_name: str, out: Path) -> None:
+    proto = PROTOS / proto_name
     assert proto.is_file(), f"missing {proto}"
     res = subprocess.run(
         [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}",
@@ -68,6 +72,22 @@ def _generated_protos(tmp_path_factory):
         capture_output=True, text=True, timeout=60,
     )
     assert res.returncode == 0, f"protoc failed:\n{res.stdout}\n{res.stderr}"
+
+
+def _import_generated(out: Path, *modules: str):
+    sys.path.insert(0, str(out))
+    try:
+        for mod in modules:
+            sys.modules.pop(mod, None)
+        return tuple(importlib.import_module(mod) for mod in modules)
+    finally:
+        sys.path.remove(str(out))
+
+
+@pytest.fixture(scope="session")
+def _generated_protos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ldlm_interop_protos")
+    _protoc("ldlm.proto", out)
     # py-ldlm registers its own copy of "ldlm.proto" (package ldlm) in the
     # default descriptor pool; registering ours there too would be a duplicate
     # file / symbol error.  Give the generated module a private pool instead:
@@ -76,14 +96,7 @@ def _generated_protos(tmp_path_factory):
     src = pb2.read_text()
     assert "_descriptor_pool.Default()" in src
     pb2.write_text(src.replace("_descriptor_pool.Default()", "_descriptor_pool.DescriptorPool()"))
-    sys.path.insert(0, str(out))
-    try:
-        for mod in ("ldlm_pb2", "ldlm_pb2_grpc"):
-            sys.modules.pop(mod, None)
-        pb = importlib.import_module("ldlm_pb2")
-        pbg = importlib.import_module("ldlm_pb2_grpc")
-    finally:
-        sys.path.remove(str(out))
+    pb, pbg = _import_generated(out, "ldlm_pb2", "ldlm_pb2_grpc")
     helpers.pb = pb
     helpers.pbg = pbg
     return pb, pbg
@@ -97,6 +110,15 @@ def pb(_generated_protos):
 @pytest.fixture(scope="session")
 def pbg(_generated_protos):
     return _generated_protos[1]
+
+
+@pytest.fixture(scope="session")
+def admin_protos(tmp_path_factory):
+    """``(admin_pb, admin_pbg)``: stubs for ``Protos/ldlm_admin.proto``
+    (package ``ldlm.admin.v1``, which nothing else registers)."""
+    out = tmp_path_factory.mktemp("ldlm_interop_admin_protos")
+    _protoc("ldlm_admin.proto", out)
+    return _import_generated(out, "ldlm_admin_pb2", "ldlm_admin_pb2_grpc")
 
 
 # --------------------------------------------------------------------------
@@ -314,6 +336,31 @@ def ldlm_client():
             c.close()
         except Exception:
             pass
+
+
+@pytest.fixture
+def admin(admin_protos):
+    """``admin(target, password=None, credentials=None) -> Admin``: an admin
+    stub on its own connection (``unix:PATH``, TCP, or TLS with credentials)."""
+    made = []
+
+    def make(target, password=None, credentials=None):
+        conn = Admin(admin_protos, target, password, credentials)
+        made.append(conn)
+        return conn
+
+    yield make
+    for conn in made:
+        conn.close()
+
+
+@pytest.fixture
+def ipc_socket():
+    """A path for ``--ipc_socket_file``, short enough for sun_path (pytest's
+    tmp_path may not be)."""
+    directory = tempfile.mkdtemp(prefix="ldlm-", dir="/tmp")
+    yield os.path.join(directory, "admin.sock")
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
