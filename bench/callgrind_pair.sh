@@ -16,12 +16,26 @@ trap 'rm -rf "$work"' EXIT
 # valgrind 3.19 cannot read the DWARF 5 the Swift toolchain emits; symbols suffice.
 cp .build/release/ldlm-server "$work/ldlm-server"
 strip --strip-debug "$work/ldlm-server"
+# The async main parks the main thread in libdispatch's sigsuspend on a read-only mask, which
+# valgrind 3.19 writes to and crashes on; a preloaded sigsuspend passes it a copy on the stack.
+cat > "$work/sigsuspend.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+int sigsuspend(const sigset_t *mask) {
+  static int (*real)(const sigset_t *);
+  sigset_t copy = *mask;
+  if (!real) real = (int (*)(const sigset_t *))dlsym(RTLD_NEXT, "sigsuspend");
+  return real(&copy);
+}
+EOF
+cc -shared -fPIC -O2 -o "$work/sigsuspend.so" "$work/sigsuspend.c" -ldl
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 # Runs the server under callgrind; "$1" is the load to apply, "" for none.
 profile() {
   local out=$1 load=$2
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$work/ldlm-server" \
+  LD_PRELOAD="$work/sigsuspend.so" valgrind --tool=callgrind --callgrind-out-file="$out" "$work/ldlm-server" \
     --listen_address "127.0.0.1:$port" --log_level warn 2>"$out.log" &
   local pid=$!
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
