@@ -2,6 +2,7 @@
 public struct LockInfo: Equatable, Sendable {
     public struct HolderInfo: Equatable, Sendable {
         public let key: LockKey
+        public let fencingToken: UInt64
         /// `nil` when its session ended and the server kept the hold.
         public let session: SessionID?
         public let leaseDeadline: UInt64?

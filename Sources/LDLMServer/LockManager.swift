@@ -15,9 +15,9 @@ final class LockManager {
     /// Set once the server drains: nothing queues any more.
     private(set) var isDraining = false
 
-    init(eventLoop: EventLoop, clock: LockClock, maxNameBytes: Int, clearOnDisconnect: Bool) {
+    init(eventLoop: EventLoop, clock: LockClock, fencingTokens: FencingTokenSource, maxNameBytes: Int, clearOnDisconnect: Bool) {
         self.eventLoop = eventLoop
-        self.table = LockTable(clock: clock, maxNameBytes: maxNameBytes)
+        self.table = LockTable(clock: clock, fencingTokens: fencingTokens, maxNameBytes: maxNameBytes)
         self.clearOnDisconnect = clearOnDisconnect
     }
 
@@ -64,7 +64,7 @@ final class LockManager {
         )
     }
 
-    func tryLock(_ request: LockArguments, session: SessionID) throws(LockFailure) -> LockKey? {
+    func tryLock(_ request: LockArguments, session: SessionID) throws(LockFailure) -> LockGrant? {
         defer { rescheduleExpiry() }
         return try table.tryLock(name: request.name, size: request.size, leaseSeconds: request.leaseSeconds, session: session)
     }
@@ -80,9 +80,10 @@ final class LockManager {
         try table.unlock(name: name, key: key)
     }
 
-    func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) {
+    /// Returns the hold's fencing token.
+    func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) -> UInt64 {
         defer { rescheduleExpiry() }
-        try table.renew(name: name, key: key, leaseSeconds: leaseSeconds)
+        return try table.renew(name: name, key: key, leaseSeconds: leaseSeconds)
     }
 
     /// The server stops serving: every queued call is withdrawn and answered

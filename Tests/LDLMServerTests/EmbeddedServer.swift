@@ -31,7 +31,13 @@ final class EmbeddedServer {
     init(configure: (inout ServerConfig) -> Void = { _ in }) {
         var config = ServerConfig()
         configure(&config)
-        manager = LockManager(eventLoop: loop, clock: EmbeddedLoopClock(loop), maxNameBytes: config.maxNameBytes, clearOnDisconnect: config.clearOnDisconnect)
+        manager = LockManager(
+            eventLoop: loop,
+            clock: EmbeddedLoopClock(loop),
+            fencingTokens: .startingAboveWallClock(),
+            maxNameBytes: config.maxNameBytes,
+            clearOnDisconnect: config.clearOnDisconnect
+        )
         let interceptors: [RPCInterceptor] = config.password.map { [PasswordInterceptor(password: $0)] } ?? []
         pipeline = ConnectionPipeline(
             manager: manager,
