@@ -2,9 +2,9 @@
 /// tokens of each name strictly increase without any state per name.
 ///
 /// Tokens must also increase across restarts, before the server keeps any
-/// state on disk. So the server starts the counter above the wall clock in
-/// microseconds since the Unix epoch (`init(startingAbove:)`, read once at
-/// start-up) and counts up by one per grant. A server that handed out at most
+/// state on disk. So the server starts the counter (`init(startingAbove:)`)
+/// above the wall clock in microseconds since the Unix epoch, read once at
+/// start-up, and counts up by one per grant. A server that handed out at most
 /// one token per microsecond on average since it started, counting the time it
 /// is down, has stayed below the wall clock, so the next start begins above
 /// every token it handed out. At the ~40,000 grants a second the server
