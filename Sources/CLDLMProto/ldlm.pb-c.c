@@ -563,7 +563,7 @@ const ProtobufCMessageDescriptor ldlm__try_lock_request__descriptor =
   (ProtobufCMessageInit) ldlm__try_lock_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor ldlm__lock_response__field_descriptors[4] =
+static const ProtobufCFieldDescriptor ldlm__lock_response__field_descriptors[5] =
 {
   {
     "locked",
@@ -613,17 +613,31 @@ static const ProtobufCFieldDescriptor ldlm__lock_response__field_descriptors[4] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "fencing_token",
+    1000,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Ldlm__LockResponse, fencing_token),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned ldlm__lock_response__field_indices_by_name[] = {
   3,   /* field[3] = error */
+  4,   /* field[4] = fencing_token */
   2,   /* field[2] = key */
   0,   /* field[0] = locked */
   1,   /* field[1] = name */
 };
-static const ProtobufCIntRange ldlm__lock_response__number_ranges[1 + 1] =
+static const ProtobufCIntRange ldlm__lock_response__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 1000, 4 },
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor ldlm__lock_response__descriptor =
 {
@@ -633,10 +647,10 @@ const ProtobufCMessageDescriptor ldlm__lock_response__descriptor =
   "Ldlm__LockResponse",
   "ldlm",
   sizeof(Ldlm__LockResponse),
-  4,
+  5,
   ldlm__lock_response__field_descriptors,
   ldlm__lock_response__field_indices_by_name,
-  1,  ldlm__lock_response__number_ranges,
+  2,  ldlm__lock_response__number_ranges,
   (ProtobufCMessageInit) ldlm__lock_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

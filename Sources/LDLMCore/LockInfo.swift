@@ -2,6 +2,7 @@
 public struct LockInfo: Equatable, Sendable {
     public struct HolderInfo: Equatable, Sendable {
         public let key: LockKey
+        public let fencingToken: UInt64
         /// `nil` when its session ended and the server kept the hold.
         public let session: SessionID?
         public let leaseDeadline: UInt64?
@@ -19,7 +20,7 @@ extension LockInfo {
             name: record.name,
             size: record.size,
             holders: record.holders.map {
-                HolderInfo(key: $0.key, session: $0.session, leaseDeadline: $0.leaseDeadline)
+                HolderInfo(key: $0.key, fencingToken: $0.fencingToken, session: $0.session, leaseDeadline: $0.leaseDeadline)
             },
             waiterCount: record.waiterCount
         )

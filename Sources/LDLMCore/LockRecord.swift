@@ -64,15 +64,17 @@ private final class WaiterQueue {
     var count = 0
 }
 
-/// A slot of a lock, owned by whoever knows `key`. 32 bytes: absent values are
+/// A slot of a lock, owned by whoever knows `key`. 40 bytes: absent values are
 /// encoded in the words rather than as optionals.
 struct Holder {
     let key: LockKey
+    let fencingToken: UInt64
     private var sessionRaw: UInt64
     private var leaseRaw: UInt64
 
-    init(key: LockKey, session: SessionID?, leaseDeadline: UInt64?) {
-        self.key = key
+    init(_ grant: LockGrant, session: SessionID?, leaseDeadline: UInt64?) {
+        self.key = grant.key
+        self.fencingToken = grant.fencingToken
         self.sessionRaw = session?.rawValue ?? 0
         self.leaseRaw = leaseDeadline ?? .max
     }

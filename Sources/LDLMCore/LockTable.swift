@@ -6,12 +6,14 @@
 /// Outcome handlers of queued calls run synchronously, after the table's state
 /// is consistent, so a handler may call back into the table. Only a call that
 /// queues gets a handler, so one answered at once costs its caller no closure.
+/// Every slot taken, at once or by a waiter, gets the next fencing token.
 public final class LockTable {
     public static let defaultMaxNameBytes = 4096
 
     public let maxNameBytes: Int
     private let clock: LockClock
     private let keyGenerator = LockKeyGenerator()
+    private var fencingTokens: FencingTokenSource
     private var locks = LockIndex()
     private var sessions: [SessionID: SessionRecord] = [:]
     private var queuedWaiters: [UInt64: WaiterRecord] = [:]
@@ -20,8 +22,9 @@ public final class LockTable {
     private var lastSessionID: UInt64 = 0
     private var lastTicket: UInt64 = 0
 
-    public init(clock: LockClock, maxNameBytes: Int = LockTable.defaultMaxNameBytes) {
+    public init(clock: LockClock, fencingTokens: FencingTokenSource, maxNameBytes: Int = LockTable.defaultMaxNameBytes) {
         self.clock = clock
+        self.fencingTokens = fencingTokens
         self.maxNameBytes = maxNameBytes
     }
 
@@ -45,7 +48,7 @@ public final class LockTable {
             _ = waiter.takeOutcomeHandler()
             if let record { removeIfIdle(record) }
         }
-        var grants: [(WaiterRecord, LockKey)] = []
+        var grants: [(WaiterRecord, LockGrant)] = []
         for (key, record) in session.holdings {
             guard let index = record.holderIndex(for: key) else { continue }
             if releasingLocks {
@@ -69,7 +72,7 @@ public final class LockTable {
         size: Int32 = 1,
         leaseSeconds: Int32 = 0,
         session: SessionID
-    ) throws(LockFailure) -> LockKey? {
+    ) throws(LockFailure) -> LockGrant? {
         let sessionRecord = try validatedSession(session)
         try validate(name: name, size: size)
         try validate(seconds: leaseSeconds, field: "lock_timeout_seconds")
@@ -100,8 +103,8 @@ public final class LockTable {
         try validate(seconds: waitTimeoutSeconds, field: "wait_timeout_seconds")
         let record = try record(named: name, size: size)
         if record.hasFreeSlot, record.firstWaiter == nil {
-            let key = addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
-            return .acquired(key)
+            let grant = addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
+            return .acquired(grant)
         }
         lastTicket += 1
         let ticket = WaitTicket(rawValue: lastTicket)
@@ -170,7 +173,7 @@ public final class LockTable {
         while !record.holders.isEmpty {
             removeHolder(at: record.holders.count - 1, of: record)
         }
-        var grants: [(WaiterRecord, LockKey)] = []
+        var grants: [(WaiterRecord, LockGrant)] = []
         grantFreeSlots(of: record, into: &grants)
         removeIfIdle(record)
         deliver(grants)
@@ -178,8 +181,9 @@ public final class LockTable {
     }
 
     /// Sets the lease of a held slot to `leaseSeconds` from now; a slot without a
-    /// lease gets one.
-    public func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) {
+    /// lease gets one. Returns the slot's fencing token, which renewing keeps.
+    @discardableResult
+    public func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) -> UInt64 {
         guard leaseSeconds > 0 else {
             throw .invalidArgument("lock_timeout_seconds must be at least 1 to renew a lock, got \(leaseSeconds)")
         }
@@ -195,6 +199,7 @@ public final class LockTable {
         if previous.map({ leaseDeadline < $0 }) ?? true {
             leaseDeadlines.insert((record, key), deadline: leaseDeadline, isStale: Self.isStaleLease)
         }
+        return record.holders[index].fencingToken
     }
 
     // MARK: Time
@@ -214,7 +219,7 @@ public final class LockTable {
     /// lease did has timed out and must not receive that lease's slot.
     public func expireDue() {
         let now = clock.nanosecondsNow
-        var grants: [(WaiterRecord, LockKey)] = []
+        var grants: [(WaiterRecord, LockGrant)] = []
         var timedOut: [WaiterRecord] = []
         while true {
             let leaseDeadline = leaseDeadlines.earliestDeadline.flatMap { $0 <= now ? $0 : nil }
@@ -242,7 +247,7 @@ public final class LockTable {
         return entry.record.holders[index].leaseDeadline == nil
     }
 
-    private func expireLease(_ record: LockRecord, key: LockKey, deadline: UInt64, grants: inout [(WaiterRecord, LockKey)]) {
+    private func expireLease(_ record: LockRecord, key: LockKey, deadline: UInt64, grants: inout [(WaiterRecord, LockGrant)]) {
         // The entry of a released hold is stale.
         guard let index = record.holderIndex(for: key), let leaseDeadline = record.holders[index].leaseDeadline else { return }
         if leaseDeadline > deadline {
@@ -255,7 +260,7 @@ public final class LockTable {
         removeIfIdle(record)
     }
 
-    private func expireWait(_ waiter: WaiterRecord, deadline: UInt64, grants: inout [(WaiterRecord, LockKey)]) -> Bool {
+    private func expireWait(_ waiter: WaiterRecord, deadline: UInt64, grants: inout [(WaiterRecord, LockGrant)]) -> Bool {
         guard waiter.isQueued, waiter.waitDeadline == deadline else { return false }
         let record = waiter.record
         withdraw(waiter)
@@ -335,7 +340,7 @@ public final class LockTable {
         session: SessionID,
         sessionRecord: SessionRecord,
         leaseSeconds: Int32
-    ) -> LockKey {
+    ) -> LockGrant {
         var key = keyGenerator.next()
         while record.holderIndex(for: key) != nil {
             key = keyGenerator.next()
@@ -346,14 +351,15 @@ public final class LockTable {
             leaseDeadlines.insert((record, key), deadline: deadline, isStale: Self.isStaleLease)
             leaseDeadline = deadline
         }
-        record.holders.append(Holder(key: key, session: session, leaseDeadline: leaseDeadline))
+        let grant = LockGrant(key: key, fencingToken: fencingTokens.next())
+        record.holders.append(Holder(grant, session: session, leaseDeadline: leaseDeadline))
         sessionRecord.holdings[key] = record
-        return key
+        return grant
     }
 
     private func release(holderAt index: Int, of record: LockRecord) {
         removeHolder(at: index, of: record)
-        var grants: [(WaiterRecord, LockKey)] = []
+        var grants: [(WaiterRecord, LockGrant)] = []
         grantFreeSlots(of: record, into: &grants)
         removeIfIdle(record)
         deliver(grants)
@@ -368,19 +374,19 @@ public final class LockTable {
 
     /// Hands free slots to the head of the queue, in order. The handlers are
     /// called later by ``deliver(_:)`` so they see a consistent table.
-    private func grantFreeSlots(of record: LockRecord, into grants: inout [(WaiterRecord, LockKey)]) {
+    private func grantFreeSlots(of record: LockRecord, into grants: inout [(WaiterRecord, LockGrant)]) {
         while record.hasFreeSlot, let waiter = record.firstWaiter {
             withdraw(waiter)
             guard let sessionRecord = sessions[waiter.session] else { continue }
             sessionRecord.waiters.removeValue(forKey: waiter.ticket.rawValue)
-            let key = addHolder(to: record, session: waiter.session, sessionRecord: sessionRecord, leaseSeconds: waiter.leaseSeconds)
-            grants.append((waiter, key))
+            let grant = addHolder(to: record, session: waiter.session, sessionRecord: sessionRecord, leaseSeconds: waiter.leaseSeconds)
+            grants.append((waiter, grant))
         }
     }
 
-    private func deliver(_ grants: [(WaiterRecord, LockKey)]) {
-        for (waiter, key) in grants {
-            waiter.takeOutcomeHandler()?(.granted(key))
+    private func deliver(_ grants: [(WaiterRecord, LockGrant)]) {
+        for (waiter, grant) in grants {
+            waiter.takeOutcomeHandler()?(.granted(grant))
         }
     }
 

@@ -5,7 +5,7 @@ public struct WaitTicket: Hashable, Sendable {
 
 /// How a queued `Lock` call ended, delivered once to its outcome handler.
 public enum WaitOutcome: Equatable, Sendable {
-    case granted(LockKey)
+    case granted(LockGrant)
     case timedOut
     /// The server withdrew the call (it is shutting down); no lock was taken.
     case withdrawn
@@ -14,7 +14,7 @@ public enum WaitOutcome: Equatable, Sendable {
 /// The immediate result of ``LockTable/lock(name:size:leaseSeconds:waitTimeoutSeconds:session:makeOutcomeHandler:)``.
 public enum LockAttempt: Equatable, Sendable {
     /// Granted at once; no outcome handler was made.
-    case acquired(LockKey)
+    case acquired(LockGrant)
     /// Queued; the outcome handler made for it is called exactly once unless the wait is cancelled first.
     case queued(WaitTicket)
 }

@@ -70,7 +70,13 @@ extension TryLockRequest: LDLMMessage {
 extension LockResponse: LDLMMessage {
     public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(MessageDecodingError) {
         self = try decodeCMessage(bytes, unpack: ldlm__lock_response__unpack, free: ldlm__lock_response__free_unpacked) {
-            LockResponse(locked: $0.locked != 0, name: string($0.name), key: string($0.key), error: ldlmError($0.error))
+            LockResponse(
+                locked: $0.locked != 0,
+                name: string($0.name),
+                key: string($0.key),
+                error: ldlmError($0.error),
+                fencingToken: $0.fencing_token
+            )
         }
     }
 
@@ -78,6 +84,7 @@ extension LockResponse: LDLMMessage {
         var message = Ldlm__LockResponse()
         ldlm__lock_response__init(&message)
         message.locked = locked ? 1 : 0
+        message.fencing_token = fencingToken
         return withCStrings(name, key) { name, key in
             message.name = name
             message.key = key

@@ -53,12 +53,15 @@ public struct LockResponse: Equatable, Sendable {
     public var name: String
     public var key: String
     public var error: LDLMError?
+    /// 0 when nothing is held; see `fencing_token` in `Protos/ldlm.proto`.
+    public var fencingToken: UInt64
 
-    public init(locked: Bool, name: String, key: String = "", error: LDLMError? = nil) {
+    public init(locked: Bool, name: String, key: String = "", error: LDLMError? = nil, fencingToken: UInt64 = 0) {
         self.locked = locked
         self.name = name
         self.key = key
         self.error = error
+        self.fencingToken = fencingToken
     }
 }
 

@@ -54,14 +54,8 @@ final class AdminService: RPCService {
             remoteAddress: peer?.connection.remoteAddress ?? "",
             clientIdentity: peer?.connection.clientIdentity.map { "\($0)" } ?? "",
             leaseRemainingMilliseconds: holder.leaseDeadline.map { Int64(($0 - min($0, now)) / 1_000_000) },
-            fencingToken: Self.fencingToken(of: holder)
+            fencingToken: holder.fencingToken
         )
-    }
-
-    /// The one place a holder's fencing token is read for the listing. The
-    /// lock core does not issue tokens yet, so every holder reports 0.
-    private static func fencingToken(of _: LockInfo.HolderInfo) -> UInt64 {
-        0
     }
 
     private func listSessions() -> RPCOutcome {

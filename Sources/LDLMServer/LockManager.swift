@@ -22,12 +22,13 @@ final class LockManager {
     init(
         eventLoop: EventLoop,
         clock: LockClock,
+        fencingTokens: FencingTokenSource,
         maxNameBytes: Int,
         clearOnDisconnect: Bool,
         wallClock: @escaping () -> Int64 = unixMillisecondsNow
     ) {
         self.eventLoop = eventLoop
-        self.table = LockTable(clock: clock, maxNameBytes: maxNameBytes)
+        self.table = LockTable(clock: clock, fencingTokens: fencingTokens, maxNameBytes: maxNameBytes)
         self.clock = clock
         self.wallClock = wallClock
         self.clearOnDisconnect = clearOnDisconnect
@@ -81,7 +82,7 @@ final class LockManager {
         )
     }
 
-    func tryLock(_ request: LockArguments, session: SessionID) throws(LockFailure) -> LockKey? {
+    func tryLock(_ request: LockArguments, session: SessionID) throws(LockFailure) -> LockGrant? {
         defer { rescheduleExpiry() }
         return try table.tryLock(name: request.name, size: request.size, leaseSeconds: request.leaseSeconds, session: session)
     }
@@ -97,9 +98,10 @@ final class LockManager {
         try table.unlock(name: name, key: key)
     }
 
-    func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) {
+    /// Returns the hold's fencing token.
+    func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) -> UInt64 {
         defer { rescheduleExpiry() }
-        try table.renew(name: name, key: key, leaseSeconds: leaseSeconds)
+        return try table.renew(name: name, key: key, leaseSeconds: leaseSeconds)
     }
 
     /// The server stops serving: every queued call is withdrawn and answered

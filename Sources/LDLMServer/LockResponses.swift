@@ -9,8 +9,8 @@ enum LockResponses {
         response.serializedBytes(reservingPrefix: GRPCMessageFraming.prefixLength)
     }
 
-    static func locked(name: String, key: LockKey) -> [UInt8] {
-        encoded(LockResponse(locked: true, name: name, key: key.description))
+    static func locked(name: String, _ grant: LockGrant) -> [UInt8] {
+        encoded(LockResponse(locked: true, name: name, key: grant.key.description, fencingToken: grant.fencingToken))
     }
 
     static func lockFailure(name: String, _ failure: LockFailure) -> [UInt8] {

@@ -35,6 +35,7 @@ public final class LockServer: Service {
         let manager = LockManager(
             eventLoop: eventLoop,
             clock: EventLoopClock(),
+            fencingTokens: .startingAboveWallClock(),
             maxNameBytes: config.maxNameBytes,
             clearOnDisconnect: config.clearOnDisconnect
         )

@@ -40,8 +40,8 @@ final class LockService: RPCService {
                 let responder = makeResponder()
                 return { [manager] outcome in
                     switch outcome {
-                    case .granted(let key):
-                        responder.reply(LockResponses.locked(name: name, key: key), onUndelivered: Self.undo(name: name, key: key, manager))
+                    case .granted(let grant):
+                        responder.reply(LockResponses.locked(name: name, grant), onUndelivered: Self.undo(name: name, key: grant.key, manager))
                     case .timedOut:
                         responder.reply(LockResponses.lockFailure(name: name, .lockWaitTimeout(name: name)), onUndelivered: nil)
                     case .withdrawn:
@@ -50,8 +50,8 @@ final class LockService: RPCService {
                 }
             }
             switch attempt {
-            case .acquired(let key):
-                return .reply(LockResponses.locked(name: name, key: key), onUndelivered: Self.undo(name: name, key: key, manager))
+            case .acquired(let grant):
+                return .reply(LockResponses.locked(name: name, grant), onUndelivered: Self.undo(name: name, key: grant.key, manager))
             case .queued(let ticket):
                 return .deferred(cancel: { [manager] in manager.cancelWait(ticket) })
             }
@@ -74,8 +74,9 @@ final class LockService: RPCService {
 
     private func acquiring(_ arguments: LockArguments, _ call: RPCCall, whenTaken: () -> RPCOutcome) -> RPCOutcome {
         do {
-            guard let key = try manager.tryLock(arguments, session: call.session) else { return whenTaken() }
-            return .reply(LockResponses.locked(name: arguments.name, key: key), onUndelivered: Self.undo(name: arguments.name, key: key, manager))
+            guard let grant = try manager.tryLock(arguments, session: call.session) else { return whenTaken() }
+            let undo = Self.undo(name: arguments.name, key: grant.key, manager)
+            return .reply(LockResponses.locked(name: arguments.name, grant), onUndelivered: undo)
         } catch {
             return .reply(LockResponses.lockFailure(name: arguments.name, error), onUndelivered: nil)
         }
@@ -93,8 +94,8 @@ final class LockService: RPCService {
 
     private func renew(_ request: RenewRequest) -> RPCOutcome {
         do {
-            try manager.renew(name: request.name, key: request.key, leaseSeconds: request.lockTimeoutSeconds)
-            let response = LockResponse(locked: true, name: request.name, key: request.key)
+            let token = try manager.renew(name: request.name, key: request.key, leaseSeconds: request.lockTimeoutSeconds)
+            let response = LockResponse(locked: true, name: request.name, key: request.key, fencingToken: token)
             return .reply(LockResponses.encoded(response), onUndelivered: nil)
         } catch {
             return .reply(LockResponses.lockFailure(name: request.name, error), onUndelivered: nil)

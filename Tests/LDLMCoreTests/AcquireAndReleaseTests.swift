@@ -5,7 +5,7 @@ final class AcquireAndReleaseTests: LockTableTestCase {
     func testTryLockGrantsAFreeLockToTheCaller() throws {
         let session = table.openSession()
 
-        let key = try XCTUnwrap(try table.tryLock(name: "L", session: session))
+        let key = try XCTUnwrap(try table.tryLock(name: "L", session: session)?.key)
 
         let info = try XCTUnwrap(table.lockInfo(name: "L"))
         XCTAssertEqual(info.name, "L")
@@ -38,7 +38,7 @@ final class AcquireAndReleaseTests: LockTableTestCase {
         try table.unlock(name: "L", key: key.description)
 
         XCTAssertEqual(table.heldLockCount(session: first), 0)
-        let next = try XCTUnwrap(try table.tryLock(name: "L", session: second))
+        let next = try XCTUnwrap(try table.tryLock(name: "L", session: second)?.key)
         XCTAssertNotEqual(next, key)
         XCTAssertEqual(holderKeys(), [next])
     }

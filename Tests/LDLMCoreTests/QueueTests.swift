@@ -158,7 +158,7 @@ final class QueueTests: LockTableTestCase {
                 log.handler("gone")(outcome)
                 guard case .granted(let granted) = outcome else { return }
                 do throws(LockFailure) {
-                    try table.unlock(name: "L", key: granted.description)
+                    try table.unlock(name: "L", key: granted.key.description)
                 } catch {
                     unlockError = error
                 }
@@ -185,7 +185,7 @@ final class QueueTests: LockTableTestCase {
                     log.handler("gone-\(index)")(outcome)
                     guard case .granted(let granted) = outcome else { return }
                     do throws(LockFailure) {
-                        try table.unlock(name: "L", key: granted.description)
+                        try table.unlock(name: "L", key: granted.key.description)
                     } catch {
                         failures.append(error)
                     }
@@ -227,7 +227,7 @@ final class QueueTests: LockTableTestCase {
             { [unowned self] outcome in
                 log.handler("gone")(outcome)
                 if case .granted(let granted) = outcome {
-                    try? table.unlock(name: "L", key: granted.description)
+                    try? table.unlock(name: "L", key: granted.key.description)
                 }
             }
         }
@@ -247,7 +247,7 @@ final class QueueTests: LockTableTestCase {
             { [unowned self] outcome in
                 log.handler("gone")(outcome)
                 if case .granted(let granted) = outcome {
-                    try? table.unlock(name: "L", key: granted.description)
+                    try? table.unlock(name: "L", key: granted.key.description)
                 }
             }
         }

@@ -54,7 +54,7 @@ struct SeededGenerator {
 
 private struct ModelHolder {
     /// Known at once for tryLock/lock, or from the handler call for a grant.
-    var key: LockKey?
+    var grant: LockGrant?
     /// The queued request this slot was granted to, if any.
     let request: Int?
     /// Creation order, so picking a holder does not depend on random key values.
@@ -82,6 +82,7 @@ private struct ModelLock {
 /// What a holder looks like from outside, comparable without caring about order.
 private struct HolderView: Equatable, Comparable, CustomStringConvertible {
     let key: LockKey
+    let fencingToken: UInt64
     let session: SessionID?
     let leaseDeadline: UInt64?
 
@@ -90,7 +91,7 @@ private struct HolderView: Equatable, Comparable, CustomStringConvertible {
     }
 
     var description: String {
-        "\(key) \(session.map(\.description) ?? "kept") lease \(leaseDeadline.map(String.init) ?? "none")"
+        "\(key) token \(fencingToken) \(session.map(\.description) ?? "kept") lease \(leaseDeadline.map(String.init) ?? "none")"
     }
 }
 
@@ -121,6 +122,8 @@ private final class ModelRun {
 
     var holderSerial = 0
     var issuedKeys: Set<LockKey> = []
+    /// The largest fencing token each name has handed out in earlier steps.
+    var highestToken: [String: UInt64] = [:]
     var releasedKeys: [(name: String, key: LockKey)] = []
 
     // Per step.
@@ -138,7 +141,7 @@ private final class ModelRun {
         self.seed = seed
         self.undeliverablePercent = undeliverablePercent
         rng = SeededGenerator(seed: seed)
-        table = LockTable(clock: clock)
+        table = LockTable(clock: clock, fencingTokens: FencingTokenSource(startingAbove: 1_000))
         for _ in 0..<4 {
             openSessions.append(table.openSession())
         }
@@ -233,7 +236,7 @@ private final class ModelRun {
         let lease: Int32 = fault == .negativeLease ? -1 : rng.pick([0, 0, 1, 2, 5])
         operation = "tryLock(\(name), size: \(size), lease: \(lease), \(session))"
 
-        let expected: Result<LockKey?, LockFailure>
+        let expected: Result<LockGrant?, LockFailure>
         if let failure = validationFailure(fault, size: size) {
             expected = .failure(failure)
         } else if let lock = locks[name], lock.size != size {
@@ -241,19 +244,19 @@ private final class ModelRun {
         } else if let lock = locks[name], lock.holders.count >= Int(size) || !lock.queue.isEmpty {
             expected = .success(nil)
         } else {
-            expected = .success(LockKey(high: 0, low: 0))  // placeholder: any key
+            expected = .success(LockGrant(key: LockKey(high: 0, low: 0), fencingToken: 0))  // placeholder: any grant
         }
 
         do {
-            let key = try table.tryLock(name: name, size: size, leaseSeconds: lease, session: session)
+            let grant = try table.tryLock(name: name, size: size, leaseSeconds: lease, session: session)
             switch expected {
             case .success(nil):
-                check(key == nil, "acquired \(String(describing: key)) but the lock is full or has waiters")
+                check(grant == nil, "acquired \(String(describing: grant)) but the lock is full or has waiters")
             case .success:
-                guard let key else { return check(false, "returned nil for a free lock") }
-                addHolder(name: name, size: size, key: key, request: nil, session: session, leaseSeconds: lease)
+                guard let grant else { return check(false, "returned nil for a free lock") }
+                addHolder(name: name, size: size, grant: grant, session: session, leaseSeconds: lease)
             case .failure(let failure):
-                check(false, "returned \(String(describing: key)), expected \(failure)")
+                check(false, "returned \(String(describing: grant)), expected \(failure)")
             }
         } catch {
             checkFailure(error, expected: expected)
@@ -286,9 +289,9 @@ private final class ModelRun {
 
         let handler: (WaitOutcome) -> Void = { [unowned self] outcome in
             events.append((request, outcome))
-            guard undeliverable, case .granted(let key) = outcome else { return }
+            guard undeliverable, case .granted(let grant) = outcome else { return }
             do throws(LockFailure) {
-                try table.unlock(name: name, key: key.description)
+                try table.unlock(name: name, key: grant.key.description)
             } catch {
                 handlerErrors.append("request \(request) could not undo its grant: \(error)")
             }
@@ -312,8 +315,8 @@ private final class ModelRun {
         }
         check(madeHandlers == (attempt.ticket == nil ? 0 : 1), "made \(madeHandlers) outcome handlers for \(attempt)")
         switch (attempt, expected) {
-        case (.acquired(let key), .success(true)):
-            addHolder(name: name, size: size, key: key, request: nil, session: session, leaseSeconds: lease)
+        case (.acquired(let grant), .success(true)):
+            addHolder(name: name, size: size, grant: grant, session: session, leaseSeconds: lease)
         case (.queued(let ticket), .success(false)):
             tickets[request] = ticket
             queuedRequests.append(request)
@@ -352,7 +355,7 @@ private final class ModelRun {
         }
         operation = "unlock(\(name), \(keyText))"
 
-        let index = LockKey(keyText).flatMap { key in locks[name]?.holders.firstIndex { $0.key == key } }
+        let index = LockKey(keyText).flatMap { key in locks[name]?.holders.firstIndex { $0.grant?.key == key } }
         let expected: LockFailure? =
             locks[name] == nil ? .lockDoesNotExist(name: name)
             : index == nil ? .invalidLockKey(name: name)
@@ -395,15 +398,18 @@ private final class ModelRun {
         let lease: Int32 = rng.pick([-1, 0, 1, 2, 4, 4])
         operation = "renew(\(name), \(key), lease: \(lease))"
 
-        let index = locks[name]?.holders.firstIndex { $0.key == key }
+        let index = locks[name]?.holders.firstIndex { $0.grant?.key == key }
         let expected: LockFailure? =
             lease <= 0 ? .invalidArgument("")
             : index == nil ? .lockDoesNotExistOrInvalidKey(name: name)
             : nil
+        var token: UInt64?
         guard succeeds({ () throws(LockFailure) in
-            try table.renew(name: name, key: key.description, leaseSeconds: lease)
+            token = try table.renew(name: name, key: key.description, leaseSeconds: lease)
         }, expected: expected), let index else { return }
         locks[name]!.holders[index].leaseDeadline = clock.deadline(afterSeconds: Int(lease))
+        let held = locks[name]!.holders[index].grant?.fencingToken
+        check(token == held, "renew returned token \(String(describing: token)), the hold has \(String(describing: held))")
     }
 
     func closeStep() {
@@ -501,7 +507,7 @@ private final class ModelRun {
         events = []
         for (name, lock) in locks {
             for holder in lock.holders {
-                guard let key = holder.key else { continue }
+                guard let key = holder.grant?.key else { continue }
                 operation = "drain: unlock(\(name), \(key))"
                 do throws(LockFailure) {
                     try table.unlock(name: name, key: key.description)
@@ -517,12 +523,14 @@ private final class ModelRun {
 
     // MARK: Model rules
 
-    func addHolder(name: String, size: Int32, key: LockKey, request: Int?, session: SessionID, leaseSeconds: Int32) {
-        check(issuedKeys.insert(key).inserted, "key \(key) issued twice")
+    /// A slot taken at once by tryLock or lock.
+    func addHolder(name: String, size: Int32, grant: LockGrant, session: SessionID, leaseSeconds: Int32) {
+        check(issuedKeys.insert(grant.key).inserted, "key \(grant.key) issued twice")
+        checkTokensIncrease(name, [grant.fencingToken])
         if locks[name] == nil { locks[name] = ModelLock(size: size) }
         locks[name]!.holders.append(ModelHolder(
-            key: key,
-            request: request,
+            grant: grant,
+            request: nil,
             serial: nextHolderSerial(),
             session: session,
             leaseDeadline: leaseSeconds > 0 ? clock.deadline(afterSeconds: Int(leaseSeconds)) : nil
@@ -531,7 +539,7 @@ private final class ModelRun {
 
     func releaseHolder(at index: Int, of name: String) {
         let holder = locks[name]!.holders.remove(at: index)
-        if let key = holder.key { releasedKeys.append((name, key)) }
+        if let key = holder.grant?.key { releasedKeys.append((name, key)) }
     }
 
     func grantFreeSlots(of name: String) {
@@ -540,7 +548,7 @@ private final class ModelRun {
             let waiter = lock.queue.removeFirst()
             expectedGrants.append(waiter.request)
             lock.holders.append(ModelHolder(
-                key: nil,
+                grant: nil,
                 request: waiter.request,
                 serial: nextHolderSerial(),
                 session: waiter.session,
@@ -582,7 +590,7 @@ private final class ModelRun {
             holders += lock.holders.map { (name, $0) }
         }
         return holders.sorted { $0.holder.serial < $1.holder.serial }.compactMap { entry in
-            entry.holder.key.map { (entry.name, $0) }
+            entry.holder.grant.map { (entry.name, $0.key) }
         }
     }
 
@@ -602,30 +610,39 @@ private final class ModelRun {
         check(error == failure, "threw \(error), expected \(failure)")
     }
 
+    /// Every acquisition of `name` gets a larger fencing token than the one
+    /// before: `tokens` are this step's, in the order the slots were taken.
+    func checkTokensIncrease(_ name: String, _ tokens: [UInt64]) {
+        let previous = highestToken[name] ?? 0
+        check(zip([previous] + tokens, tokens).allSatisfy { $0 < $1 },
+              "\(name) handed out fencing tokens \(tokens) after \(previous)")
+        highestToken[name] = max(previous, tokens.max() ?? 0)
+    }
+
     /// Matches the handler calls of one step against the model's grants and
-    /// timeouts, then fills in the keys the grants handed out.
+    /// timeouts, then fills in the keys and tokens the grants handed out.
     func finishStep() {
         check(handlerErrors.isEmpty, "\(handlerErrors)")
-        var grantedKeys: [Int: LockKey] = [:]
+        var grants: [Int: LockGrant] = [:]
         var timedOut: Set<Int> = []
         var handlerOrder: [String: [Int]] = [:]
         for (request, outcome) in events {
             check(!endedRequests.contains(request), "handler of finished/withdrawn request #\(request) called with \(outcome)")
-            check(grantedKeys[request] == nil && !timedOut.contains(request), "handler of #\(request) called twice")
+            check(grants[request] == nil && !timedOut.contains(request), "handler of #\(request) called twice")
             endedRequests.insert(request)
             switch outcome {
-            case .granted(let key):
-                grantedKeys[request] = key
+            case .granted(let grant):
+                grants[request] = grant
                 handlerOrder[requestNames[request]!, default: []].append(request)
-                check(issuedKeys.insert(key).inserted, "key \(key) issued twice")
+                check(issuedKeys.insert(grant.key).inserted, "key \(grant.key) issued twice")
             case .timedOut:
                 timedOut.insert(request)
             case .withdrawn:
                 check(false, "request #\(request) withdrawn, but the model never drains")
             }
         }
-        check(Set(grantedKeys.keys) == Set(expectedGrants),
-              "granted \(grantedKeys.keys.sorted()), model granted \(expectedGrants)")
+        check(Set(grants.keys) == Set(expectedGrants),
+              "granted \(grants.keys.sorted()), model granted \(expectedGrants)")
         check(timedOut == expectedTimeouts, "timed out \(timedOut.sorted()), model timed out \(expectedTimeouts.sorted())")
 
         // FIFO per lock: every grant goes to a later arrival than the last one.
@@ -634,6 +651,8 @@ private final class ModelRun {
             check(earliest > lastGrantedRequest[name, default: 0],
                   "\(name) granted #\(earliest) after #\(lastGrantedRequest[name, default: 0])")
             lastGrantedRequest[name] = requests.max()!
+            // Slots go to waiters in arrival order, so their tokens rise with it.
+            checkTokensIncrease(name, requests.sorted().map { grants[$0]!.fencingToken })
             // Nested delivery from a re-entrant handler may interleave calls;
             // without one, handlers run in grant order.
             if undeliverableRequests.isDisjoint(with: requests) {
@@ -642,12 +661,12 @@ private final class ModelRun {
         }
 
         for name in locks.keys.sorted() {
-            for index in locks[name]!.holders.indices where locks[name]!.holders[index].key == nil {
+            for index in locks[name]!.holders.indices where locks[name]!.holders[index].grant == nil {
                 let request = locks[name]!.holders[index].request!
-                guard let key = grantedKeys[request] else {
+                guard let grant = grants[request] else {
                     return check(false, "model granted #\(request) but its handler saw no grant")
                 }
-                locks[name]!.holders[index].key = key
+                locks[name]!.holders[index].grant = grant
             }
         }
     }
@@ -675,10 +694,10 @@ private final class ModelRun {
                 check(seenKeys.insert(holder.key).inserted, "key \(holder.key) holds two slots")
             }
             let actual = info.holders
-                .map { HolderView(key: $0.key, session: $0.session, leaseDeadline: $0.leaseDeadline) }
+                .map { HolderView(key: $0.key, fencingToken: $0.fencingToken, session: $0.session, leaseDeadline: $0.leaseDeadline) }
                 .sorted()
             let expected = lock.holders
-                .map { HolderView(key: $0.key!, session: $0.session, leaseDeadline: $0.leaseDeadline) }
+                .map { HolderView(key: $0.grant!.key, fencingToken: $0.grant!.fencingToken, session: $0.session, leaseDeadline: $0.leaseDeadline) }
                 .sorted()
             check(actual == expected, "\(name) holders \(actual), model \(expected)")
         }

@@ -66,7 +66,7 @@ final class SizeTests: LockTableTestCase {
         let key = try acquire(size: 3, session: session)
         try table.unlock(name: "L", key: key.description)
 
-        let single = try XCTUnwrap(try table.tryLock(name: "L", size: 1, session: session))
+        let single = try XCTUnwrap(try table.tryLock(name: "L", size: 1, session: session)?.key)
 
         XCTAssertEqual(table.lockInfo(name: "L")?.size, 1)
         XCTAssertNil(try table.tryLock(name: "L", size: 1, session: session))
@@ -117,9 +117,9 @@ final class SizeTests: LockTableTestCase {
         var tryLockResults: [LockKey?] = []
         _ = try table.lock(name: "L", size: 2, session: table.openSession()) {
             { [unowned self] outcome in
-                guard case .granted(let key) = outcome else { return }
-                try? table.unlock(name: "L", key: key.description)
-                tryLockResults.append(try? table.tryLock(name: "L", size: 2, session: late))
+                guard case .granted(let grant) = outcome else { return }
+                try? table.unlock(name: "L", key: grant.key.description)
+                tryLockResults.append(try? table.tryLock(name: "L", size: 2, session: late)?.key)
             }
         }
         try enqueue("w2", size: 2, session: table.openSession())

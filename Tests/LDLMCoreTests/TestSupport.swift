@@ -44,12 +44,17 @@ final class OutcomeLog {
 
     /// The key of the single grant `label` received; fails the test otherwise.
     func grantedKey(_ label: String, file: StaticString = #filePath, line: UInt = #line) -> LockKey? {
+        grant(label, file: file, line: line)?.key
+    }
+
+    /// The single grant `label` received; fails the test otherwise.
+    func grant(_ label: String, file: StaticString = #filePath, line: UInt = #line) -> LockGrant? {
         let outcomes = outcomes(of: label)
-        guard outcomes.count == 1, case .granted(let key) = outcomes[0] else {
+        guard outcomes.count == 1, case .granted(let grant) = outcomes[0] else {
             XCTFail("\(label) expected exactly one grant, got \(outcomes)", file: file, line: line)
             return nil
         }
-        return key
+        return grant
     }
 }
 
@@ -94,7 +99,7 @@ func unheldKey() -> LockKey {
 
 extension LockAttempt {
     var acquiredKey: LockKey? {
-        if case .acquired(let key) = self { return key }
+        if case .acquired(let grant) = self { return grant.key }
         return nil
     }
 
@@ -106,6 +111,9 @@ extension LockAttempt {
 
 /// Shared fixture: a table on a fake clock, and a handler log.
 class LockTableTestCase: XCTestCase {
+    /// The wall clock the table's fencing tokens start above (2025-12-01).
+    static let startMicroseconds: UInt64 = 1_764_547_200_000_000
+
     var clock: FakeClock!
     var table: LockTable!
     var log: OutcomeLog!
@@ -113,7 +121,7 @@ class LockTableTestCase: XCTestCase {
     override func setUp() {
         super.setUp()
         clock = FakeClock()
-        table = LockTable(clock: clock)
+        table = LockTable(clock: clock, fencingTokens: FencingTokenSource(startingAbove: Self.startMicroseconds))
         log = OutcomeLog()
     }
 
@@ -161,11 +169,23 @@ class LockTableTestCase: XCTestCase {
         file: StaticString = #filePath,
         line: UInt = #line
     ) throws -> LockKey {
-        guard let key = try table.tryLock(name: name, size: size, leaseSeconds: leaseSeconds, session: session) else {
+        try acquireGrant(name: name, size: size, leaseSeconds: leaseSeconds, session: session, file: file, line: line).key
+    }
+
+    /// A `tryLock` that must succeed; returns its key and fencing token.
+    func acquireGrant(
+        name: String = "L",
+        size: Int32 = 1,
+        leaseSeconds: Int32 = 0,
+        session: SessionID,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> LockGrant {
+        guard let grant = try table.tryLock(name: name, size: size, leaseSeconds: leaseSeconds, session: session) else {
             XCTFail("expected \(name) to be free", file: file, line: line)
             throw StopTest()
         }
-        return key
+        return grant
     }
 
     func holderKeys(_ name: String = "L") -> Set<LockKey> {

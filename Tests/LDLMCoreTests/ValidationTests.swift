@@ -17,7 +17,7 @@ final class ValidationTests: LockTableTestCase {
     }
 
     func testNameLimitCountsUTF8BytesNotCharacters() throws {
-        table = LockTable(clock: clock, maxNameBytes: 8)
+        table = LockTable(clock: clock, fencingTokens: FencingTokenSource(startingAbove: Self.startMicroseconds), maxNameBytes: 8)
         let session = table.openSession()
 
         XCTAssertNotNil(try table.tryLock(name: "abcdefgh", session: session))

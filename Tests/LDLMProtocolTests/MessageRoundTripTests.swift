@@ -45,6 +45,7 @@ final class MessageRoundTripTests: XCTestCase {
     func testLockResponseRoundTripsWithAndWithoutError() throws {
         var responses = [
             LockResponse(locked: true, name: "db", key: "6f1c1f5e-key"),
+            LockResponse(locked: true, name: "db", key: "6f1c1f5e-key", fencingToken: 1_764_500_000_000_001),
             LockResponse(locked: false, name: "db"),
             LockResponse(locked: false, name: "db", key: "", error: LDLMError(code: .unknown, message: "")),
         ]

@@ -37,6 +37,16 @@ final class WireFormatTests: XCTestCase {
         XCTAssertEqual(try LockResponse(serializedBytes: withError), response)
     }
 
+    func testFencingTokenIsUInt64Field1000() throws {
+        XCTAssertEqual(Wire.tag(1000, wireType: 0), [0xc0, 0x3e])
+        let token: UInt64 = 1_764_500_000_000_001
+        let bytes = Wire.bool(1, true) + Wire.string(2, "a") + Wire.string(3, "k") + Wire.tag(1000, wireType: 0) + Wire.varint(token)
+        let response = LockResponse(locked: true, name: "a", key: "k", fencingToken: token)
+        XCTAssertEqual(response.serializedBytes(), bytes)
+        XCTAssertEqual(try LockResponse(serializedBytes: bytes), response)
+        XCTAssertEqual(try LockResponse(serializedBytes: Wire.tag(1000, wireType: 0) + Wire.varint(.max)).fencingToken, .max)
+    }
+
     func testProto3DefaultsAreLeftOffTheWire() {
         XCTAssertEqual(RenewRequest(name: "", key: "", lockTimeoutSeconds: 0).serializedBytes(), [])
         XCTAssertEqual(LockResponse(locked: false, name: "").serializedBytes(), [])

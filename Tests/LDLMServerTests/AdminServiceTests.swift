@@ -14,7 +14,7 @@ final class AdminServiceTests: XCTestCase {
     func testListLocksShowsHoldersWithTheirSessionsLeasesAndWaiters() throws {
         let server = EmbeddedServer()
         let holder = try server.connect(port: 4001)
-        let holderKey = try holder.lock("db", lockTimeoutSeconds: 30)
+        let held = try holder.lockResponse("db", lockTimeoutSeconds: 30)
         _ = try holder.lock("free")
         let waiter = try server.connect(port: 4002)
         try waiter.call("Lock", LockRequest(name: "db"))
@@ -28,11 +28,11 @@ final class AdminServiceTests: XCTestCase {
         XCTAssertEqual(locks[0].waiters, 1)
         XCTAssertEqual(locks[0].holders, [
             AdminHolder(
-                keyPrefix: String(holderKey.prefix(8)),
+                keyPrefix: String(held.key.prefix(8)),
                 sessionID: try XCTUnwrap(holder.sessionID(in: server)),
                 remoteAddress: "127.0.0.1:4001",
                 leaseRemainingMilliseconds: 19_750,
-                fencingToken: 0
+                fencingToken: held.fencingToken
             ),
         ])
         XCTAssertNil(locks[1].holders.first?.leaseRemainingMilliseconds, "no lease, no lease left")
@@ -160,10 +160,14 @@ final class AdminServiceTests: XCTestCase {
 extension EmbeddedClient {
     /// Takes a lock that must be free; returns its key.
     func lock(_ name: String, size: Int32? = nil, lockTimeoutSeconds: Int32? = nil) throws -> String {
+        try lockResponse(name, size: size, lockTimeoutSeconds: lockTimeoutSeconds).key
+    }
+
+    func lockResponse(_ name: String, size: Int32? = nil, lockTimeoutSeconds: Int32? = nil) throws -> LockResponse {
         let stream = try call("Lock", LockRequest(name: name, lockTimeoutSeconds: lockTimeoutSeconds, size: size))
         let response = try XCTUnwrap(response(of: stream, as: LockResponse.self))
         XCTAssertTrue(response.locked, "\(name) was not free")
-        return response.key
+        return response
     }
 
     /// An admin call that must succeed; nil (after a failure) if it did not.

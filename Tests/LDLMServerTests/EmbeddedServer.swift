@@ -38,6 +38,7 @@ final class EmbeddedServer {
         manager = LockManager(
             eventLoop: loop,
             clock: EmbeddedLoopClock(loop),
+            fencingTokens: .startingAboveWallClock(),
             maxNameBytes: config.maxNameBytes,
             clearOnDisconnect: config.clearOnDisconnect,
             wallClock: { Self.wallClockNow }

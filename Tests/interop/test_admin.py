@@ -84,7 +84,9 @@ def test_list_locks_and_sessions(start_server, ipc_socket, admin, connect, spawn
     assert holder.remote_address.startswith("127.0.0.1:")
     assert holder.client_identity == ""
     assert not holder.HasField("lease_remaining_ms")
-    assert holder.fencing_token == 0
+    # Tokens start above the wall clock in microseconds and differ per grant.
+    assert holder.fencing_token > 10**15
+    assert leased_lock.holders[0].fencing_token not in (0, holder.fencing_token)
     assert 25_000 < leased_lock.holders[0].lease_remaining_ms <= 30_000
 
     sessions = {s.id: s for s in local.list_sessions()}

@@ -129,10 +129,22 @@ struct  Ldlm__LockResponse
   char *name;
   char *key;
   Ldlm__Error *error;
+  /*
+   * The fencing token of this hold, set whenever locked is true (Lock,
+   * TryLock, Renew, RefreshLock; 0 otherwise). It strictly increases per lock
+   * name: every acquisition of a name gets a larger token than any earlier one,
+   * also across server restarts (as long as the server's wall clock does not
+   * go back between them: see README), and renewing keeps the token. A storage
+   * system that a lock guards should remember the highest token it has seen
+   * and refuse writes that carry a lower one: a holder whose lease ran out
+   * while it was paused then cannot overwrite the work of the holder after it.
+   * Field 1000 keeps it clear of go-ldlm's numbers; published clients skip it.
+   */
+  uint64_t fencing_token;
 };
 #define LDLM__LOCK_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&ldlm__lock_response__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0 }
 
 
 struct  Ldlm__UnlockRequest
