@@ -105,6 +105,14 @@ let package = Package(
         .testTarget(name: "LDLMGRPCTests", dependencies: ["LDLMGRPC", "LDLMHTTP2", "LDLMTestSupport"]),
         .testTarget(name: "LDLMProtocolTests", dependencies: ["LDLMProtocol"]),
         .testTarget(name: "LDLMCoreTests", dependencies: ["LDLMCore"]),
+        // Drives the async client against the real `ldlm-server` binary.
+        .testTarget(
+            name: "LDLMClientTests",
+            dependencies: [
+                "LDLMClient", "LDLMGRPC", "LDLMProtocol",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [
