@@ -31,7 +31,8 @@ public final class LDLMClient: Sendable {
 
     /// Closes every connection: the servers release their locks, and every
     /// handle reports ``LostReason/connectionLost(_:)``. Later calls throw
-    /// ``LDLMClientError/clientClosed``.
+    /// ``LDLMClientError/clientClosed``. Releasing the last reference to the
+    /// client closes its connections too.
     public func close() async {
         for link in links {
             try? await link.eventLoop.flatSubmit { link.close() }.get()

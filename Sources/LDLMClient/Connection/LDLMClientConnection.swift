@@ -73,37 +73,25 @@ package final class LDLMClientConnection {
         return handler.closeReason
     }
 
-    /// Makes a unary call with raw message bytes.
-    @discardableResult
-    package func call(
-        path: String,
-        message: [UInt8],
-        timeoutNanoseconds: UInt64? = nil,
-        completion: @escaping (GRPCResponse) -> Void
-    ) -> Int32 {
-        eventLoop.preconditionInEventLoop()
-        return handler.call(path: path, prefixedMessage: GRPCMessageFraming.frame(message), timeoutNanoseconds: timeoutNanoseconds, completion: completion)
-    }
-
     /// The typed calls return the call's stream ID, for ``cancel(streamID:)``.
     @discardableResult
-    package func lock(_ request: LockRequest, timeoutNanoseconds: UInt64? = nil, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) -> Int32 {
-        typedCall("/ldlm.LDLM/Lock", request, timeoutNanoseconds: timeoutNanoseconds, completion: completion)
+    package func lock(_ request: LockRequest, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) -> Int32 {
+        typedCall("/ldlm.LDLM/Lock", request, completion: completion)
     }
 
     @discardableResult
     package func tryLock(_ request: TryLockRequest, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) -> Int32 {
-        typedCall("/ldlm.LDLM/TryLock", request, timeoutNanoseconds: nil, completion: completion)
+        typedCall("/ldlm.LDLM/TryLock", request, completion: completion)
     }
 
     @discardableResult
     package func unlock(_ request: UnlockRequest, completion: @escaping (Result<UnlockResponse, GRPCStatus>) -> Void) -> Int32 {
-        typedCall("/ldlm.LDLM/Unlock", request, timeoutNanoseconds: nil, completion: completion)
+        typedCall("/ldlm.LDLM/Unlock", request, completion: completion)
     }
 
     @discardableResult
     package func renew(_ request: RenewRequest, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) -> Int32 {
-        typedCall("/ldlm.LDLM/Renew", request, timeoutNanoseconds: nil, completion: completion)
+        typedCall("/ldlm.LDLM/Renew", request, completion: completion)
     }
 
     /// Resets a call's stream (RST_STREAM CANCEL), so the server drops it.
@@ -129,12 +117,11 @@ package final class LDLMClientConnection {
     private func typedCall<Request: LDLMMessage, Response: LDLMMessage>(
         _ path: String,
         _ request: Request,
-        timeoutNanoseconds: UInt64?,
         completion: @escaping (Result<Response, GRPCStatus>) -> Void
     ) -> Int32 {
         eventLoop.preconditionInEventLoop()
         let prefixedMessage = request.serializedBytes(reservingPrefix: GRPCMessageFraming.prefixLength)
-        return handler.call(path: path, prefixedMessage: prefixedMessage, timeoutNanoseconds: timeoutNanoseconds) { response in
+        return handler.call(path: path, prefixedMessage: prefixedMessage) { response in
             guard response.status.code == .ok else {
                 return completion(.failure(response.status))
             }

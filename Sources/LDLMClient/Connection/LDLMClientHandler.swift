@@ -42,8 +42,9 @@ final class LDLMClientHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         // The bootstrap's timeout covers TCP only; this one covers the TLS handshake too.
-        readyTimeout = context.eventLoop.scheduleTask(in: options.connectTimeout) { [weak self] in
-            self?.close(reason: "connect timeout after \(self?.options.connectTimeout ?? .zero)")
+        let timeout = options.connectTimeout
+        readyTimeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+            self?.close(reason: "connect timeout after \(timeout)")
         }
     }
 
@@ -75,7 +76,7 @@ final class LDLMClientHandler: ChannelInboundHandler {
         resolveReady(.failure(ConnectionClosedError(reason: closeReason ?? "connection closed")))
     }
 
-    func call(path: String, prefixedMessage: [UInt8], timeoutNanoseconds: UInt64?, completion: @escaping (GRPCResponse) -> Void) -> Int32 {
+    func call(path: String, prefixedMessage: [UInt8], completion: @escaping (GRPCResponse) -> Void) -> Int32 {
         guard context != nil else {
             // Nothing would ever flush or answer it.
             completion(Self.failure(streamID: 0, closeReason ?? "connection closed"))
@@ -83,7 +84,7 @@ final class LDLMClientHandler: ChannelInboundHandler {
         }
         let streamID: Int32
         do {
-            streamID = try grpc.startCall(path: path, prefixedMessage: prefixedMessage, metadata: metadata, timeoutNanoseconds: timeoutNanoseconds)
+            streamID = try grpc.startCall(path: path, prefixedMessage: prefixedMessage, metadata: metadata)
             completions[streamID] = completion
         } catch {
             completion(Self.failure(streamID: 0, "cannot start call: \(error)"))
