@@ -45,9 +45,9 @@ public final class LDLMClient: Sendable {
     ///
     /// Cancelling the task resets the call (RST_STREAM), so the server
     /// withdraws the request from its queue, and throws `CancellationError`
-    /// at once. A grant that still arrives is unlocked at once. A grant
-    /// already on the wire when the reset goes out is dropped unseen by
-    /// HTTP/2; the lease frees that one.
+    /// at once. A grant the server sent just before the reset reached it is
+    /// dropped unseen (HTTP/2 ignores a reset stream's frames), so nobody
+    /// knows its key: its lease, or the end of the connection, frees it.
     public func lock(_ name: String, size: Int32 = 1, waitTimeout: Duration? = nil, lease: Duration? = nil) async throws -> LockHandle {
         let leaseSeconds = try Self.leaseSeconds(lease ?? configuration.lease)
         let request = LockRequest(
@@ -110,11 +110,6 @@ public final class LDLMClient: Sendable {
                 let keeper = LeaseKeeper(name: name, key: response.key, session: session, lease: lease, driftAllowance: driftAllowance, sentAt: sentAt)
                 keeper.start()
                 return .success(LockHandle(name: name, key: response.key, size: size, fencingToken: nil, keeper: keeper))
-            },
-            late: { session, response in
-                if response.locked {
-                    session.connection.unlock(UnlockRequest(name: name, key: response.key)) { _ in }
-                }
             }
         )
         return try await call.run(cancellable: true)

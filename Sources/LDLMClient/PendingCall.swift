@@ -5,8 +5,8 @@ import NIOCore
 /// ``run(cancellable:)`` happens on the link's event loop.
 ///
 /// Cancelling the calling task resets the call's stream (the server withdraws
-/// it) and throws `CancellationError` at once, without waiting for the server;
-/// a response that still arrives goes to `late`, which undoes it.
+/// it) and throws `CancellationError` at once, without waiting for the server.
+/// No response can follow: HTTP/2 ignores a reset stream's frames.
 final class PendingCall<Response: Sendable, Output: Sendable>: @unchecked Sendable {
     /// Starts the call on the session and returns its stream ID.
     typealias Start = (Session, @escaping (Result<Response, GRPCStatus>) -> Void) -> Int32
@@ -17,17 +17,15 @@ final class PendingCall<Response: Sendable, Output: Sendable>: @unchecked Sendab
     private let link: ServerLink
     private let start: Start
     private let complete: Complete
-    private let late: (Session, Response) -> Void
     private var continuation: CheckedContinuation<Output, Error>?
     private var session: Session?
     private var streamID: Int32 = 0
     private var isCancelled = false
 
-    init(link: ServerLink, start: @escaping Start, complete: @escaping Complete, late: @escaping (Session, Response) -> Void = { _, _ in }) {
+    init(link: ServerLink, start: @escaping Start, complete: @escaping Complete) {
         self.link = link
         self.start = start
         self.complete = complete
-        self.late = late
     }
 
     /// Without `cancellable` the call runs to its end even when the task is
@@ -62,10 +60,8 @@ final class PendingCall<Response: Sendable, Output: Sendable>: @unchecked Sendab
     }
 
     private func finish(_ result: Result<Response, GRPCStatus>, session: Session, sentAt: NIODeadline) {
-        guard continuation != nil else {
-            if case .success(let response) = result { late(session, response) }
-            return
-        }
+        // After a cancel only the reset's own close arrives here.
+        guard continuation != nil else { return }
         switch result {
         case .failure(let status): resume(.failure(LDLMClientError(status)))
         case .success(let response): resume(complete(session, response, sentAt))
@@ -76,7 +72,7 @@ final class PendingCall<Response: Sendable, Output: Sendable>: @unchecked Sendab
         isCancelled = true
         guard let continuation else { return }
         // Detached first: resetting reports the stream closed at once, which
-        // must reach `late`, not the caller.
+        // must not reach the caller as UNAVAILABLE.
         self.continuation = nil
         if let session { session.connection.cancel(streamID: streamID) }
         continuation.resume(throwing: CancellationError())

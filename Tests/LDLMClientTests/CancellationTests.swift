@@ -1,4 +1,6 @@
+import Foundation
 import LDLMClient
+import NIOPosix
 import XCTest
 
 /// Cancelled `lock` calls and `withLock` bodies leave nothing held.
@@ -30,10 +32,12 @@ final class CancellationTests: XCTestCase {
         for client in [holder, waiter, checker] { await client!.close() }
     }
 
-    func testCancellingAWaitingLockLeavesNothingHeld() async throws {
+    func testCancellingAWaitingLockWithdrawsItFromTheServersQueue() async throws {
         let name = uniqueName()
         let held = try await holder.lock(name)
-        let waiter = self.waiter!
+        // The waiter gets an event loop of its own, to stall below.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let waiter = try makeClient([Self.server]) { $0.eventLoopGroup = group }
         let waiting = Task { try await waiter.lock(name) }
         try await Task.sleep(for: .milliseconds(300))
         let start = ContinuousClock.now
@@ -41,15 +45,20 @@ final class CancellationTests: XCTestCase {
         await assertThrows(try await waiting.value) { $0 is CancellationError }
         XCTAssertLessThan(elapsed(since: start), 0.2, "the cancel waits for nothing")
 
+        // With the waiter stalled, a grant the server still sent it would stay
+        // held: only a withdrawn waiter leaves the lock free.
+        let stall = group.next().submit { Thread.sleep(forTimeInterval: 1) }
         try await holder.unlock(held)
-        // Had the waiter stayed queued, the server would now hand it the lock.
         try await Task.sleep(for: .milliseconds(200))
         let taken = try await checker.tryLock(name)
-        XCTAssertNotNil(taken)
+        XCTAssertNotNil(taken, "the server kept the cancelled waiter queued")
+        try await stall.get()
+        await waiter.close()
+        try await group.shutdownGracefully()
     }
 
     /// The grant and the cancel cross. Either the server withdraws the waiter,
-    /// or the grant arrives and the client unlocks it at once, or the grant was
+    /// or the grant wins and the caller gets the handle, or the grant was
     /// already on the wire when the reset went out: HTTP/2 then drops it unseen
     /// and only its lease frees it. Nothing may stay held past that lease.
     func testCancelRacingTheGrantHoldsNothingPastTheLease() async throws {
