@@ -25,6 +25,7 @@ public enum GRPCClientEvent: Sendable {
 public final class GRPCClientConnection {
     public let http2: HTTP2Connection
     private let authority: String
+    private let scheme: String
     private var calls = StreamIDMap<CallState>()
     /// Request headers per path for calls without timeout or metadata, laid
     /// out once. Bounded, like the paths a client uses.
@@ -37,8 +38,10 @@ public final class GRPCClientConnection {
         var body: [UInt8] = []
     }
 
-    public init(authority: String, http2Settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
+    /// `scheme` is "https" when the connection runs over TLS.
+    public init(authority: String, scheme: String = "http", http2Settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
         self.authority = authority
+        self.scheme = scheme
         self.http2 = try HTTP2Connection(role: .client, settings: http2Settings)
     }
 
@@ -68,7 +71,7 @@ public final class GRPCClientConnection {
         }
         var headers = [
             HTTP2Header(":method", "POST"),
-            HTTP2Header(":scheme", "http"),
+            HTTP2Header(":scheme", scheme),
             HTTP2Header(":path", path),
             HTTP2Header(":authority", authority),
             HTTP2Header("content-type", "application/grpc"),

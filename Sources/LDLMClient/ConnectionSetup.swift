@@ -1,0 +1,70 @@
+import NIOCore
+import NIOSSL
+
+/// Turns the public configuration into per-server ``ConnectionOptions``,
+/// rejecting what cannot work before any connection is tried.
+enum ConnectionSetup {
+    static func options(for configuration: LDLMClient.Configuration) throws -> [ConnectionOptions] {
+        guard !configuration.shards.isEmpty else {
+            throw LDLMClientError.invalidConfiguration("no shards")
+        }
+        let tls = try configuration.tls.map(makeContext)
+        let keepalive = configuration.keepalive.map { (interval: TimeAmount($0.interval), timeout: TimeAmount($0.timeout)) }
+        return try configuration.shards.map { replicas in
+            guard let address = replicas.first else {
+                throw LDLMClientError.invalidConfiguration("a shard without a server")
+            }
+            let (host, port) = try parse(address)
+            return ConnectionOptions(
+                host: host,
+                port: port,
+                password: configuration.password,
+                tls: tls,
+                keepalive: keepalive,
+                connectTimeout: TimeAmount(configuration.connectTimeout)
+            )
+        }
+    }
+
+    /// "host:port", or "[v6 address]:port".
+    static func parse(_ address: String) throws -> (host: String, port: Int) {
+        guard let colon = address.lastIndex(of: ":"),
+              let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port)
+        else {
+            throw LDLMClientError.invalidConfiguration("not host:port: \(address)")
+        }
+        var host = address[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+        }
+        guard !host.isEmpty else {
+            throw LDLMClientError.invalidConfiguration("no host in \(address)")
+        }
+        return (String(host), port)
+    }
+
+    private static func makeContext(_ tls: LDLMClient.TLS) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.applicationProtocols = ["h2"]
+        switch tls.trust {
+        case .systemRoots: configuration.trustRoots = .default
+        case .caFile(let path): configuration.trustRoots = .file(path)
+        }
+        do {
+            switch (tls.certificateFile, tls.privateKeyFile) {
+            case (nil, nil):
+                break
+            case (let certificate?, let key?):
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            default:
+                throw LDLMClientError.invalidConfiguration("mTLS needs both a certificate file and a key file")
+            }
+            return try NIOSSLContext(configuration: configuration)
+        } catch let error as LDLMClientError {
+            throw error
+        } catch {
+            throw LDLMClientError.invalidConfiguration("TLS: \(error)")
+        }
+    }
+}
