@@ -20,6 +20,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     private let connection: ConnectionContext
     private let outputBuffer: SharedOutputBuffer
     private var context: ChannelHandlerContext?
+    private var routes = RouteCache()
     private var deadlineTimer: (deadline: UInt64, task: Scheduled<Void>)?
     /// True while a flush is certain to run before control returns to the event
     /// loop, so answers produced meanwhile are batched into it.
@@ -103,7 +104,8 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             return
         }
         let streamID = request.streamID
-        let outcome = router.route(request, from: connection, session: session) {
+        let route = routes.route(for: request.path, in: router)
+        let outcome = router.route(request, to: route, from: connection, session: session) {
             RPCResponder(sink: self, streamID: streamID)
         }
         switch outcome {

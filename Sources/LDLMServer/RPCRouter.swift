@@ -15,7 +15,7 @@ protocol RPCInterceptor {
 /// its method by `:path`.
 final class RPCRouter {
     /// A class, so that looking one up retains one object.
-    private final class Route {
+    final class Route {
         let method: RPCMethod
         let interceptors: [RPCInterceptor]
 
@@ -39,13 +39,19 @@ final class RPCRouter {
         }
     }
 
+    /// The method serving `path`, if any.
+    func resolve(_ path: String) -> Route? {
+        routes[path]
+    }
+
+    /// Serves a call through `route`, which ``resolve(_:)`` found for its path.
     func route(
         _ request: GRPCRequest,
+        to route: Route?,
         from connection: ConnectionContext,
         session: SessionID,
         makeResponder: () -> RPCResponder
     ) -> RPCOutcome {
-        let route = routes[request.path]
         for interceptor in route?.interceptors ?? interceptors(forUnknown: request.path) {
             if let status = interceptor.refusal(of: request, from: connection) {
                 connection.logger.warning("refused call", metadata: ["path": "\(request.path)", "reason": "\(status.message)"])
@@ -63,5 +69,24 @@ final class RPCRouter {
     private func interceptors(forUnknown path: String) -> [RPCInterceptor] {
         let service = path.split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
         return interceptors.filter { $0.guards(service: service) }
+    }
+}
+
+/// The routes of the paths one connection has called, so a call costs a
+/// comparison with a path String the gRPC layer reuses rather than a hash.
+/// Bounded: a client inventing paths is routed through the router each time.
+struct RouteCache {
+    private var entries: [(path: String, route: RPCRouter.Route?)] = []
+    private static let capacity = 8
+
+    mutating func route(for path: String, in router: RPCRouter) -> RPCRouter.Route? {
+        for entry in entries where entry.path == path {
+            return entry.route
+        }
+        let route = router.resolve(path)
+        if entries.count < Self.capacity {
+            entries.append((path, route))
+        }
+        return route
     }
 }

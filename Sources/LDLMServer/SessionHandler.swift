@@ -17,7 +17,10 @@ final class SessionHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         let channel = context.channel
-        connection.sessionOpened(manager.openSession(for: connection) { [weak channel] in channel?.close(promise: nil) })
+        // A strong reference, dropped when the session closes: a weak one would
+        // move the channel's reference count to a side table, and every retain
+        // of the channel on the request path would take the slow path.
+        connection.sessionOpened(manager.openSession(for: connection) { channel.close(promise: nil) })
         connection.logger.debug("connection opened")
         context.fireChannelActive()
     }

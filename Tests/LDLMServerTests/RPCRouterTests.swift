@@ -34,7 +34,9 @@ final class RPCRouterTests: XCTestCase {
     }
 
     private func route(_ router: RPCRouter, _ path: String) -> RPCOutcome {
-        router.route(request(path), from: connection, session: SessionID(rawValue: 1)) {
+        var cache = RouteCache()
+        let call = request(path)
+        return router.route(call, to: cache.route(for: path, in: router), from: connection, session: SessionID(rawValue: 1)) {
             XCTFail("no method here answers later")
             fatalError()
         }
@@ -46,6 +48,18 @@ final class RPCRouterTests: XCTestCase {
         guard case .reply(let message, _) = route(router, "/test.Echo/Say") else { return XCTFail("not routed") }
         XCTAssertEqual(message, [1, 2])
         XCTAssertEqual(service.calls, 1)
+    }
+
+    func testRouteCacheAnswersLikeTheRouterForKnownUnknownAndManyPaths() {
+        let router = RPCRouter(services: [EchoService()], interceptors: [])
+        var cache = RouteCache()
+        let paths = ["/test.Echo/Say"] + (0..<20).map { "/test.Echo/Nope\($0)" } + ["/test.Echo/Say"]
+        for _ in 0..<2 {
+            for path in paths {
+                XCTAssertTrue(cache.route(for: path, in: router) === router.resolve(path), path)
+            }
+        }
+        XCTAssertNotNil(cache.route(for: "/test.Echo/Say", in: router))
     }
 
     func testUnknownMethodsAndServicesAreUnimplemented() {
