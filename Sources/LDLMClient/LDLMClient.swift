@@ -46,8 +46,8 @@ public final class LDLMClient: Sendable {
     /// Cancelling the task resets the call (RST_STREAM), so the server
     /// withdraws the request from its queue, and throws `CancellationError`
     /// at once. A grant the server sent just before the reset reached it is
-    /// dropped unseen (HTTP/2 ignores a reset stream's frames), so nobody
-    /// knows its key: its lease, or the end of the connection, frees it.
+    /// dropped unseen (HTTP/2 ignores a reset stream's frames); the server
+    /// sees the reset of a call it had answered and releases that grant.
     public func lock(_ name: String, size: Int32 = 1, waitTimeout: Duration? = nil, lease: Duration? = nil) async throws -> LockHandle {
         let leaseSeconds = try Self.leaseSeconds(lease ?? configuration.lease)
         let request = LockRequest(

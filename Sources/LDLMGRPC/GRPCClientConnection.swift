@@ -112,7 +112,7 @@ public final class GRPCClientConnection {
             } else {
                 calls[streamID]?.body.append(contentsOf: bytes)
             }
-        case .endStream:
+        case .endStream, .resetAfterClose:
             break
         case .streamClosed(let streamID, let errorCode):
             guard let call = calls.removeValue(forKey: streamID) else { return }

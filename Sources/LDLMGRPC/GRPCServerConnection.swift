@@ -40,6 +40,7 @@ public final class GRPCServerConnection {
     let limits: GRPCServerLimits
     var streams = StreamIDMap<GRPCServerStream>()
     private var deadlines = GRPCCallDeadlines()
+    private var recentlyDelivered = RecentlyDeliveredAnswers()
     /// Paths this connection has seen, so a request reuses a String rather than
     /// building one. Bounded: a client inventing paths gets fresh Strings.
     var knownPaths: [String] = []
@@ -157,6 +158,7 @@ public final class GRPCServerConnection {
     public func connectionClosed() {
         let ended = Array(streams.values)
         streams.removeAll()
+        recentlyDelivered = RecentlyDeliveredAnswers()
         for state in ended { undoOrCancel(state, delivered: false) }
     }
 
@@ -197,7 +199,15 @@ public final class GRPCServerConnection {
             }
         case .streamClosed(let streamID, let errorCode):
             guard let state = streams.removeValue(forKey: streamID) else { return }
-            undoOrCancel(state, delivered: errorCode == HTTP2ErrorCode.noError)
+            let delivered = errorCode == HTTP2ErrorCode.noError
+            if delivered, case .answered(let onUndelivered?) = state {
+                recentlyDelivered.remember(streamID, undo: onUndelivered)
+            }
+            undoOrCancel(state, delivered: delivered)
+        case .resetAfterClose(let streamID):
+            // The client gave up on the call while our answer was on its way:
+            // it dropped the answer unread, so its effect must be undone.
+            recentlyDelivered.take(streamID)?()
         case .pingAcknowledged:
             onEvent(.pingAcknowledged)
         case .goAway:

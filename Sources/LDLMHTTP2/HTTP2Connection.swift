@@ -329,6 +329,12 @@ public final class HTTP2Connection {
             }
         case NGHTTP2_GOAWAY.rawValue:
             events.append(.goAway(lastStreamID: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code))
+        case NGHTTP2_RST_STREAM.rawValue:
+            // nghttp2 forgets closed streams at once (`no_closed_streams`), so
+            // a reset of a stream it no longer knows came after our side ended it.
+            if nghttp2_session_find_stream(session, header.stream_id) == nil {
+                events.append(.resetAfterClose(streamID: header.stream_id))
+            }
         default:
             break
         }

@@ -10,6 +10,10 @@ public enum HTTP2Event: Equatable, Sendable {
     /// anything else is a reset (by either side) or a connection failure. A peer
     /// reset with NO_ERROR before our side finished is reported as CANCEL (8).
     case streamClosed(streamID: Int32, errorCode: UInt32)
+    /// The peer reset a stream that had already closed here. A peer resets
+    /// only a stream still open on its side, so it never received all we sent
+    /// on it: the response was cut off in flight.
+    case resetAfterClose(streamID: Int32)
     /// The peer answered one of our PINGs.
     case pingAcknowledged
     /// The peer is shutting the connection down.

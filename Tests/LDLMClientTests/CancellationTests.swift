@@ -59,15 +59,16 @@ final class CancellationTests: XCTestCase {
 
     /// The grant and the cancel cross. Either the server withdraws the waiter,
     /// or the grant wins and the caller gets the handle, or the grant was
-    /// already on the wire when the reset went out: HTTP/2 then drops it unseen
-    /// and only its lease frees it. Nothing may stay held past that lease.
-    func testCancelRacingTheGrantHoldsNothingPastTheLease() async throws {
+    /// already on the wire when the reset went out: HTTP/2 then drops it unseen,
+    /// and the server, seeing a reset of a stream it had finished, undoes the
+    /// grant. In every case the lock is free again at once, never only when
+    /// the (here 30 s) lease runs out.
+    func testCancelRacingTheGrantLeavesNothingHeld() async throws {
         let waiter = self.waiter!
-        var strandedUntilLeaseEnd = 0
         for round in 0..<10 {
             let name = uniqueName() + "-\(round)"
             let held = try await holder.lock(name)
-            let waiting = Task { try await waiter.lock(name, lease: .seconds(1)) }
+            let waiting = Task { try await waiter.lock(name, lease: .seconds(30)) }
             try await Task.sleep(for: .milliseconds(50))
             async let unlocked: Void = holder.unlock(held)
             waiting.cancel()
@@ -75,12 +76,9 @@ final class CancellationTests: XCTestCase {
             if let granted = try? await waiting.value {
                 try await waiter.unlock(granted)
             }
-            let start = ContinuousClock.now
             let taken = try await eventually(within: 2) { try await self.checker.tryLock(name) }
-            if elapsed(since: start) > 0.5 { strandedUntilLeaseEnd += 1 }
             try await checker.unlock(taken)
         }
-        print("cancel/grant races left to the lease: \(strandedUntilLeaseEnd) of 10")
     }
 
     private func eventually(within seconds: Double, _ attempt: () async throws -> LockHandle?) async throws -> LockHandle {

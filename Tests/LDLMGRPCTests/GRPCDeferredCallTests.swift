@@ -122,6 +122,37 @@ final class GRPCDeferredCallTests: XCTestCase {
         XCTAssertEqual(owner.cancels, [waiting.streamID], "a gone call's deadline does nothing")
     }
 
+    func testAResetThatArrivesAfterTheWholeAnswerWentOutUndoesIt() throws {
+        let pair = try GRPCPair()
+        let request = try pair.dispatchCall(message: [1])
+        pair.sendResponse(streamID: request.streamID, message: [9])
+        let answer = try pair.server.http2.drainOutput()
+        XCTAssertEqual(pair.takeEndings(), [EndedCall(streamID: request.streamID, responseDelivered: true)],
+                       "sent whole: closed on the server's side")
+
+        // The client cancels before the answer reaches it.
+        pair.client.resetStream(request.streamID, errorCode: HTTP2ErrorCode.cancel)
+        _ = try pair.server.receive(try pair.client.drainOutput())
+        try pair.client.receive(answer)
+        XCTAssertEqual(pair.outcome(of: request.streamID).body, [], "the client dropped the answer unread")
+        XCTAssertTrue(pair.undeliveredStreams.contains(request.streamID), "so its effect was undone")
+
+        pair.client.resetStream(request.streamID, errorCode: HTTP2ErrorCode.cancel)
+        _ = try pair.server.receive(try pair.client.drainOutput())
+        XCTAssertEqual(pair.undoCount, 1, "a second reset undoes nothing more")
+        try pair.pump()
+        XCTAssertTrue(pair.server.http2.isActive)
+    }
+
+    func testAnAnswerReadByTheClientIsNeverUndone() throws {
+        let pair = try GRPCPair()
+        let request = try pair.dispatchCall(message: [1])
+        pair.sendResponse(streamID: request.streamID, message: [9])
+        try pair.pump()
+        XCTAssertEqual(pair.outcome(of: request.streamID).body, GRPCMessageFraming.frame([9]))
+        XCTAssertEqual(pair.undoCount, 0)
+    }
+
     func testLastStreamIDTracksTheNewestCall() throws {
         let pair = try GRPCPair()
         XCTAssertEqual(pair.server.lastStreamID, 0)

@@ -14,6 +14,9 @@ final class GRPCPair {
     /// until ``takeEndings()`` reports their end.
     private var answered: [Int32] = []
     private var undelivered: Set<Int32> = []
+    /// How often an answer's undo ran.
+    private(set) var undoCount = 0
+    var undeliveredStreams: Set<Int32> { undelivered }
 
     init(limits: GRPCServerLimits = GRPCServerLimits()) throws {
         client = try HTTP2Connection(role: .client)
@@ -40,6 +43,7 @@ final class GRPCPair {
         if server.isAwaitingResponse(streamID) { answered.append(streamID) }
         server.sendResponse(streamID: streamID, prefixedMessage: GRPCMessageFraming.frame(message)) { [weak self] in
             self?.undelivered.insert(streamID)
+            self?.undoCount += 1
         }
     }
 
@@ -109,7 +113,7 @@ struct CallOutcome {
             case .data(_, let bytes): body += bytes
             case .endStream: ended = true
             case .streamClosed(_, let code): closeCode = code
-            case .pingAcknowledged, .goAway: break
+            case .pingAcknowledged, .goAway, .resetAfterClose: break
             }
         }
     }
@@ -147,6 +151,7 @@ extension HTTP2Event {
     var streamID: Int32? {
         switch self {
         case .headers(let id, _), .data(let id, _), .endStream(let id), .streamClosed(let id, _): return id
+        case .resetAfterClose(let id): return id
         case .pingAcknowledged, .goAway: return nil
         }
     }

@@ -60,7 +60,7 @@ extension Array where Element == HTTP2Event {
     func events(on streamID: Int32) -> [HTTP2Event] {
         filter { event in
             switch event {
-            case .headers(let id, _), .data(let id, _), .endStream(let id), .streamClosed(let id, _):
+            case .headers(let id, _), .data(let id, _), .endStream(let id), .streamClosed(let id, _), .resetAfterClose(let id):
                 return id == streamID
             case .pingAcknowledged, .goAway:
                 return false
@@ -99,6 +99,7 @@ extension Array where Element == HTTP2Event {
             case .data: if shape.last != "data" { shape.append("data") }
             case .endStream: shape.append("endStream")
             case .streamClosed(_, let code): shape.append("closed(\(code))")
+            case .resetAfterClose: shape.append("resetAfterClose")
             case .pingAcknowledged, .goAway: break
             }
         }
