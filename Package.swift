@@ -1,10 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dynamic exclusivity checks cost about a tenth of the server's instructions per
-// RPC (callgrind); everything here runs confined to one event loop, where
-// overlapping access would already be a logic error that tests catch in debug.
-let hotPathSettings: [SwiftSetting] = [
+// The server module only: dynamic exclusivity checks cost about a tenth of its
+// instructions per RPC, and everything in it runs confined to one event loop.
+// Modules a client package may depend on (LDLMClient and the layers below it)
+// must not use unsafe flags, or SwiftPM refuses them as a versioned
+// dependency; their few hot class properties are `@exclusivity(unchecked)`.
+let serverHotPathSettings: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
@@ -43,18 +45,17 @@ let package = Package(
         .systemLibrary(name: "CSysRandom"),
 
         // Layer 2: one nghttp2 session, bytes in and bytes out, no sockets.
-        .target(name: "LDLMHTTP2", dependencies: ["CNGHTTP2"], swiftSettings: hotPathSettings),
+        .target(name: "LDLMHTTP2", dependencies: ["CNGHTTP2"]),
 
         // Layer 3: gRPC unary calls over HTTP/2 streams, and the LDLM messages.
         .target(
             name: "LDLMGRPC",
-            dependencies: ["LDLMHTTP2", .product(name: "HeapModule", package: "swift-collections")],
-            swiftSettings: hotPathSettings
+            dependencies: ["LDLMHTTP2", .product(name: "HeapModule", package: "swift-collections")]
         ),
-        .target(name: "LDLMProtocol", dependencies: ["CLDLMProto", "CProtobufC"], swiftSettings: hotPathSettings),
+        .target(name: "LDLMProtocol", dependencies: ["CLDLMProto", "CProtobufC"]),
 
         // Layer 4: locks, waiters, sessions and leases; no I/O, injected clock.
-        .target(name: "LDLMCore", dependencies: ["CSysRandom"], swiftSettings: hotPathSettings),
+        .target(name: "LDLMCore", dependencies: ["CSysRandom"]),
 
         // Layer 5: the connection pipeline, the services, the lock core's owner,
         // lifecycle and configuration.
@@ -73,7 +74,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: hotPathSettings
+            swiftSettings: serverHotPathSettings
         ),
         .executableTarget(name: "ldlm-server", dependencies: ["LDLMServer"]),
 

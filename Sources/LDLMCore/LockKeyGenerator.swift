@@ -19,7 +19,9 @@ public final class LockKeyGenerator {
     public static let keysPerRefill = 256
 
     /// Two words per key; the words from `nextWord` on are unused.
+    @exclusivity(unchecked)
     private var words: [UInt64]
+    @exclusivity(unchecked)
     private var nextWord: Int
 
     public init() {

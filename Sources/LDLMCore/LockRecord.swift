@@ -5,7 +5,9 @@
 final class LockRecord {
     let name: String
     let size: Int32
+    @exclusivity(unchecked)
     var holders = HolderList()
+    @exclusivity(unchecked)
     private var queue: WaiterQueue?
 
     init(name: String, size: Int32) {
@@ -59,8 +61,11 @@ final class LockRecord {
 }
 
 private final class WaiterQueue {
+    @exclusivity(unchecked)
     var first: WaiterRecord?
+    @exclusivity(unchecked)
     var last: WaiterRecord?
+    @exclusivity(unchecked)
     var count = 0
 }
 
@@ -140,9 +145,13 @@ final class WaiterRecord {
     let waitDeadline: UInt64?
     /// Dropped once used or withdrawn, so a stale deadline entry does not keep
     /// the caller's objects alive until its deadline passes.
+    @exclusivity(unchecked)
     private var onOutcome: ((WaitOutcome) -> Void)?
+    @exclusivity(unchecked)
     var record: LockRecord?
+    @exclusivity(unchecked)
     var previous: WaiterRecord?
+    @exclusivity(unchecked)
     var next: WaiterRecord?
 
     init(
@@ -169,6 +178,8 @@ final class WaiterRecord {
 
 /// What a session owns, so ending it releases exactly that.
 final class SessionRecord {
+    @exclusivity(unchecked)
     var holdings: [LockKey: LockRecord] = [:]
+    @exclusivity(unchecked)
     var waiters: [UInt64: WaiterRecord] = [:]
 }

@@ -13,13 +13,21 @@ public final class LockTable {
     public let maxNameBytes: Int
     private let clock: LockClock
     private let keyGenerator = LockKeyGenerator()
+    @exclusivity(unchecked)
     private var fencingTokens: FencingTokenSource
+    @exclusivity(unchecked)
     private var locks = LockIndex()
+    @exclusivity(unchecked)
     private var sessions: [SessionID: SessionRecord] = [:]
+    @exclusivity(unchecked)
     private var queuedWaiters: [UInt64: WaiterRecord] = [:]
+    @exclusivity(unchecked)
     private var leaseDeadlines = DeadlineQueue<(record: LockRecord, key: LockKey)>()
+    @exclusivity(unchecked)
     private var waitDeadlines = DeadlineQueue<WaiterRecord>()
+    @exclusivity(unchecked)
     private var lastSessionID: UInt64 = 0
+    @exclusivity(unchecked)
     private var lastTicket: UInt64 = 0
 
     public init(clock: LockClock, fencingTokens: FencingTokenSource, maxNameBytes: Int = LockTable.defaultMaxNameBytes) {

@@ -26,9 +26,11 @@ public final class GRPCClientConnection {
     public let http2: HTTP2Connection
     private let authority: String
     private let scheme: String
+    @exclusivity(unchecked)
     private var calls = StreamIDMap<CallState>()
     /// Request headers per path for calls without timeout or metadata, laid
     /// out once. Bounded, like the paths a client uses.
+    @exclusivity(unchecked)
     private var plainRequestHeaders: [String: HTTP2HeaderBlock] = [:]
     private static let maxPlainRequestHeaders = 16
 

@@ -38,14 +38,19 @@ public struct GRPCServerLimits: Sendable {
 public final class GRPCServerConnection {
     public let http2: HTTP2Connection
     let limits: GRPCServerLimits
+    @exclusivity(unchecked)
     var streams = StreamIDMap<GRPCServerStream>()
+    @exclusivity(unchecked)
     private var deadlines = GRPCCallDeadlines()
+    @exclusivity(unchecked)
     private var recentlyDelivered = RecentlyDeliveredAnswers()
     /// Paths this connection has seen, so a request reuses a String rather than
     /// building one. Bounded: a client inventing paths gets fresh Strings.
+    @exclusivity(unchecked)
     var knownPaths: [String] = []
     /// The highest stream the client opened; it only grows, so an unchanged
     /// value means no call started in between.
+    @exclusivity(unchecked)
     public private(set) var lastStreamID: Int32 = 0
 
     public init(limits: GRPCServerLimits = GRPCServerLimits(), http2Settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {

@@ -14,17 +14,24 @@ public final class HTTP2Connection {
 
     public let role: Role
     private let settings: HTTP2Settings
+    @exclusivity(unchecked)
     private var session: OpaquePointer!
     /// Reused from batch to batch: a received batch costs no allocation.
+    @exclusivity(unchecked)
     private var events: [HTTP2Event] = []
+    @exclusivity(unchecked)
     private var isDrainingEvents = false
     /// The header block being received. HTTP/2 forbids interleaving another
     /// stream's frames inside a block (RFC 9113 §4.3), so one is enough.
+    @exclusivity(unchecked)
     private var inboundHeaders = InboundHeaderBlock(streamID: 0)
     /// What we send on each stream we have answered or opened, until it closes.
+    @exclusivity(unchecked)
     private var outboundStreams = StreamIDMap<OutboundStream>()
+    @exclusivity(unchecked)
     private var lastPingOpaque: UInt64 = 0
     /// Set when nghttp2 reported a fatal error; the session must not be used again.
+    @exclusivity(unchecked)
     private var failed = false
 
     private struct InboundHeaderBlock {

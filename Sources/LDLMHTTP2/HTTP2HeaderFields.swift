@@ -39,19 +39,24 @@ public struct HTTP2HeaderFields: @unchecked Sendable, Equatable, ExpressibleByAr
     /// Only while the block is being built, before any copy of it exists.
     mutating func append(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
         let fieldBytes = 2 * Self.lengthBytes + name.count + value.count
-        let used = storage?.header.used ?? 0
-        if storage == nil || storage!.header.capacity - used < fieldBytes {
+        // The header is reached through its pointer: `ManagedBuffer.header` is
+        // a class property, and every access to it would be checked for
+        // exclusivity at run time.
+        let room = storage?.withUnsafeMutablePointerToHeader { $0.pointee.capacity - $0.pointee.used } ?? -1
+        if room < fieldBytes {
+            let used = storage?.withUnsafeMutablePointerToHeader { $0.pointee.used } ?? 0
             storage = Storage.make(capacity: max(2 * (used + fieldBytes), 256), copying: storage)
         }
-        storage!.withUnsafeMutablePointerToElements { base in
+        storage!.withUnsafeMutablePointers { header, base in
+            let used = header.pointee.used
             let field = UnsafeMutableRawPointer(base + used)
             field.storeBytes(of: UInt32(truncatingIfNeeded: name.count).littleEndian, as: UInt32.self)
             field.storeBytes(of: UInt32(truncatingIfNeeded: value.count).littleEndian, toByteOffset: Self.lengthBytes, as: UInt32.self)
             let nameStart = base + used + 2 * Self.lengthBytes
             if let nameBase = name.baseAddress { nameStart.update(from: nameBase, count: name.count) }
             if let valueBase = value.baseAddress { (nameStart + name.count).update(from: valueBase, count: value.count) }
+            header.pointee.used = used + fieldBytes
         }
-        storage!.header.used = used + fieldBytes
         count += 1
     }
 
@@ -60,7 +65,7 @@ public struct HTTP2HeaderFields: @unchecked Sendable, Equatable, ExpressibleByAr
     @inlinable
     public func forEach(_ body: (_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) throws -> Void) rethrows {
         guard let storage else { return }
-        let used = storage.header.used
+        let used = storage.withUnsafeMutablePointerToHeader { $0.pointee.used }
         try storage.withUnsafeMutablePointerToElements { base in
             var offset = 0
             while offset < used {
@@ -113,7 +118,7 @@ public struct HTTP2HeaderFields: @unchecked Sendable, Equatable, ExpressibleByAr
     @usableFromInline
     final class Storage: ManagedBuffer<StorageHeader, UInt8> {
         static func make(capacity: Int, copying old: Storage? = nil) -> Storage {
-            let used = old?.header.used ?? 0
+            let used = old?.withUnsafeMutablePointerToHeader { $0.pointee.used } ?? 0
             let storage = unsafeDowncast(
                 Storage.create(minimumCapacity: capacity) { _ in StorageHeader(used: used, capacity: capacity) },
                 to: Storage.self
