@@ -35,5 +35,5 @@ await client.close()
 print("LDLMClient builds and runs as a versioned dependency")
 SOURCE
 cd "$work/consumer"
-swift build -c release 2>&1 | tail -3
-swift run -c release --skip-build consumer
+swift build 2>&1 | tail -3
+swift run --skip-build consumer
