@@ -12,8 +12,8 @@ echo "== Swift unit tests"
 swift build --build-tests
 swift test --skip-build
 
-echo "== interop tests (py-ldlm $(python3 -c 'import importlib.metadata as m; print(m.version("py-ldlm"))'), grpcio)"
-LDLM_SERVER_BIN="$PWD/.build/debug/ldlm-server" python3 -m pytest Tests/interop -q -p no:cacheprovider
-
 echo "== LDLMClient as a versioned dependency of another package"
 scripts/check-client-dependency.sh
+
+echo "== interop tests (py-ldlm $(python3 -c 'import importlib.metadata as m; print(m.version("py-ldlm"))'), grpcio)"
+LDLM_SERVER_BIN="$PWD/.build/debug/ldlm-server" python3 -m pytest Tests/interop -q -p no:cacheprovider
