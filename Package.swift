@@ -56,12 +56,15 @@ let package = Package(
         // Layer 4: locks, waiters, sessions and leases; no I/O, injected clock.
         .target(name: "LDLMCore", dependencies: ["CSysRandom"], swiftSettings: hotPathSettings),
 
+        // Go duration syntax (`10s`), shared by the server's flags and the command-line clients.
+        .target(name: "LDLMDurations"),
+
         // Layer 5: the connection pipeline, the services, the lock core's owner,
         // lifecycle and configuration.
         .target(
             name: "LDLMServer",
             dependencies: [
-                "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                "LDLMCore", "LDLMDurations", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -116,7 +119,7 @@ let package = Package(
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [
-                "LDLMServer", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
+                "LDLMServer", "LDLMCore", "LDLMDurations", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
