@@ -114,6 +114,7 @@ let package = Package(
             dependencies: [
                 "LDLMClient", "LDLMGRPC", "LDLMProtocol",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(
