@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "ldlm-server", targets: ["ldlm-server"]),
         .executable(name: "ldlm-bench", targets: ["ldlm-bench"]),
+        .executable(name: "ldlm-elect", targets: ["ldlm-elect"]),
         .library(name: "LDLMClient", targets: ["LDLMClient"]),
     ],
     dependencies: [
@@ -80,7 +81,8 @@ let package = Package(
         ),
         .executableTarget(name: "ldlm-server", dependencies: ["LDLMServer"]),
 
-        // Clients: a Swift client on the same HTTP/2 and gRPC layers, and the load generator.
+        // Clients: a Swift client on the same HTTP/2 and gRPC layers, the load generator and
+        // the leader-election tool.
         .target(
             name: "LDLMClient",
             dependencies: [
@@ -90,6 +92,13 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .executableTarget(
+            name: "ldlm-elect",
+            dependencies: [
+                "LDLMClient", "LDLMDurations",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
