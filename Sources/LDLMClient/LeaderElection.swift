@@ -45,7 +45,7 @@ public final class LeaderElection: Sendable {
     /// password, the client closed, the name used with another lock size.
     public func run() async throws {
         do {
-            try await campaign(body: nil as (@Sendable (UInt64) async throws -> Void)?)
+            try await campaign(body: Body<Void>?.none)
         } catch is CancellationError {}
     }
 
@@ -58,12 +58,15 @@ public final class LeaderElection: Sendable {
         try await campaign(body: body)
     }
 
+    /// What a leader runs, given its term's fencing token.
+    private typealias Body<T> = @Sendable (UInt64) async throws -> T
+
     private enum TermEnd<T: Sendable>: Sendable {
         case lost
         case finished(T)
     }
 
-    private func campaign<T: Sendable>(body: (@Sendable (UInt64) async throws -> T)?) async throws -> T {
+    private func campaign<T: Sendable>(body: Body<T>?) async throws -> T {
         defer { continuation.finish() }
         while true {
             let handle = try await acquire()
@@ -81,7 +84,7 @@ public final class LeaderElection: Sendable {
     }
 
     /// Leads until the hold is lost or `body` (when given) ends.
-    private func term<T: Sendable>(_ handle: LockHandle, body: (@Sendable (UInt64) async throws -> T)?) async throws -> TermEnd<T> {
+    private func term<T: Sendable>(_ handle: LockHandle, body: Body<T>?) async throws -> TermEnd<T> {
         try await withThrowingTaskGroup(of: TermEnd<T>.self) { group in
             group.addTask {
                 _ = try await handle.waitUntilLost()
