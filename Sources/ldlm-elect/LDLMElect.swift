@@ -20,7 +20,7 @@ struct LDLMElect: AsyncParsableCommand {
     @Option(help: "host:port of the server.") var address = "127.0.0.1:3144"
     @Option(help: "Password sent as authorization metadata.") var password: String?
     @Option(help: "The lock name every candidate campaigns for.") var name: String
-    @Option(help: "The lock's lease, in Go syntax (10s, 1m).", transform: parseLease) var lease: Duration = .seconds(10)
+    @Option(help: "The lock's lease, in Go syntax (10s, 1m). (default: 10s)", transform: parseLease) var lease: Duration = .seconds(10)
     @Argument(parsing: .postTerminator, help: "The command to run while leader, after --.") var command: [String] = []
 
     func validate() throws {
