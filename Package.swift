@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "ldlm-server", targets: ["ldlm-server"]),
         .executable(name: "ldlm-bench", targets: ["ldlm-bench"]),
+        .executable(name: "ldlm-elect", targets: ["ldlm-elect"]),
         .library(name: "LDLMClient", targets: ["LDLMClient"]),
     ],
     dependencies: [
@@ -57,12 +58,15 @@ let package = Package(
         // Layer 4: locks, waiters, sessions and leases; no I/O, injected clock.
         .target(name: "LDLMCore", dependencies: ["CSysRandom"]),
 
+        // Go duration syntax (`10s`), shared by the server's flags and the command-line clients.
+        .target(name: "LDLMDurations"),
+
         // Layer 5: the connection pipeline, the services, the lock core's owner,
         // lifecycle and configuration.
         .target(
             name: "LDLMServer",
             dependencies: [
-                "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                "LDLMCore", "LDLMDurations", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -78,7 +82,8 @@ let package = Package(
         ),
         .executableTarget(name: "ldlm-server", dependencies: ["LDLMServer"]),
 
-        // Clients: a Swift client on the same HTTP/2 and gRPC layers, and the load generator.
+        // Clients: a Swift client on the same HTTP/2 and gRPC layers, the load generator and
+        // the leader-election tool.
         .target(
             name: "LDLMClient",
             dependencies: [
@@ -88,6 +93,13 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .executableTarget(
+            name: "ldlm-elect",
+            dependencies: [
+                "LDLMClient", "LDLMDurations",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -112,12 +124,13 @@ let package = Package(
             dependencies: [
                 "LDLMClient", "LDLMGRPC", "LDLMProtocol",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [
-                "LDLMServer", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
+                "LDLMServer", "LDLMCore", "LDLMDurations", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

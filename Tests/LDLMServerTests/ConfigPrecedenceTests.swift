@@ -1,3 +1,4 @@
+import LDLMDurations
 import XCTest
 
 @testable import LDLMServer
