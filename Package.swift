@@ -41,6 +41,8 @@ let package = Package(
         ),
         .target(name: "CLDLMProto", dependencies: ["CProtobufC"]),
         .systemLibrary(name: "CSysRandom"),
+        // Go's duration syntax, shared by the server's flags and ldlm-lock's.
+        .target(name: "GoDuration"),
 
         // Layer 2: one nghttp2 session, bytes in and bytes out, no sockets.
         .target(name: "LDLMHTTP2", dependencies: ["CNGHTTP2"], swiftSettings: hotPathSettings),
@@ -61,7 +63,7 @@ let package = Package(
         .target(
             name: "LDLMServer",
             dependencies: [
-                "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -116,7 +118,7 @@ let package = Package(
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [
-                "LDLMServer", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
+                "LDLMServer", "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

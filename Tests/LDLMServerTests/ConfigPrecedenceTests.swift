@@ -1,3 +1,4 @@
+import GoDuration
 import XCTest
 
 @testable import LDLMServer
