@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "ldlm-server", targets: ["ldlm-server"]),
         .executable(name: "ldlm-bench", targets: ["ldlm-bench"]),
+        .executable(name: "ldlm-lock", targets: ["ldlm-lock"]),
         .library(name: "LDLMClient", targets: ["LDLMClient"]),
     ],
     dependencies: [
@@ -101,6 +102,16 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+
+        // ldlm-lock: the commands live in LDLMLockTool, the executable only runs them.
+        .target(
+            name: "LDLMLockTool",
+            dependencies: [
+                "LDLMClient", "GoDuration",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "ldlm-lock", dependencies: ["LDLMLockTool"]),
 
         .target(name: "LDLMTestSupport", dependencies: ["LDLMHTTP2"], path: "Tests/LDLMTestSupport"),
         .testTarget(name: "LDLMHTTP2Tests", dependencies: ["LDLMHTTP2", "LDLMTestSupport"]),
