@@ -6,7 +6,6 @@ import LDLMClient
 /// Runs one admin call on its own connection, closed afterwards.
 private func withAdmin<T>(_ root: LDLMLock, _ body: (LDLMAdmin) async throws -> T) async throws -> T {
     let admin = try LDLMAdmin(configuration: root.server.adminConfiguration())
-    defer { withExtendedLifetime(admin) {} }
     let result = try await body(admin)
     await admin.close()
     return result

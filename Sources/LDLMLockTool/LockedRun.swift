@@ -32,6 +32,7 @@ struct LockedRun {
     func run() async throws -> Int32 {
         let (events, sink) = AsyncStream.makeStream(of: Event.self)
         let trap = SignalTrap(Self.forwardedSignals) { sink.yield(.signal($0)) }
+        // Released only at the end: its deinit stops catching the signals.
         defer { withExtendedLifetime(trap) {} }
         var iterator = events.makeAsyncIterator()
         let acquiring = Task { [client, name, size, wait, lease] in
