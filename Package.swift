@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "ldlm-server", targets: ["ldlm-server"]),
         .executable(name: "ldlm-bench", targets: ["ldlm-bench"]),
         .executable(name: "ldlm-elect", targets: ["ldlm-elect"]),
+        .executable(name: "ldlm-lock", targets: ["ldlm-lock"]),
         .library(name: "LDLMClient", targets: ["LDLMClient"]),
     ],
     dependencies: [
@@ -44,6 +45,8 @@ let package = Package(
         ),
         .target(name: "CLDLMProto", dependencies: ["CProtobufC"]),
         .systemLibrary(name: "CSysRandom"),
+        // Go's duration syntax, shared by the server's flags and ldlm-lock's.
+        .target(name: "GoDuration"),
 
         // Layer 2: one nghttp2 session, bytes in and bytes out, no sockets.
         .target(name: "LDLMHTTP2", dependencies: ["CNGHTTP2"]),
@@ -58,15 +61,12 @@ let package = Package(
         // Layer 4: locks, waiters, sessions and leases; no I/O, injected clock.
         .target(name: "LDLMCore", dependencies: ["CSysRandom"]),
 
-        // Go duration syntax (`10s`), shared by the server's flags and the command-line clients.
-        .target(name: "LDLMDurations"),
-
         // Layer 5: the connection pipeline, the services, the lock core's owner,
         // lifecycle and configuration.
         .target(
             name: "LDLMServer",
             dependencies: [
-                "LDLMCore", "LDLMDurations", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "ldlm-elect",
             dependencies: [
-                "LDLMClient", "LDLMDurations",
+                "LDLMClient", "GoDuration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -112,6 +112,16 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+
+        // ldlm-lock: the commands live in LDLMLockTool, the executable only runs them.
+        .target(
+            name: "LDLMLockTool",
+            dependencies: [
+                "LDLMClient", "GoDuration",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "ldlm-lock", dependencies: ["LDLMLockTool"]),
 
         .target(name: "LDLMTestSupport", dependencies: ["LDLMHTTP2"], path: "Tests/LDLMTestSupport"),
         .testTarget(name: "LDLMHTTP2Tests", dependencies: ["LDLMHTTP2", "LDLMTestSupport"]),
@@ -130,7 +140,7 @@ let package = Package(
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [
-                "LDLMServer", "LDLMCore", "LDLMDurations", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
+                "LDLMServer", "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

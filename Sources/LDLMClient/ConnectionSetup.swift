@@ -14,16 +14,19 @@ enum ConnectionSetup {
             guard let address = replicas.first else {
                 throw LDLMClientError.invalidConfiguration("a shard without a server")
             }
-            let (host, port) = try parse(address)
-            return ConnectionOptions(
-                host: host,
-                port: port,
-                password: configuration.password,
-                tls: tls,
-                keepalive: keepalive,
-                connectTimeout: TimeAmount(configuration.connectTimeout)
-            )
+            return try tcp(address, password: configuration.password, tls: tls, keepalive: keepalive, connectTimeout: configuration.connectTimeout)
         }
+    }
+
+    static func tcp(
+        _ address: String,
+        password: String?,
+        tls: NIOSSLContext?,
+        keepalive: (interval: TimeAmount, timeout: TimeAmount)?,
+        connectTimeout: Duration
+    ) throws -> ConnectionOptions {
+        let (host, port) = try parse(address)
+        return ConnectionOptions(host: host, port: port, password: password, tls: tls, keepalive: keepalive, connectTimeout: TimeAmount(connectTimeout))
     }
 
     /// "host:port", or "[v6 address]:port".
@@ -43,7 +46,7 @@ enum ConnectionSetup {
         return (String(host), port)
     }
 
-    private static func makeContext(_ tls: LDLMClient.TLS) throws -> NIOSSLContext {
+    static func makeContext(_ tls: LDLMClient.TLS) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.applicationProtocols = ["h2"]
         switch tls.trust {

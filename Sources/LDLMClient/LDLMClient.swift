@@ -82,6 +82,20 @@ public final class LDLMClient: Sendable {
         }
     }
 
+    /// Releases a hold known only by its name and key, e.g. one another
+    /// process took and printed, on a server run with `--no_clear_on_disconnect`
+    /// (otherwise it ended with that process's connection). For this client's
+    /// own holds use ``unlock(_:)``, which also stops renewing.
+    public func unlock(name: String, key: String) async throws {
+        let request = UnlockRequest(name: name, key: key)
+        let call = PendingCall<UnlockResponse, Void>(
+            link: links[Sharding.shard(of: name, shards: links.count)],
+            start: { session, done in session.connection.unlock(request, completion: done) },
+            complete: { _, response, _ in response.outcome }
+        )
+        try await call.run(cancellable: false)
+    }
+
     /// Renews now, with `lease` (whole seconds) for this and later renews when given.
     /// The client renews on its own; this is for changing the lease. A
     /// failure ends the hold.

@@ -1,7 +1,7 @@
 import LDLMGRPC
 import LDLMProtocol
 
-/// Everything ``LDLMClient`` throws, besides `CancellationError` for a
+/// Everything ``LDLMClient`` and ``LDLMAdmin`` throw, besides `CancellationError` for a
 /// cancelled `lock` or `tryLock`.
 public indirect enum LDLMClientError: Error, Equatable, Sendable {
     // The server's LDLM error codes (`ErrorCode` in ldlm.proto), each with the
@@ -16,8 +16,13 @@ public indirect enum LDLMClientError: Error, Equatable, Sendable {
     case invalidLockSize(String)
 
     // The transport: gRPC statuses other than OK.
-    /// Wrong or missing password.
+    /// Wrong or missing password (or admin password).
     case unauthenticated(String)
+    /// The admin service refused this connection: not the Unix socket, and
+    /// neither an admin password nor a listed client certificate.
+    case permissionDenied(String)
+    /// An admin call named a lock, key or session the server does not have.
+    case notFound(String)
     /// The server could not be reached, the connection dropped during the
     /// call, or the server is shutting down.
     case unavailable(String)
@@ -27,6 +32,8 @@ public indirect enum LDLMClientError: Error, Equatable, Sendable {
 
     // The client itself.
     case invalidConfiguration(String)
+    /// Refused by the client, or by the server as gRPC INVALID_ARGUMENT
+    /// (e.g. a force-unlock key start that names several holders).
     case invalidArgument(String)
     /// The handle's hold ended before this call: there is nothing left to renew.
     case lockLost(LostReason)
@@ -51,9 +58,38 @@ extension LDLMClientError {
     init(_ status: GRPCStatus) {
         switch status.code {
         case .unauthenticated: self = .unauthenticated(status.message)
+        case .permissionDenied: self = .permissionDenied(status.message)
+        case .notFound: self = .notFound(status.message)
+        case .invalidArgument: self = .invalidArgument(status.message)
         case .unavailable: self = .unavailable(status.message)
         case .deadlineExceeded: self = .deadlineExceeded(status.message)
         default: self = .rpcFailed(code: status.code.rawValue, message: status.message)
+        }
+    }
+}
+
+extension LDLMClientError: CustomStringConvertible {
+    /// One line: what went wrong, then the server's or the transport's message.
+    public var description: String {
+        switch self {
+        case .unknown(let message): return "server error: \(message)"
+        case .lockDoesNotExist(let message): return "lock does not exist: \(message)"
+        case .invalidLockKey(let message): return "invalid lock key: \(message)"
+        case .lockWaitTimeout(let message): return "timed out waiting for the lock: \(message)"
+        case .notLocked(let message): return "not locked: \(message)"
+        case .lockDoesNotExistOrInvalidKey(let message): return "lock does not exist or invalid key: \(message)"
+        case .lockSizeMismatch(let message): return "lock size mismatch: \(message)"
+        case .invalidLockSize(let message): return "invalid lock size: \(message)"
+        case .unauthenticated(let message): return "unauthenticated: \(message)"
+        case .permissionDenied(let message): return "permission denied: \(message)"
+        case .notFound(let message): return "not found: \(message)"
+        case .unavailable(let message): return "unavailable: \(message)"
+        case .deadlineExceeded(let message): return "deadline exceeded: \(message)"
+        case .rpcFailed(let code, let message): return "gRPC status \(code): \(message)"
+        case .invalidConfiguration(let message): return "invalid configuration: \(message)"
+        case .invalidArgument(let message): return "invalid argument: \(message)"
+        case .lockLost(let reason): return "lock lost: \(reason)"
+        case .clientClosed: return "client closed"
         }
     }
 }

@@ -88,9 +88,7 @@ final class LeaseKeeper: @unchecked Sendable {
         session.connection.unlock(UnlockRequest(name: name, key: key)) { result in
             switch result {
             case .failure(let status): completion(.failure(LDLMClientError(status)))
-            case .success(let response):
-                if let error = response.error { return completion(.failure(LDLMClientError(error))) }
-                completion(response.unlocked ? .success(()) : .failure(.notLocked("server answered unlocked: false")))
+            case .success(let response): completion(response.outcome)
             }
         }
     }
@@ -112,5 +110,12 @@ final class LeaseKeeper: @unchecked Sendable {
             if let error = response.error { return .failure(LDLMClientError(error)) }
             return response.locked ? .success(()) : .failure(.notLocked("server answered locked: false"))
         }
+    }
+}
+
+extension UnlockResponse {
+    var outcome: Result<Void, LDLMClientError> {
+        if let error { return .failure(LDLMClientError(error)) }
+        return unlocked ? .success(()) : .failure(.notLocked("server answered unlocked: false"))
     }
 }

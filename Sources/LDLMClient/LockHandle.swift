@@ -40,3 +40,14 @@ public enum LostReason: Error, Equatable, Sendable {
     /// The connection, and with it the server session holding the lock, ended.
     case connectionLost(String)
 }
+
+extension LostReason: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .released: return "released"
+        case .renewFailed(let error): return "renew failed: \(error)"
+        case .leaseExpired: return "lease expired before a renew got through"
+        case .connectionLost(let reason): return "connection lost: \(reason)"
+        }
+    }
+}

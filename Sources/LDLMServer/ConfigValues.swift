@@ -1,5 +1,5 @@
 import Foundation
-import LDLMDurations
+import GoDuration
 import Logging
 
 /// Turns one setting's text, from whichever source won, into its field.

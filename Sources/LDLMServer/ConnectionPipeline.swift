@@ -1,3 +1,4 @@
+import GoDuration
 import LDLMGRPC
 import Logging
 import NIOCore

@@ -1,3 +1,4 @@
+import GoDuration
 import LDLMCore
 import Logging
 import NIOCore

@@ -2,7 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import LDLMClient
-import LDLMDurations
+import GoDuration
 
 @main
 struct LDLMElect: AsyncParsableCommand {

@@ -1,4 +1,4 @@
-import LDLMDurations
+import GoDuration
 import XCTest
 
 @testable import LDLMServer

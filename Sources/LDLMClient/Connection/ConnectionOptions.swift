@@ -5,6 +5,9 @@ import NIOSSL
 package struct ConnectionOptions: Sendable {
     package var host: String
     package var port: Int
+    /// Connect to this Unix socket instead of `host:port` (an `ldlm-server
+    /// --ipc_socket_file`); `host` then only names the HTTP/2 authority.
+    package var unixSocketPath: String?
     /// Sent as `authorization` metadata on every call.
     package var password: String?
     /// TLS (and mTLS, when it carries a client certificate); nil for plaintext.
@@ -16,16 +19,24 @@ package struct ConnectionOptions: Sendable {
     /// Bounds TCP connect and TLS handshake together.
     package var connectTimeout: TimeAmount
 
+    /// The server's Unix socket: plaintext, no keepalive needed (the kernel
+    /// reports a peer that went away).
+    package init(unixSocketPath: String, password: String? = nil, connectTimeout: TimeAmount = .seconds(10)) {
+        self.init(host: "localhost", port: 0, password: password, connectTimeout: connectTimeout, unixSocketPath: unixSocketPath)
+    }
+
     package init(
         host: String,
         port: Int,
         password: String? = nil,
         tls: NIOSSLContext? = nil,
         keepalive: (interval: TimeAmount, timeout: TimeAmount)? = nil,
-        connectTimeout: TimeAmount = .seconds(10)
+        connectTimeout: TimeAmount = .seconds(10),
+        unixSocketPath: String? = nil
     ) {
         self.host = host
         self.port = port
+        self.unixSocketPath = unixSocketPath
         self.password = password
         self.tls = tls
         self.keepalive = keepalive
@@ -33,7 +44,9 @@ package struct ConnectionOptions: Sendable {
     }
 
     var authority: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        // A path is no valid authority (nghttp2 rejects its "/"); gRPC clients send "localhost".
+        if unixSocketPath != nil { return host }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     /// SNI and certificate name check; NIOSSL refuses an IP literal there and

@@ -34,7 +34,7 @@ package final class LDLMClientConnection {
     /// Connects and, with TLS, completes the handshake: the future succeeds
     /// once calls can be made.
     package static func connect(_ options: ConnectionOptions, group: EventLoopGroup) -> EventLoopFuture<LDLMClientConnection> {
-        ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(options.connectTimeout)
             .channelInitializer { channel in
@@ -42,7 +42,9 @@ package final class LDLMClientConnection {
                     try addHandlers(to: channel, options: options)
                 }
             }
-            .connect(host: options.host, port: options.port)
+        let connected = options.unixSocketPath.map { bootstrap.connect(unixDomainSocketPath: $0) }
+            ?? bootstrap.connect(host: options.host, port: options.port)
+        return connected
             .flatMap { channel in
                 channel.pipeline.handler(type: LDLMClientHandler.self).flatMap { handler in
                     handler.ready.futureResult.map { LDLMClientConnection(channel: channel, handler: handler) }
@@ -73,25 +75,25 @@ package final class LDLMClientConnection {
         return handler.closeReason
     }
 
-    /// The typed calls return the call's stream ID, for ``cancel(streamID:)``.
+    /// The calls return the call's stream ID, for ``cancel(streamID:)``.
     @discardableResult
     package func lock(_ request: LockRequest, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) -> Int32 {
-        typedCall("/ldlm.LDLM/Lock", request, completion: completion)
+        unaryCall("/ldlm.LDLM/Lock", request, completion: completion)
     }
 
     @discardableResult
     package func tryLock(_ request: TryLockRequest, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) -> Int32 {
-        typedCall("/ldlm.LDLM/TryLock", request, completion: completion)
+        unaryCall("/ldlm.LDLM/TryLock", request, completion: completion)
     }
 
     @discardableResult
     package func unlock(_ request: UnlockRequest, completion: @escaping (Result<UnlockResponse, GRPCStatus>) -> Void) -> Int32 {
-        typedCall("/ldlm.LDLM/Unlock", request, completion: completion)
+        unaryCall("/ldlm.LDLM/Unlock", request, completion: completion)
     }
 
     @discardableResult
     package func renew(_ request: RenewRequest, completion: @escaping (Result<LockResponse, GRPCStatus>) -> Void) -> Int32 {
-        typedCall("/ldlm.LDLM/Renew", request, completion: completion)
+        unaryCall("/ldlm.LDLM/Renew", request, completion: completion)
     }
 
     /// Resets a call's stream (RST_STREAM CANCEL), so the server drops it.
@@ -114,7 +116,9 @@ package final class LDLMClientConnection {
         handler.close(reason: reason)
     }
 
-    private func typedCall<Request: LDLMMessage, Response: LDLMMessage>(
+    /// Any unary call by its `:path` (e.g. `/ldlm.admin.v1.Admin/ListLocks`).
+    @discardableResult
+    package func unaryCall<Request: LDLMMessage, Response: LDLMMessage>(
         _ path: String,
         _ request: Request,
         completion: @escaping (Result<Response, GRPCStatus>) -> Void

@@ -1,0 +1,4 @@
+import Foundation
+import LDLMLockTool
+
+exit(await LDLMLockTool.run(Array(CommandLine.arguments.dropFirst())))
