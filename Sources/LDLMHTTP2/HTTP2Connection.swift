@@ -67,30 +67,7 @@ public final class HTTP2Connection {
         var callbacks: OpaquePointer?
         try check(nghttp2_session_callbacks_new(&callbacks))
         defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
-            HTTP2Connection.from(userData).beginHeaders(frame!.pointee.hd.stream_id)
-        }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-            HTTP2Connection.from(userData).header(
-                streamID: frame!.pointee.hd.stream_id,
-                name: UnsafeBufferPointer(start: name, count: nameLength),
-                value: UnsafeBufferPointer(start: value, count: valueLength)
-            )
-        }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            HTTP2Connection.from(userData).frameReceived(frame!)
-        }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
-            let bytes = Array(UnsafeBufferPointer(start: data, count: length))
-            HTTP2Connection.from(userData).events.append(.data(streamID: streamID, bytes: bytes))
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            HTTP2Connection.from(userData).streamClosed(streamID, errorCode: errorCode)
-        }
-        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-            HTTP2Connection.from(userData).frameSent(frame!)
-        }
+        Self.installCallbacks(callbacks)
 
         var options: OpaquePointer?
         try check(nghttp2_option_new(&options))
@@ -118,6 +95,34 @@ public final class HTTP2Connection {
         ]
         try check(nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count))
         try check(nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, settings.connectionWindowSize))
+    }
+
+    /// Routes every nghttp2 callback to the connection its user data names.
+    private static func installCallbacks(_ callbacks: OpaquePointer?) {
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+            HTTP2Connection.from(userData).beginHeaders(frame!.pointee.hd.stream_id)
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
+            HTTP2Connection.from(userData).header(
+                streamID: frame!.pointee.hd.stream_id,
+                name: UnsafeBufferPointer(start: name, count: nameLength),
+                value: UnsafeBufferPointer(start: value, count: valueLength)
+            )
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+            HTTP2Connection.from(userData).frameReceived(frame!)
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
+            let bytes = Array(UnsafeBufferPointer(start: data, count: length))
+            HTTP2Connection.from(userData).events.append(.data(streamID: streamID, bytes: bytes))
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
+            HTTP2Connection.from(userData).streamClosed(streamID, errorCode: errorCode)
+        }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
+            HTTP2Connection.from(userData).frameSent(frame!)
+        }
     }
 
     deinit {
