@@ -36,7 +36,8 @@ public final class LeaderElection: Sendable {
         self.client = client
         self.name = name
         self.lease = lease
-        (roles, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+        // Bounded: a caller of `withLeadership` may never read `roles`.
+        (roles, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16))
     }
 
     /// Campaigns, leads and campaigns again until the task is cancelled;

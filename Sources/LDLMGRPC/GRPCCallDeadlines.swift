@@ -22,11 +22,11 @@ struct GRPCCallDeadlines {
 
     var count: Int { heap.count }
 
-    /// `liveCount` lists the deadlines of calls still waiting, for a rebuild.
-    mutating func add(_ deadline: UInt64, streamID: Int32, liveCount: () -> [(UInt64, Int32)]) {
+    /// `liveDeadlines` lists the deadlines of calls still waiting, for a rebuild.
+    mutating func add(_ deadline: UInt64, streamID: Int32, liveDeadlines: () -> [(UInt64, Int32)]) {
         heap.insert(Entry(deadline: deadline, streamID: streamID))
         guard heap.count >= rebuildThreshold else { return }
-        heap = Heap(liveCount().map { Entry(deadline: $0.0, streamID: $0.1) })
+        heap = Heap(liveDeadlines().map { Entry(deadline: $0.0, streamID: $0.1) })
         rebuildThreshold = max(Self.minimumRebuildThreshold, 2 * heap.count)
     }
 

@@ -114,7 +114,7 @@ public final class GRPCServerConnection {
         guard case .dispatched = streams[streamID] else { return }
         streams[streamID] = .deferred(call)
         if let deadline = call.deadline {
-            deadlines.add(deadline, streamID: streamID, liveCount: { deferredCallsWithDeadline })
+            deadlines.add(deadline, streamID: streamID, liveDeadlines: { deferredCallsWithDeadline })
         }
     }
 

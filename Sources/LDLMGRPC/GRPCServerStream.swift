@@ -5,8 +5,8 @@ import LDLMHTTP2
 /// The client half and our half close independently, as in HTTP/2; a unary
 /// call moves through these states in order, and a state names what the
 /// connection may still do with the stream. Streaming calls (health `Watch`,
-/// reflection, a bidirectional keepalive) add states where the client half is
-/// open while messages go out, without touching the unary path.
+/// reflection, a bidirectional keepalive) would add states where the client
+/// half is open while messages go out, without touching the unary path.
 enum GRPCServerStream {
     /// Headers accepted; the request body is arriving.
     case receiving(GRPCRequestHead, UnaryMessageAccumulator)

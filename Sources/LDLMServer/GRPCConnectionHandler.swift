@@ -76,6 +76,8 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
                 context.close(promise: nil)
             }
         case .drain(let status):
+            // The lock manager has answered its waiters already; this covers
+            // calls any other service deferred.
             grpc.failDeferredCalls(status)
             grpc.closeGracefully()
         case .closeGracefully:
@@ -135,7 +137,10 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             grpc.sendStatus(streamID: streamID, status)
         }
         if !flushPending {
-            flushOutput()
+            // An answer from outside a read (a grant another connection's
+            // unlock made, a timer) arrives while the lock table delivers it:
+            // closing now would end this session inside that delivery.
+            flushOutput(closingLater: true)
         }
     }
 
@@ -162,8 +167,9 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     /// Writes everything nghttp2 has ready, handling the stream closes that
     /// sending causes (which may queue more answers) until nothing is left.
     /// Closes the connection once HTTP/2 has nothing more to do (after a
-    /// GOAWAY, when the calls taken before it are answered).
-    private func flushOutput() {
+    /// GOAWAY, when the calls taken before it are answered), at once or, with
+    /// `closingLater`, once the current event-loop task is done.
+    private func flushOutput(closingLater: Bool = false) {
         guard let context else { return }
         flushPending = true
         defer { flushPending = false }
@@ -180,7 +186,12 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
         if !grpc.http2.isActive {
-            context.close(promise: nil)
+            if closingLater {
+                let channel = context.channel
+                context.eventLoop.execute { channel.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
         }
     }
 }

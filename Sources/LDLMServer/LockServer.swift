@@ -48,13 +48,14 @@ public final class LockServer: Service {
             logger: logger
         )
         let listeners: [Channel]
+        let socketFile: UnixSocketFile?
         do {
-            listeners = try await ServerListeners.bind(config: config, pipeline: pipeline, connections: connections)
+            (listeners, socketFile) = try await ServerListeners.bind(config: config, pipeline: pipeline, connections: connections)
         } catch {
             try? await group.shutdownGracefully()
             throw error
         }
-        defer { ServerListeners.removeUnixSocket(config: config) }
+        defer { socketFile?.remove() }
         logListening(listeners[0])
 
         let drained = eventLoop.makePromise(of: Void.self)

@@ -17,26 +17,21 @@ enum ServerListeners {
         config: ServerConfig,
         pipeline: ConnectionPipeline,
         connections: OpenConnections
-    ) async throws(ListenError) -> [Channel] {
+    ) async throws(ListenError) -> (channels: [Channel], socketFile: UnixSocketFile?) {
         let tcp: Channel
         do {
             tcp = try await bindTCP(config.listenAddress, pipeline: pipeline, connections: connections)
         } catch {
             throw ListenError(address: config.listenAddress, underlying: error)
         }
-        guard let path = config.ipcSocketFile else { return [tcp] }
+        guard let path = config.ipcSocketFile else { return ([tcp], nil) }
         do {
-            return [tcp, try await bindUnixSocket(path, pipeline: pipeline.overUnixSocket(path: path), connections: connections)]
+            let unix = try await bindUnixSocket(path, pipeline: pipeline.overUnixSocket(path: path), connections: connections)
+            return ([tcp, unix], UnixSocketFile(boundAt: path))
         } catch {
             try? await tcp.close()
             throw ListenError(address: path, underlying: error)
         }
-    }
-
-    /// Removes the Unix socket's file once the server no longer listens.
-    static func removeUnixSocket(config: ServerConfig) {
-        guard let path = config.ipcSocketFile else { return }
-        unlink(path)
     }
 
     private static func bindTCP(_ listenAddress: String, pipeline: ConnectionPipeline, connections: OpenConnections) async throws -> Channel {
@@ -48,10 +43,11 @@ enum ServerListeners {
             .get()
     }
 
-    /// Replaces a socket file left by an earlier run, and makes the socket
-    /// owner-only at once: it serves every call, admin included, without a
-    /// password.
+    /// Replaces a socket file left by an earlier run (never one a running
+    /// server answers on), and makes the socket owner-only at once: it serves
+    /// every call, admin included, without a password.
     private static func bindUnixSocket(_ path: String, pipeline: ConnectionPipeline, connections: OpenConnections) async throws -> Channel {
+        try UnixSocketFile.refuseIfServed(path)
         // The socket file must never exist with looser permissions, not even
         // between bind and chmod; nothing else creates files while we start.
         let previousMask = umask(0o177)

@@ -112,7 +112,9 @@ final class AdminAccessTests: XCTestCase {
     }
 
     func testIdentityEntries() {
-        XCTAssertEqual(AdminIdentity("worker-1"), AdminIdentity("worker-1"))
+        XCTAssertEqual(AdminIdentity("worker-1")?.kind, .commonName)
+        XCTAssertEqual(AdminIdentity("worker-1")?.value, "worker-1")
+        XCTAssertEqual(AdminIdentity("DNS:a.example")?.kind, .alternativeName)
         XCTAssertEqual(AdminIdentity("IP:2001:db8::1")?.value, "IP:2001:db8:0:0:0:0:0:1")
         XCTAssertEqual(AdminIdentity("IP:10.1.2.3")?.value, "IP:10.1.2.3")
         XCTAssertEqual(AdminIdentity("DNS:A.Example")?.value, "DNS:a.example")

@@ -99,7 +99,9 @@ final class ConnectionPipelineTests: XCTestCase {
         let held = try XCTUnwrap(holder.response(of: try holder.call("Lock", LockRequest(name: "x")), as: LockResponse.self))
         let waiter = try server.connect()
         let stream = try waiter.call("Lock", LockRequest(name: "x"))
+        XCTAssertEqual(server.manager.lockInfo(name: "x")?.waiterCount, 1)
         try waiter.resetStream(stream)
+        XCTAssertEqual(server.manager.lockInfo(name: "x")?.waiterCount, 0, "withdrawn from the queue by the reset")
 
         try holder.call("Unlock", UnlockRequest(name: "x", key: held.key))
         XCTAssertEqual(server.manager.lockCount, 0, "the withdrawn waiter got nothing")

@@ -48,6 +48,16 @@ def test_a_path_that_is_not_a_socket_is_left_alone_and_refused(run_server_expect
     assert open(ipc_socket).read() == "not a socket"
 
 
+def test_a_socket_another_server_serves_is_refused_and_kept(start_server, run_server_expect_exit, ipc_socket, admin):
+    first = start_with_socket(start_server, ipc_socket)
+    rc, _, err = run_server_expect_exit("--listen_address", f"127.0.0.1:{free_port()}", "--ipc_socket_file", ipc_socket)
+    assert rc == 2, err
+    assert err.strip() == f"ldlm-server: cannot listen on {ipc_socket}: another server listens on it", err
+    assert list(admin("unix:" + ipc_socket).list_locks()) == [], "the first server still serves its socket"
+    assert first.signal_and_wait(signal.SIGTERM) == 0
+    assert not os.path.exists(ipc_socket)
+
+
 def test_lock_service_on_the_socket_needs_no_password(start_server, ipc_socket, connect):
     server = start_with_socket(start_server, ipc_socket, "--password", "lockpw")
     local = connect("unix:" + ipc_socket)

@@ -57,17 +57,26 @@ def test_waiting_lock_is_answered_unavailable_at_once_and_server_exits_0(start_s
     assert s.proc.wait(timeout=5) == 0
 
 
-def test_every_connection_gets_a_goaway_and_new_connections_are_refused(start_server):
-    s = start_server()
+def _open_call(host: str, port: int) -> socket.socket:
+    """A connection with a call whose body never comes, which keeps a drain going."""
+    stuck = socket.create_connection((host, port))
+    headers = (bytes([0x83, 0x86, 0x41, 0x09]) + b"localhost" + bytes([0x44, 0x0f]) + b"/ldlm.LDLM/Lock"
+               + bytes([0x5f, 0x10]) + b"application/grpc")
+    stuck.sendall(PREFACE + len(headers).to_bytes(3, "big") + b"\x01\x04\x00\x00\x00\x01" + headers)
+    _frames(stuck, 0.3)
+    return stuck
+
+
+def test_every_connection_gets_a_goaway_and_new_connections_are_refused_while_draining(start_server):
+    s = start_server("--shutdown_timeout", "3s")
     host, port = s.address.rsplit(":", 1)
-    idle = socket.create_connection((host, int(port)))
-    idle.sendall(PREFACE)
-    _frames(idle, 0.3)
+    stuck = _open_call(host, int(port))
     s.proc.send_signal(signal.SIGTERM)
-    assert _has_goaway(_frames(idle, 2)), "no GOAWAY on an open connection"
-    assert s.proc.wait(timeout=5) == 0
-    with pytest.raises(OSError):
-        socket.create_connection((host, int(port)), timeout=1).sendall(PREFACE)
+    assert _has_goaway(_frames(stuck, 1)), "no GOAWAY on an open connection"
+    assert s.proc.poll() is None, "still draining: the open call holds it"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, int(port)), timeout=1)
+    assert s.proc.wait(timeout=6) == 0
 
 
 def test_shutdown_timeout_bounds_a_drain_that_cannot_finish(start_server):
@@ -75,12 +84,7 @@ def test_shutdown_timeout_bounds_a_drain_that_cannot_finish(start_server):
     is closed once --shutdown_timeout passes, and the server still exits 0."""
     s = start_server("--shutdown_timeout", "1s")
     host, port = s.address.rsplit(":", 1)
-    stuck = socket.create_connection((host, int(port)))
-    # HEADERS for stream 1 without END_STREAM: a call whose body never comes.
-    headers = (bytes([0x83, 0x86, 0x41, 0x09]) + b"localhost" + bytes([0x44, 0x0f]) + b"/ldlm.LDLM/Lock"
-               + bytes([0x5f, 0x10]) + b"application/grpc")
-    stuck.sendall(PREFACE + len(headers).to_bytes(3, "big") + b"\x01\x04\x00\x00\x00\x01" + headers)
-    _frames(stuck, 0.3)
+    stuck = _open_call(host, int(port))
     t0 = time.monotonic()
     s.proc.send_signal(signal.SIGTERM)
     assert s.proc.wait(timeout=5) == 0
@@ -95,5 +99,6 @@ def test_locks_held_at_shutdown_are_released_and_the_port_is_free_for_a_restart(
     assert connect(s).try_lock("drain-held").locked
     s.proc.send_signal(signal.SIGTERM)
     assert s.proc.wait(timeout=5) == 0
+    assert "released_locks=1" in s.stderr_text(), "the drain ended the holder's session like a disconnect"
     again = start_server(port=int(s.address.rsplit(":", 1)[1]))
     assert connect(again).try_lock("drain-held").locked

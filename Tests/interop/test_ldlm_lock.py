@@ -50,7 +50,9 @@ def tool():
 
 @pytest.fixture
 def socket_server(start_server, ipc_socket):
-    return start_with_socket(start_server, ipc_socket)
+    # Locks outlive their connections here, so a lock that is gone after the
+    # tool exits was unlocked by the tool, not freed by its disconnect.
+    return start_with_socket(start_server, ipc_socket, "--no_clear_on_disconnect")
 
 
 def listed(tool, ipc_socket):
