@@ -14,10 +14,11 @@ struct DeadlineQueue<Payload> {
     var earliestDeadline: UInt64? { entries.first?.deadline }
 
     /// Adds an entry; when the queue has doubled since the last sweep, first
-    /// drops every entry `isStale` says no longer matters.
-    mutating func insert(_ payload: Payload, deadline: UInt64, isStale: (Payload) -> Bool) {
+    /// drops every entry `isStale` (given its deadline and payload) says no
+    /// longer matters.
+    mutating func insert(_ payload: Payload, deadline: UInt64, isStale: (UInt64, Payload) -> Bool) {
         if entries.count >= sweepAtCount {
-            entries.removeAll { isStale($0.payload) }
+            entries.removeAll { isStale($0.deadline, $0.payload) }
             for parent in stride(from: entries.count / 2 - 1, through: 0, by: -1) {
                 siftDown(from: parent)
             }

@@ -76,12 +76,17 @@ struct Holder {
     let fencingToken: UInt64
     private var sessionRaw: UInt64
     private var leaseRaw: UInt64
+    /// The deadline of the one expiry-queue entry that speaks for this hold;
+    /// `.max` for none. Other entries left for it are stale.
+    var armedDeadline: UInt64
 
+    /// A hold with a lease must have its queue entry at `leaseDeadline`.
     init(_ grant: LockGrant, session: SessionID?, leaseDeadline: UInt64?) {
         self.key = grant.key
         self.fencingToken = grant.fencingToken
         self.sessionRaw = session?.rawValue ?? 0
         self.leaseRaw = leaseDeadline ?? .max
+        self.armedDeadline = leaseDeadline ?? .max
     }
 
     /// `nil` once its session ended with `releasingLocks: false`: the key still works.

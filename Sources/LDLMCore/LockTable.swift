@@ -128,7 +128,7 @@ public final class LockTable {
         queuedWaiters[ticket.rawValue] = waiter
         sessionRecord.waiters[ticket.rawValue] = waiter
         if let waitDeadline {
-            waitDeadlines.insert(waiter, deadline: waitDeadline) { !$0.isQueued }
+            waitDeadlines.insert(waiter, deadline: waitDeadline) { !$1.isQueued }
         }
         return .queued(ticket)
     }
@@ -199,18 +199,22 @@ public final class LockTable {
             throw .lockDoesNotExistOrInvalidKey(name: name)
         }
         let leaseDeadline = deadline(afterSeconds: leaseSeconds)
-        let previous = record.holders[index].leaseDeadline
         record.holders[index].leaseDeadline = leaseDeadline
-        // Extending needs no new entry: the earlier one re-arms itself when it
-        // comes due (see expireLease), so a client renewing in a tight loop
-        // does not grow the queue by one entry per renew.
-        if previous.map({ leaseDeadline < $0 }) ?? true {
+        // Extending needs no new entry: the armed one re-arms itself when it
+        // comes due (see expireLease). Shortening arms a new one and makes the
+        // old one stale. Either way a hold has one live entry, however its
+        // client renews.
+        if leaseDeadline < record.holders[index].armedDeadline {
+            record.holders[index].armedDeadline = leaseDeadline
             leaseDeadlines.insert((record, key), deadline: leaseDeadline, isStale: Self.isStaleLease)
         }
         return record.holders[index].fencingToken
     }
 
     // MARK: Time
+
+    /// Entries queued for lease expiry, live or stale; tests check it stays bounded.
+    var leaseEntryCount: Int { leaseDeadlines.count }
 
     /// The earliest monotonic time at which ``expireDue()`` has work, if any.
     public var nextDeadline: UInt64? {
@@ -250,16 +254,20 @@ public final class LockTable {
         }
     }
 
-    private static func isStaleLease(_ entry: (record: LockRecord, key: LockKey)) -> Bool {
+    /// Stale: its hold is gone, or another entry is armed for it.
+    private static func isStaleLease(_ deadline: UInt64, _ entry: (record: LockRecord, key: LockKey)) -> Bool {
         guard let index = entry.record.holderIndex(for: entry.key) else { return true }
-        return entry.record.holders[index].leaseDeadline == nil
+        return entry.record.holders[index].armedDeadline != deadline
     }
 
     private func expireLease(_ record: LockRecord, key: LockKey, deadline: UInt64, grants: inout [(WaiterRecord, LockGrant)]) {
-        // The entry of a released hold is stale.
-        guard let index = record.holderIndex(for: key), let leaseDeadline = record.holders[index].leaseDeadline else { return }
+        // The entry of a released hold, or one another entry replaced, is stale.
+        guard let index = record.holderIndex(for: key), record.holders[index].armedDeadline == deadline,
+              let leaseDeadline = record.holders[index].leaseDeadline
+        else { return }
         if leaseDeadline > deadline {
             // Renewed since this entry was queued: come back at the new deadline.
+            record.holders[index].armedDeadline = leaseDeadline
             leaseDeadlines.insert((record, key), deadline: leaseDeadline, isStale: Self.isStaleLease)
             return
         }

@@ -10,7 +10,7 @@ final class DeadlineQueueTests: XCTestCase {
             // Like a lock taken with a long lease and released at once: only the newest few stay live.
             live.insert(entry)
             live.remove(entry - 3)
-            queue.insert(entry, deadline: UInt64(1_000_000 + entry)) { !live.contains($0) }
+            queue.insert(entry, deadline: UInt64(1_000_000 + entry)) { !live.contains($1) }
         }
         XCTAssertLessThan(queue.count, 2_100)
         var popped: [Int] = []
@@ -25,7 +25,7 @@ final class DeadlineQueueTests: XCTestCase {
         var generator = SeededGenerator(seed: 7)
         for _ in 0..<5_000 {
             let deadline = generator.next() % 1_000_000
-            queue.insert(deadline, deadline: deadline) { $0 % 2 == 1 }
+            queue.insert(deadline, deadline: deadline) { $1 % 2 == 1 }
         }
         var previous: UInt64 = 0
         while let (deadline, payload) = queue.popDue(now: .max) {

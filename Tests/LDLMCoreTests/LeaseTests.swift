@@ -1,4 +1,4 @@
-import LDLMCore
+@testable import LDLMCore
 import XCTest
 
 final class LeaseTests: LockTableTestCase {
@@ -90,6 +90,18 @@ final class LeaseTests: LockTableTestCase {
         table.expireDue()
 
         XCTAssertEqual(table.lockCount, 0)
+    }
+
+    func testRenewingWithAlternatingLeasesKeepsTheDeadlineQueueBounded() throws {
+        let key = try acquire(leaseSeconds: 2, session: table.openSession())
+        for round in 0..<40_000 {
+            clock.advance(nanoseconds: 1_000_000)
+            try table.renew(name: "L", key: key.description, leaseSeconds: round % 2 == 0 ? 2 : 1)
+            table.expireDue()
+        }
+        XCTAssertEqual(holderKeys(), [key], "renewed all along")
+        // 20,000 renews shortened the lease; the hold still has one live entry.
+        XCTAssertLessThanOrEqual(table.leaseEntryCount, 1_024, "one live entry, and stale ones until the next sweep")
     }
 
     func testRepeatedRenewalsKeepTheLockAlive() throws {
