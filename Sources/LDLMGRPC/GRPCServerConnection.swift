@@ -11,6 +11,14 @@ public struct GRPCRequest: Sendable {
     public let timeoutNanoseconds: UInt64?
     /// The message without its 5-byte prefix.
     public let message: ArraySlice<UInt8>
+
+    public init(streamID: Int32, path: String, headers: HTTP2HeaderFields, timeoutNanoseconds: UInt64?, message: ArraySlice<UInt8>) {
+        self.streamID = streamID
+        self.path = path
+        self.headers = headers
+        self.timeoutNanoseconds = timeoutNanoseconds
+        self.message = message
+    }
 }
 
 /// What the owner of a ``GRPCServerConnection`` has to act on.
@@ -48,6 +56,10 @@ public final class GRPCServerConnection {
     /// building one. Bounded: a client inventing paths gets fresh Strings.
     @exclusivity(unchecked)
     var knownPaths: [String] = []
+    /// Asked when a call's headers have arrived, before any of its body is
+    /// read: a status refuses the call at once, so a caller without
+    /// credentials cannot make the connection buffer request bodies.
+    public var admission: ((_ streamID: Int32, _ path: String, _ headers: HTTP2HeaderFields) -> GRPCStatus?)?
     /// The highest stream the client opened; it only grows, so an unchanged
     /// value means no call started in between.
     @exclusivity(unchecked)

@@ -31,6 +31,11 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         self.router = router
         self.connection = connection
         self.outputBuffer = outputBuffer
+        // The connection owns `grpc`, which dies with it: no cycle to break.
+        grpc.admission = { [unowned self] streamID, path, headers in
+            let request = GRPCRequest(streamID: streamID, path: path, headers: headers, timeoutNanoseconds: nil, message: [])
+            return self.router.refusal(of: request, to: self.routes.route(for: path, in: self.router), from: self.connection)
+        }
     }
 
     /// Streams open and the newest one, for idleness checks.

@@ -11,8 +11,8 @@ protocol RPCInterceptor {
     func refusal(of request: GRPCRequest, from connection: ConnectionContext) -> GRPCStatus?
 }
 
-/// Sends each call through the interceptors that guard its service, then to
-/// its method by `:path`.
+/// Checks each call with the interceptors that guard its service (when its
+/// headers arrive), then sends it to its method by `:path`.
 final class RPCRouter {
     /// A class, so that looking one up retains one object.
     final class Route {
@@ -44,7 +44,20 @@ final class RPCRouter {
         routes[path]
     }
 
-    /// Serves a call through `route`, which ``resolve(_:)`` found for its path.
+    /// Why the interceptors guarding `route` refuse `request`, if they do.
+    /// Asked when its headers arrive; `request` has no message yet.
+    func refusal(of request: GRPCRequest, to route: Route?, from connection: ConnectionContext) -> GRPCStatus? {
+        for interceptor in route?.interceptors ?? interceptors(forUnknown: request.path) {
+            if let status = interceptor.refusal(of: request, from: connection) {
+                connection.logger.warning("refused call", metadata: ["path": "\(request.path)", "reason": "\(status.message)"])
+                return status
+            }
+        }
+        return nil
+    }
+
+    /// Serves an admitted call through `route`, which ``resolve(_:)`` found
+    /// for its path.
     func route(
         _ request: GRPCRequest,
         to route: Route?,
@@ -52,12 +65,6 @@ final class RPCRouter {
         session: SessionID,
         makeResponder: () -> RPCResponder
     ) -> RPCOutcome {
-        for interceptor in route?.interceptors ?? interceptors(forUnknown: request.path) {
-            if let status = interceptor.refusal(of: request, from: connection) {
-                connection.logger.warning("refused call", metadata: ["path": "\(request.path)", "reason": "\(status.message)"])
-                return .failure(status)
-            }
-        }
         guard let route else {
             return .failure(GRPCStatus(.unimplemented, "unknown method \(request.path)"))
         }

@@ -153,6 +153,32 @@ final class GRPCDeferredCallTests: XCTestCase {
         XCTAssertEqual(pair.undoCount, 0)
     }
 
+    func testACallRefusedAtItsHeadersIsAnsweredBeforeItsBodyIsRead() throws {
+        let pair = try GRPCPair()
+        var asked: [(Int32, String, String?)] = []
+        pair.server.admission = { streamID, path, headers in
+            asked.append((streamID, path, headers.value(named: "authorization")))
+            return GRPCStatus(.unauthenticated, "no")
+        }
+        let body = messagePrefix(length: 2_000_000) + Array(repeating: 7, count: 2_000_000)
+        let streamID = try pair.startCall(path: "/ldlm.LDLM/Lock", metadata: [HTTP2Header("authorization", "guess")], body: body)
+        try pair.pump()
+
+        XCTAssertEqual(asked.map(\.0), [streamID])
+        XCTAssertEqual(asked.first?.1, "/ldlm.LDLM/Lock")
+        XCTAssertEqual(asked.first?.2, "guess")
+        XCTAssertEqual(pair.takeServerEvents().requests.count, 0, "never dispatched")
+        XCTAssertEqual(pair.outcome(of: streamID).grpcStatus, String(GRPCStatus.Code.unauthenticated.rawValue))
+        XCTAssertLessThan(pair.bytesSentByClient, body.count / 2, "the client was told to stop sending its body")
+    }
+
+    func testAnAdmittedCallIsDispatchedAsUsual() throws {
+        let pair = try GRPCPair()
+        pair.server.admission = { _, _, _ in nil }
+        let request = try pair.dispatchCall(message: [4, 2])
+        XCTAssertEqual(Array(request.message), [4, 2])
+    }
+
     func testLastStreamIDTracksTheNewestCall() throws {
         let pair = try GRPCPair()
         XCTAssertEqual(pair.server.lastStreamID, 0)
