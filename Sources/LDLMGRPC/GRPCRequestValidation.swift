@@ -45,10 +45,6 @@ extension GRPCServerConnection {
             }
             timeout = parsed
         }
-        if let refusal = admission?(streamID, path ?? "", headers) {
-            sendTrailersOnly(streamID: streamID, httpStatus: "200", status: refusal, stopClient: true)
-            return
-        }
         let head = GRPCRequestHead(path: path ?? "", headers: headers, timeoutNanoseconds: timeout)
         streams[streamID] = .receiving(head, UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes))
     }

@@ -56,10 +56,13 @@ public final class GRPCServerConnection {
     /// building one. Bounded: a client inventing paths gets fresh Strings.
     @exclusivity(unchecked)
     var knownPaths: [String] = []
-    /// Asked when a call's headers have arrived, before any of its body is
-    /// read: a status refuses the call at once, so a caller without
-    /// credentials cannot make the connection buffer request bodies.
+    /// Asked once a call's body grows past ``admissionThreshold`` before it
+    /// is complete: a status refuses the call at once, so a caller without
+    /// credentials cannot make the connection buffer large bodies. Smaller
+    /// calls (every LDLM request) are checked by their owner on dispatch,
+    /// which costs the common call nothing here.
     public var admission: ((_ streamID: Int32, _ path: String, _ headers: HTTP2HeaderFields) -> GRPCStatus?)?
+    public static let admissionThreshold = 16 * 1024
     /// The highest stream the client opened; it only grows, so an unchanged
     /// value means no call started in between.
     @exclusivity(unchecked)
@@ -233,20 +236,25 @@ public final class GRPCServerConnection {
     }
 
     private func receiveData(streamID: Int32, _ bytes: [UInt8]) {
+        var unadmitted: GRPCRequestHead?
         let failure = streams.modifyValue(forKey: streamID) { state -> GRPCStatus? in
-            guard case .receiving(let head, var body) = state else { return nil }
+            guard case .receiving(var head, var body) = state else { return nil }
             // Leave no second reference to the body while appending, or it copies.
             state = .refused
             defer { state = .receiving(head, body) }
             do throws(GRPCStatus) {
                 try body.append(bytes)
-                return nil
             } catch {
                 return error
             }
+            if !head.admitted, body.buffer.count > Self.admissionThreshold {
+                head.admitted = true
+                unadmitted = head
+            }
+            return nil
         } ?? nil
-        if let failure {
-            sendStatus(streamID: streamID, failure)
+        if let refusal = failure ?? unadmitted.flatMap({ admission?(streamID, $0.path, $0.headers) }) {
+            sendStatus(streamID: streamID, refusal)
         }
     }
 

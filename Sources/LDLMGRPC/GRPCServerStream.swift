@@ -36,6 +36,8 @@ struct GRPCRequestHead {
     var path: String
     var headers: HTTP2HeaderFields
     var timeoutNanoseconds: UInt64?
+    /// The owner's admission check passed (see `GRPCServerConnection.admission`).
+    var admitted = false
 }
 
 /// A call whose answer comes later, e.g. a `Lock` waiting in a queue.

@@ -31,10 +31,13 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         self.router = router
         self.connection = connection
         self.outputBuffer = outputBuffer
-        // The connection owns `grpc`, which dies with it: no cycle to break.
-        grpc.admission = { [unowned self] streamID, path, headers in
+        // The handler owns `grpc`, which never outlives it, so the closure
+        // needs no counted reference back.
+        grpc.admission = { [unowned(unsafe) self] streamID, path, headers in
+            let route = self.routes.route(for: path, in: self.router)
+            if let route, route.interceptors.isEmpty { return nil }
             let request = GRPCRequest(streamID: streamID, path: path, headers: headers, timeoutNanoseconds: nil, message: [])
-            return self.router.refusal(of: request, to: self.routes.route(for: path, in: self.router), from: self.connection)
+            return self.router.refusal(of: request, to: route, from: self.connection)
         }
     }
 

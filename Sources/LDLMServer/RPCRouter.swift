@@ -11,8 +11,8 @@ protocol RPCInterceptor {
     func refusal(of request: GRPCRequest, from connection: ConnectionContext) -> GRPCStatus?
 }
 
-/// Checks each call with the interceptors that guard its service (when its
-/// headers arrive), then sends it to its method by `:path`.
+/// Sends each call through the interceptors that guard its service, then to
+/// its method by `:path`.
 final class RPCRouter {
     /// A class, so that looking one up retains one object.
     final class Route {
@@ -45,7 +45,7 @@ final class RPCRouter {
     }
 
     /// Why the interceptors guarding `route` refuse `request`, if they do.
-    /// Asked when its headers arrive; `request` has no message yet.
+    /// Also asked before a large request has fully arrived, without its message.
     func refusal(of request: GRPCRequest, to route: Route?, from connection: ConnectionContext) -> GRPCStatus? {
         for interceptor in route?.interceptors ?? interceptors(forUnknown: request.path) {
             if let status = interceptor.refusal(of: request, from: connection) {
@@ -56,8 +56,8 @@ final class RPCRouter {
         return nil
     }
 
-    /// Serves an admitted call through `route`, which ``resolve(_:)`` found
-    /// for its path.
+    /// Serves a call through `route`, which ``resolve(_:)`` found for its
+    /// path, if its interceptors admit it.
     func route(
         _ request: GRPCRequest,
         to route: Route?,
@@ -65,6 +65,9 @@ final class RPCRouter {
         session: SessionID,
         makeResponder: () -> RPCResponder
     ) -> RPCOutcome {
+        if let refusal = refusal(of: request, to: route, from: connection) {
+            return .failure(refusal)
+        }
         guard let route else {
             return .failure(GRPCStatus(.unimplemented, "unknown method \(request.path)"))
         }

@@ -153,7 +153,7 @@ final class GRPCDeferredCallTests: XCTestCase {
         XCTAssertEqual(pair.undoCount, 0)
     }
 
-    func testACallRefusedAtItsHeadersIsAnsweredBeforeItsBodyIsRead() throws {
+    func testALargeCallIsRefusedBeforeItsBodyIsBuffered() throws {
         let pair = try GRPCPair()
         var asked: [(Int32, String, String?)] = []
         pair.server.admission = { streamID, path, headers in
@@ -172,11 +172,16 @@ final class GRPCDeferredCallTests: XCTestCase {
         XCTAssertLessThan(pair.bytesSentByClient, body.count / 2, "the client was told to stop sending its body")
     }
 
-    func testAnAdmittedCallIsDispatchedAsUsual() throws {
+    func testASmallCallIsLeftToItsOwnerAndALargeAdmittedOneIsAskedAboutOnce() throws {
         let pair = try GRPCPair()
-        pair.server.admission = { _, _, _ in nil }
-        let request = try pair.dispatchCall(message: [4, 2])
-        XCTAssertEqual(Array(request.message), [4, 2])
+        var asked = 0
+        pair.server.admission = { _, _, _ in asked += 1; return nil }
+        let small = try pair.dispatchCall(message: [4, 2])
+        XCTAssertEqual(Array(small.message), [4, 2])
+        XCTAssertEqual(asked, 0, "a small call costs no admission check")
+        let large = try pair.dispatchCall(message: Array(repeating: 1, count: 100_000))
+        XCTAssertEqual(large.message.count, 100_000)
+        XCTAssertEqual(asked, 1)
     }
 
     func testLastStreamIDTracksTheNewestCall() throws {

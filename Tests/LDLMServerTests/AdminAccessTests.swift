@@ -126,9 +126,6 @@ final class AdminAccessTests: XCTestCase {
     private func refusal(_ router: RPCRouter, _ path: String, _ authorization: String?, _ connection: ConnectionContext) -> GRPCStatus.Code? {
         let headers = HTTP2HeaderFields(authorization.map { [HTTP2Header("authorization", $0)] } ?? [])
         let request = GRPCRequest(streamID: 1, path: path, headers: headers, timeoutNanoseconds: nil, message: [])
-        if let refusal = router.refusal(of: request, to: router.resolve(request.path), from: connection) {
-            return refusal.code
-        }
         switch router.route(request, to: router.resolve(request.path), from: connection, session: SessionID(rawValue: 1), makeResponder: { fatalError("answered at once") }) {
         case .failure(let status): return status.code
         case .reply: return nil

@@ -36,11 +36,7 @@ final class RPCRouterTests: XCTestCase {
     private func route(_ router: RPCRouter, _ path: String) -> RPCOutcome {
         var cache = RouteCache()
         let call = request(path)
-        let route = cache.route(for: path, in: router)
-        if let refusal = router.refusal(of: call, to: route, from: connection) {
-            return .failure(refusal)
-        }
-        return router.route(call, to: route, from: connection, session: SessionID(rawValue: 1)) {
+        return router.route(call, to: cache.route(for: path, in: router), from: connection, session: SessionID(rawValue: 1)) {
             XCTFail("no method here answers later")
             fatalError()
         }

@@ -1,4 +1,7 @@
 """Password authentication: metadata ("authorization", password) on every RPC."""
+import socket
+import time
+
 import grpc
 import pytest
 
@@ -130,3 +133,46 @@ def test_unknown_method_with_password_is_refused_or_unimplemented(pw_server, con
     with pytest.raises(grpc.RpcError) as ei:
         conn.raw("/ldlm.LDLM/Nope", b"")
     assert ei.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED)
+
+
+
+def _frames_of(data: bytes):
+    offset = 0
+    while offset + 9 <= len(data):
+        length = int.from_bytes(data[offset:offset + 3], "big")
+        yield data[offset + 3], int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7FFFFFFF
+        offset += 9 + length
+
+
+def test_a_large_request_without_the_password_is_refused_before_it_ends(pw_server, connect):
+    """The password is checked once a body grows large, not only when it has
+    all arrived: the server answers while the body is still coming, so a
+    caller without the password cannot make it buffer megabytes."""
+    host, port = pw_server.address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    sock.settimeout(0.2)
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    headers = (bytes([0x83, 0x86, 0x41, 0x09]) + b"localhost" + bytes([0x44, 0x0f]) + b"/ldlm.LDLM/Lock"
+               + bytes([0x5f, 0x10]) + b"application/grpc"
+               + bytes([0x00, 0x0d]) + b"authorization" + bytes([0x05]) + b"wrong")
+    sock.sendall(preface + len(headers).to_bytes(3, "big") + b"\x01\x04\x00\x00\x00\x01" + headers)
+    body = b"\x00" + (1_000_000).to_bytes(4, "big") + b"n" * 49_995  # 50 KB of a 1 MB message
+    for start in range(0, len(body), 16_384):
+        chunk = body[start:start + 16_384]
+        sock.sendall(len(chunk).to_bytes(3, "big") + b"\x00\x00\x00\x00\x00\x01" + chunk)
+    received = b""
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        received += chunk
+        if any(kind == 0x1 and stream == 1 for kind, stream in _frames_of(received)):
+            break
+    assert any(kind == 0x1 and stream == 1 for kind, stream in _frames_of(received)), \
+        "no answer while the body was still coming"
+    sock.close()
+    assert connect(pw_server, password=PW).try_lock("after-large-refusal").locked
