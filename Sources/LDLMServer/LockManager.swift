@@ -169,8 +169,10 @@ final class LockManager {
             guard next < expiryTimer.deadline else { return }
             expiryTimer.task.cancel()
         }
-        let task = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(next)) { [weak self] () -> Void in
-            guard let self else { return }
+        // A strong capture: the manager lives as long as the server, and a weak
+        // one would move its reference count to a side table, slowing the
+        // retain every grant's undo closure makes of it.
+        let task = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(next)) { () -> Void in
             self.expiryTimer = nil
             self.table.expireDue()
             self.rescheduleExpiry()

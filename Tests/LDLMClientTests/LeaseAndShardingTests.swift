@@ -58,10 +58,14 @@ final class LeaseAndShardingTests: XCTestCase {
         configuration.lease = .milliseconds(10)
         XCTAssertNoThrow(try LDLMClient(configuration: configuration), "rounded up to 1 s")
         configuration.lease = .zero
-        XCTAssertThrowsError(try LDLMClient(configuration: configuration))
+        XCTAssertThrowsError(try LDLMClient(configuration: configuration)) { error in
+            guard case LDLMClientError.invalidArgument("a lease must be at least 1 s") = error else { return XCTFail("\(error)") }
+        }
         configuration.lease = .seconds(30)
         configuration.tls = LDLMClient.TLS(trust: .caFile("/nonexistent/ca.pem"))
-        XCTAssertThrowsError(try LDLMClient(configuration: configuration))
+        XCTAssertThrowsError(try LDLMClient(configuration: configuration)) { error in
+            guard case LDLMClientError.invalidConfiguration(let message) = error, message.hasPrefix("TLS: ") else { return XCTFail("\(error)") }
+        }
         configuration.tls = LDLMClient.TLS(certificateFile: "client.pem")
         XCTAssertThrowsError(try LDLMClient(configuration: configuration)) { error in
             XCTAssertEqual(error as? LDLMClientError, .invalidConfiguration("mTLS needs both a certificate file and a key file"))

@@ -82,6 +82,8 @@ final class AdminMessageTests: XCTestCase {
     func testAStringThatIsNotUTF8InsideANestedHolderIsRefused() {
         let badHolder = Wire.bytes(1, [0xFF, 0xFE])
         let bytes = Wire.bytes(1, Wire.string(1, "n") + Wire.bytes(3, badHolder))
-        XCTAssertThrowsError(try AdminListLocksResponse(serializedBytes: bytes))
+        XCTAssertThrowsError(try AdminListLocksResponse(serializedBytes: bytes)) { error in
+            XCTAssertEqual(error as? MessageDecodingError, MessageDecodingError("string field \"key_prefix\" is not valid UTF-8"))
+        }
     }
 }
