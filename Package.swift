@@ -60,13 +60,16 @@ let package = Package(
 
         // Layer 4: locks, waiters, sessions and leases; no I/O, injected clock.
         .target(name: "LDLMCore", dependencies: ["CSysRandom"]),
+        // The state file's format, replay and durable appends; no event loop.
+        .target(name: "LDLMStateLog", dependencies: ["LDLMCore"]),
 
         // Layer 5: the connection pipeline, the services, the lock core's owner,
         // lifecycle and configuration.
         .target(
             name: "LDLMServer",
             dependencies: [
-                "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMStateLog",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -128,6 +131,7 @@ let package = Package(
         .testTarget(name: "LDLMGRPCTests", dependencies: ["LDLMGRPC", "LDLMHTTP2", "LDLMTestSupport"]),
         .testTarget(name: "LDLMProtocolTests", dependencies: ["LDLMProtocol"]),
         .testTarget(name: "LDLMCoreTests", dependencies: ["LDLMCore"]),
+        .testTarget(name: "LDLMStateLogTests", dependencies: ["LDLMStateLog", "LDLMCore"]),
         // Drives the async client against the real `ldlm-server` binary.
         .testTarget(
             name: "LDLMClientTests",
@@ -140,7 +144,7 @@ let package = Package(
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [
-                "LDLMServer", "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMTestSupport",
+                "LDLMServer", "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMStateLog", "LDLMTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

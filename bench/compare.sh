@@ -113,6 +113,7 @@ wait_port() { # port name log
 }
 
 ldlm_port=$(free_port); nghttpd_port=$(free_port); redis_port=$(free_port); aof_port=$(free_port)
+durable_port=$(free_port)
 
 # A TryLock request for "bench": gRPC prefix (flag 0, length 7) + field 1 "bench".
 record_line "printf '\\x00\\x00\\x00\\x00\\x07\\x0a\\x05bench' > \$work/trylock.bin"
@@ -123,6 +124,9 @@ mkdir -p "$work/docroot/ldlm.LDLM" && : > "$work/docroot/ldlm.LDLM/TryLock"
 
 cmd=("$server" --listen_address "127.0.0.1:$ldlm_port" --log_level warn)
 record "${cmd[@]}"; "${cmd[@]}" 2>>"$work/ldlm-server.log" & pids+=($!)
+# The durable server's log sits next to Redis's AOF, on the same disk.
+cmd=("$server" --listen_address "127.0.0.1:$durable_port" --log_level warn --state_file "$aof_dir/ldlm.state")
+record "${cmd[@]}"; "${cmd[@]}" 2>>"$work/ldlm-server-durable.log" & pids+=($!)
 cmd=(nghttpd --no-tls --address 127.0.0.1 -d "$work/docroot" "$nghttpd_port")
 record "${cmd[@]}"; "${cmd[@]}" >>"$work/nghttpd.log" 2>&1 & pids+=($!)
 cmd=(redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no
@@ -132,6 +136,7 @@ cmd=(redis-server --bind 127.0.0.1 --port "$aof_port" --save '' --appendonly yes
   --auto-aof-rewrite-percentage 0 --dir "$aof_dir" --logfile "$work/redis-aof.log")
 record "${cmd[@]}"; "${cmd[@]}" & pids+=($!)
 wait_port "$ldlm_port" ldlm-server "$work/ldlm-server.log"
+wait_port "$durable_port" "ldlm-server (state file)" "$work/ldlm-server-durable.log"
 wait_port "$nghttpd_port" nghttpd "$work/nghttpd.log"
 wait_port "$redis_port" redis-server "$work/redis.log"
 wait_port "$aof_port" "redis-server (AOF)" "$work/redis-aof.log"
@@ -187,11 +192,11 @@ h2rate ours "http://127.0.0.1:$ldlm_port" 16 POST; ours_t16=$REPLY
 h2rate nghttpd "http://127.0.0.1:$nghttpd_port" 16 "$h2_method"; ng_t16=$REPLY
 
 # --- ldlm-bench runs (pair, contended) --------------------------------------
-bench_run() { # scenario -> REPLY=json file or ""
+bench_run() { # scenario [port [tag]] -> REPLY=json file or ""
   REPLY=""
   [ -z "$bench_problem" ] || return 0
-  local out="$work/bench-$1.json"
-  local cmd=("$bench" --address "127.0.0.1:$ldlm_port" --scenario "$1" --connections "$connections"
+  local out="$work/bench-$1${3:+-$3}.json"
+  local cmd=("$bench" --address "127.0.0.1:${2:-$ldlm_port}" --scenario "$1" --connections "$connections"
     --streams 1 --duration "$duration" --warmup "$warmup" --json)
   record "${cmd[@]}"
   local rc=0
@@ -206,6 +211,7 @@ bench_run() { # scenario -> REPLY=json file or ""
   fi
 }
 bench_run pair; pair_json=$REPLY
+bench_run pair "$durable_port" durable; durable_pair_json=$REPLY
 
 # --- 2. Redis lock+unlock pairs ---------------------------------------------
 lua="if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end"
@@ -287,7 +293,7 @@ facts_cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' 
 [ -n "$facts_cpu" ] || facts_cpu=$(uname -m)
 export CMP_DURATION=$duration CMP_WARMUP=$warmup CMP_CONNECTIONS=$connections CMP_H2_METHOD=$h2_method \
   CMP_OURS_T1=$ours_t1 CMP_NG_T1=$ng_t1 CMP_OURS_T16=$ours_t16 CMP_NG_T16=$ng_t16 \
-  CMP_PAIR_JSON=$pair_json CMP_CONTENDED_JSON=$contended_json CMP_BENCH_PROBLEM=$bench_problem \
+  CMP_PAIR_JSON=$pair_json CMP_DURABLE_PAIR_JSON=$durable_pair_json CMP_CONTENDED_JSON=$contended_json CMP_BENCH_PROBLEM=$bench_problem \
   CMP_R_MEM_SET=${redis_memory_set:-} CMP_R_MEM_EVAL=${redis_memory_eval:-} \
   CMP_R_FS_SET=${redis_fsync_set:-} CMP_R_FS_EVAL=${redis_fsync_eval:-} \
   CMP_R_MEM_NOTE=${redis_memory_note:-} CMP_R_FS_NOTE=${redis_fsync_note:-} \
@@ -411,7 +417,20 @@ else:
     for m, t in (("Contended hand-off p50", "≤ 0.3 ms"), ("Contended hand-off p99", "≤ 3× p50"),
                  ("Contended fairness", "within ±10%")):
         rows.append((m, not_run, "—", "—", t, "—"))
-rows.append(("Durable mode pairs/s ÷ in-memory pairs/s", "n/a (no persistence yet)", "—", "—", "—", "—"))
+durable = load("CMP_DURABLE_PAIR_JSON")
+durable_pair = durable["ops_per_second"] if durable else None
+if durable and durable.get("errors"):
+    notes.append(f"ldlm-bench pair (state file) reported errors: {json.dumps(durable['errors'])}")
+durable_cell = not_run
+if durable:
+    lat = durable.get("latency_ms", {})
+    durable_cell = rate(durable_pair) + f" (p50 {lat.get('p50', 0):.2f} ms, p99 {lat.get('p99', 0):.2f} ms)"
+redis_fsync = pair_rate(num("CMP_R_FS_SET"), num("CMP_R_FS_EVAL"))
+r = ratio(durable_pair, redis_fsync)
+rows.append((f"Lock+Unlock pairs/s, {conns} connections, durable (ours with --state_file ÷ Redis appendfsync always)",
+             durable_cell, rate(redis_fsync), fmt_ratio(r), "≥ 1.5×", met(None if r is None else r >= 1.5)))
+rows.append(("Durable mode pairs/s ÷ in-memory pairs/s", durable_cell, rate(ours_pair) if pair else not_run,
+             fmt_ratio(ratio(durable_pair, ours_pair)), "—", "—"))
 
 table = ["| measurement | ours | theirs | ratio | target | met |", "|---|---|---|---|---|---|"]
 table += ["| " + " | ".join(r) + " |" for r in rows]

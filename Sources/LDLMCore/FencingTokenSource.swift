@@ -23,6 +23,9 @@ public struct FencingTokenSource: Sendable {
         lastToken = floor
     }
 
+    /// The last token handed out (or the floor, before the first).
+    public var highWater: UInt64 { lastToken }
+
     mutating func next() -> UInt64 {
         lastToken += 1
         return lastToken

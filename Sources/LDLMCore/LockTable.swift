@@ -29,6 +29,9 @@ public final class LockTable {
     private var lastSessionID: UInt64 = 0
     @exclusivity(unchecked)
     private var lastTicket: UInt64 = 0
+    /// Told of every hold taken, released or re-leased, before any caller is.
+    @exclusivity(unchecked)
+    public var journal: LockTableJournal?
 
     public init(clock: LockClock, fencingTokens: FencingTokenSource, maxNameBytes: Int = LockTable.defaultMaxNameBytes) {
         self.clock = clock
@@ -61,6 +64,7 @@ public final class LockTable {
             guard let index = record.holderIndex(for: key) else { continue }
             if releasingLocks {
                 record.holders.remove(at: index)
+                journal?.holdReleased(name: record.name, key: key)
                 grantFreeSlots(of: record, into: &grants)
                 removeIfIdle(record)
             } else {
@@ -189,9 +193,12 @@ public final class LockTable {
     }
 
     /// Sets the lease of a held slot to `leaseSeconds` from now; a slot without a
-    /// lease gets one. Returns the slot's fencing token, which renewing keeps.
+    /// lease gets one. A hold no session owns (its session ended and the
+    /// server kept it, or it came back from a state file) joins `session`, so
+    /// it goes when that session ends. Returns the slot's fencing token,
+    /// which renewing keeps.
     @discardableResult
-    public func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) -> UInt64 {
+    public func renew(name: String, key: String, leaseSeconds: Int32, session: SessionID? = nil) throws(LockFailure) -> UInt64 {
         guard leaseSeconds > 0 else {
             throw .invalidArgument("lock_timeout_seconds must be at least 1 to renew a lock, got \(leaseSeconds)")
         }
@@ -200,6 +207,11 @@ public final class LockTable {
         }
         let leaseDeadline = deadline(afterSeconds: leaseSeconds)
         record.holders[index].leaseDeadline = leaseDeadline
+        if record.holders[index].session == nil, let session, let sessionRecord = sessions[session] {
+            record.holders[index].session = session
+            sessionRecord.holdings[key] = record
+        }
+        journal?.leaseChanged(name: name, key: key, leaseDeadline: leaseDeadline)
         // Extending needs no new entry: the armed one re-arms itself when it
         // comes due (see expireLease). Shortening arms a new one and makes the
         // old one stale. Either way a hold has one live entry, however its
@@ -210,6 +222,25 @@ public final class LockTable {
         }
         return record.holders[index].fencingToken
     }
+
+    // MARK: Restoring
+
+    /// Puts back a hold that a state file kept across a restart, owned by no
+    /// session until its key renews it (see ``renew(name:key:leaseSeconds:session:)``).
+    /// The journal is not told: the hold is already on record.
+    public func restoreHold(name: String, size: Int32, grant: LockGrant, leaseDeadline: UInt64) throws(LockFailure) {
+        try validate(name: name, size: size)
+        let record = try record(named: name, size: size)
+        guard record.hasFreeSlot, record.holderIndex(for: grant.key) == nil else {
+            removeIfIdle(record)
+            throw .invalidArgument("cannot restore a hold of \(name): its \(size) slots are taken or its key is held twice")
+        }
+        record.holders.append(Holder(grant, session: nil, leaseDeadline: leaseDeadline))
+        leaseDeadlines.insert((record, grant.key), deadline: leaseDeadline, isStale: Self.isStaleLease)
+    }
+
+    /// The largest fencing token handed out so far, or the floor the table started above.
+    public var fencingTokenHighWater: UInt64 { fencingTokens.highWater }
 
     // MARK: Time
 
@@ -370,6 +401,7 @@ public final class LockTable {
         let grant = LockGrant(key: key, fencingToken: fencingTokens.next())
         record.holders.append(Holder(grant, session: session, leaseDeadline: leaseDeadline))
         sessionRecord.holdings[key] = record
+        journal?.holdGranted(name: record.name, size: record.size, grant: grant, leaseDeadline: leaseDeadline)
         return grant
     }
 
@@ -386,6 +418,7 @@ public final class LockTable {
         if let session = holder.session {
             sessions[session]?.holdings.removeValue(forKey: holder.key)
         }
+        journal?.holdReleased(name: record.name, key: holder.key)
     }
 
     /// Hands free slots to the head of the queue, in order. The handlers are

@@ -94,6 +94,9 @@ extension ServerConfig {
         if shutdownTimeout == .zero {
             throw ConfigError("--shutdown_timeout must be greater than 0")
         }
+        if defaultLockTimeout == .zero {
+            throw ConfigError("--default_lock_timeout must be greater than 0")
+        }
         try validateAdminAccess()
     }
 

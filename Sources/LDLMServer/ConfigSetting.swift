@@ -22,6 +22,8 @@ enum ConfigSetting: String, CaseIterable {
     case handshakeTimeout = "handshake_timeout"
     case shutdownTimeout = "shutdown_timeout"
     case idleTimeout = "idle_timeout"
+    case stateFile = "state_file"
+    case defaultLockTimeout = "default_lock_timeout"
     // go-ldlm garbage-collects idle locks on a timer and shards its lock table;
     // here an idle lock is freed at once and one event loop owns every lock, so
     // these are accepted for drop-in command lines only.
@@ -38,9 +40,9 @@ enum ConfigSetting: String, CaseIterable {
     var kind: Kind {
         switch self {
         case .listenAddress, .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile,
-            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA:
+            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile:
             return .text
-        case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout,
+        case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout, .defaultLockTimeout,
             .lockGCInterval, .lockGCMinIdle:
             return .duration
         case .noClearOnDisconnect, .clientCertVerify:
@@ -61,6 +63,8 @@ enum ConfigSetting: String, CaseIterable {
         case .lockGCMinIdle: return "m"
         case .logLevel: return "v"
         case .noClearOnDisconnect: return "n"
+        case .stateFile: return "s"
+        case .defaultLockTimeout: return "d"
         default: return nil
         }
     }
@@ -119,6 +123,10 @@ enum ConfigSetting: String, CaseIterable {
             return "time a graceful drain (SIGTERM, SIGINT) may take before connections are closed; must be > 0 (default 10s)"
         case .idleTimeout:
             return "close a connection with no open streams, held locks or waiting calls after this long, with GOAWAY; 0 is off (default 0)"
+        case .stateFile:
+            return "append-only log of held locks, synced before each grant, unlock or renew is answered; locks survive restarts (default off)"
+        case .defaultLockTimeout:
+            return "lease given to each lock restored from --state_file, unless its own lease has longer to run (default 10m)"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
         case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
         }
@@ -126,16 +134,12 @@ enum ConfigSetting: String, CaseIterable {
 }
 
 /// go-ldlm flags that change behaviour this server does not have yet; they are
-/// refused rather than ignored, so nobody believes their locks persist.
+/// refused rather than ignored, so nobody believes they are served.
 enum UnsupportedGoFlag: String, CaseIterable {
-    case stateFile = "state_file"
-    case defaultLockTimeout = "default_lock_timeout"
     case restListenAddress = "rest_listen_address"
 
     var shortName: Character {
         switch self {
-        case .stateFile: return "s"
-        case .defaultLockTimeout: return "d"
         case .restListenAddress: return "r"
         }
     }

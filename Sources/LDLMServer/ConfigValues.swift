@@ -45,6 +45,10 @@ extension ServerConfig {
             shutdownTimeout = try Self.duration(value, for: setting)
         case .idleTimeout:
             idleTimeout = try Self.duration(value, for: setting)
+        case .stateFile:
+            stateFile = value.isEmpty ? nil : value
+        case .defaultLockTimeout:
+            defaultLockTimeout = try Self.duration(value, for: setting)
         // Checked so that a typo fails here as it would in go-ldlm, then unused.
         case .clientCertVerify:
             _ = try Self.bool(value, for: setting)

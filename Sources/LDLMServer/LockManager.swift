@@ -1,4 +1,5 @@
 import LDLMCore
+import LDLMStateLog
 import NIOCore
 
 /// The one owner of lock state: the ``LockTable``, the timer that expires its
@@ -17,6 +18,8 @@ final class LockManager {
     private var expiryTimer: (deadline: UInt64, task: Scheduled<Void>)?
     /// Set once the server drains: nothing queues any more.
     private(set) var isDraining = false
+    /// Writes every change to the state file, if the server keeps one.
+    let journal: StateJournal?
 
     /// `wallClock` gives Unix time in milliseconds, for when sessions opened.
     init(
@@ -25,6 +28,7 @@ final class LockManager {
         fencingTokens: FencingTokenSource,
         maxNameBytes: Int,
         clearOnDisconnect: Bool,
+        journal: StateJournal? = nil,
         wallClock: @escaping () -> Int64 = unixMillisecondsNow
     ) {
         self.eventLoop = eventLoop
@@ -32,6 +36,55 @@ final class LockManager {
         self.clock = clock
         self.wallClock = wallClock
         self.clearOnDisconnect = clearOnDisconnect
+        self.journal = journal
+    }
+
+    // MARK: Durability
+
+    /// Puts back the holds a state file kept, each leased for `defaultLease`
+    /// or what its own lease has left, whichever is longer, and owned by no
+    /// session until its key renews it; then starts recording changes.
+    func restore(_ state: RecoveredState, defaultLease: Duration) throws(LockFailure) {
+        let now = clock.nanosecondsNow
+        let wallNow = wallClock()
+        let defaultNanoseconds = UInt64(defaultLease.components.seconds) * 1_000_000_000
+            + UInt64(defaultLease.components.attoseconds / 1_000_000_000)
+        for hold in state.holds {
+            let remaining = hold.leaseEndUnixMilliseconds.map { max(0, $0 - wallNow) } ?? 0
+            let lease = max(defaultNanoseconds, UInt64(remaining) * 1_000_000)
+            try table.restoreHold(
+                name: hold.name,
+                size: hold.size,
+                grant: LockGrant(key: hold.key, fencingToken: hold.fencingToken),
+                leaseDeadline: now + lease
+            )
+        }
+        table.journal = journal
+        journal?.snapshot = { [unowned self] in self.snapshot() }
+        rescheduleExpiry()
+    }
+
+    /// Runs `body` once every change made so far is on disk; at once without
+    /// a state file.
+    func afterSync(_ body: @escaping () -> Void) {
+        guard let journal else { return body() }
+        journal.afterSync(body)
+    }
+
+    /// The whole table as a state file: what compaction writes.
+    private func snapshot() -> [UInt8] {
+        var bytes = StateLogFormat.header
+        StateLogFormat.append(.fencingTokenHighWater(table.fencingTokenHighWater), to: &bytes)
+        for lock in table.allLocks {
+            for holder in lock.holders {
+                let grant = StateRecord.grant(
+                    name: lock.name, size: lock.size, key: holder.key, fencingToken: holder.fencingToken,
+                    leaseEndUnixMilliseconds: holder.leaseDeadline.map(StateJournal.unixMilliseconds(atUptime:))
+                )
+                StateLogFormat.append(grant, to: &bytes)
+            }
+        }
+        return bytes
     }
 
     // MARK: Sessions
@@ -49,9 +102,12 @@ final class LockManager {
     func closeSession(_ session: SessionID) -> SessionEnd {
         peers.removeValue(forKey: session)
         let held = table.heldLockCount(session: session)
-        table.closeSession(session, releasingLocks: clearOnDisconnect)
+        // A drain with a state file is a restart, not a disconnect: the holds
+        // stay on record for the next run.
+        let releasing = clearOnDisconnect && !(isDraining && journal != nil)
+        table.closeSession(session, releasingLocks: releasing)
         rescheduleExpiry()
-        return clearOnDisconnect ? .released(locks: held) : .kept(locks: held)
+        return releasing ? .released(locks: held) : .kept(locks: held)
     }
 
     /// Whether the session holds a lock or waits for one.
@@ -98,10 +154,10 @@ final class LockManager {
         try table.unlock(name: name, key: key)
     }
 
-    /// Returns the hold's fencing token.
-    func renew(name: String, key: String, leaseSeconds: Int32) throws(LockFailure) -> UInt64 {
+    /// Returns the hold's fencing token. A hold no session owns joins `session`.
+    func renew(name: String, key: String, leaseSeconds: Int32, session: SessionID) throws(LockFailure) -> UInt64 {
         defer { rescheduleExpiry() }
-        return try table.renew(name: name, key: key, leaseSeconds: leaseSeconds)
+        return try table.renew(name: name, key: key, leaseSeconds: leaseSeconds, session: session)
     }
 
     /// The server stops serving: every queued call is withdrawn and answered

@@ -1,5 +1,6 @@
 import GoDuration
 import LDLMCore
+import LDLMStateLog
 import Logging
 import NIOCore
 import NIOPosix
@@ -17,9 +18,12 @@ public final class LockServer: Service {
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let tls: TLSContextProvider?
+    private let stateFile: (file: StateLogFile, recovered: RecoveredState)?
 
-    /// Loads TLS material, if configured; a bad file is a ``ConfigError``.
-    public init(config: ServerConfig, logger: Logger) throws(ConfigError) {
+    /// Loads TLS material, if configured, and reads the state file; a bad
+    /// TLS file is a ``ConfigError``, a state file that cannot be used a
+    /// ``StateFileError``.
+    public init(config: ServerConfig, logger: Logger) throws {
         self.config = config
         self.logger = logger
         if let certificatePath = config.tlsCertificatePath, let keyPath = config.tlsKeyPath {
@@ -27,19 +31,38 @@ public final class LockServer: Service {
         } else {
             tls = nil
         }
+        if let path = config.stateFile {
+            let (file, contents) = try StateLogFile.open(path: path) { logger.warning("\($0)") }
+            stateFile = (file, RecoveredState(replaying: contents.records))
+        } else {
+            stateFile = nil
+        }
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
     public func run() async throws {
         let eventLoop = group.next()
         let connections = OpenConnections()
+        let journal = stateFile.map {
+            StateJournal(file: $0.file, eventLoop: eventLoop, logger: logger, acknowledgesBeforeSync: false)
+        }
         let manager = LockManager(
             eventLoop: eventLoop,
             clock: EventLoopClock(),
-            fencingTokens: .startingAboveWallClock(),
+            fencingTokens: .startingAboveWallClock(orAbove: stateFile?.recovered.fencingTokenHighWater ?? 0),
             maxNameBytes: config.maxNameBytes,
-            clearOnDisconnect: config.clearOnDisconnect
+            clearOnDisconnect: config.clearOnDisconnect,
+            journal: journal
         )
+        if let stateFile {
+            // Before anything else can reach the manager: nothing races this.
+            try manager.restore(stateFile.recovered, defaultLease: config.defaultLockTimeout)
+            logger.info("state file loaded", metadata: [
+                "path": "\(stateFile.file.path)",
+                "locks_held": "\(stateFile.recovered.holds.count)",
+                "default_lock_timeout": "\(formatGoDuration(config.defaultLockTimeout))",
+            ])
+        }
         let pipeline = ConnectionPipeline(
             manager: manager,
             router: RPCRouter(services: Self.services(manager: manager, logger: logger), interceptors: Self.interceptors(config)),
@@ -108,7 +131,8 @@ public final class LockServer: Service {
         }
         connections.quiesce {
             timeout.cancel()
-            drained.succeed()
+            guard let journal = manager.journal else { return drained.succeed() }
+            journal.close().cascade(to: drained)
         }
     }
 
@@ -133,6 +157,7 @@ public final class LockServer: Service {
             "password": "\(config.password == nil ? "off" : "on")",
             "tls": "\(tls == nil ? "off" : config.clientCAPath == nil ? "on" : "mutual")",
             "ipc_socket_file": "\(config.ipcSocketFile ?? "off")",
+            "state_file": "\(config.stateFile ?? "off")",
             "admin_over_network": "\(config.adminPassword == nil && config.adminIdentities.isEmpty ? "off" : "on")",
         ])
     }

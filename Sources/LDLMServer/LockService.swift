@@ -4,6 +4,9 @@ import LDLMProtocol
 
 /// The `ldlm.LDLM` service: decodes each request, applies it through the
 /// ``LockManager`` and encodes the answer. Knows nothing of connections.
+///
+/// With a state file, an answer that tells of a change (a grant, an unlock,
+/// a renewal) goes out only once that change is on disk.
 final class LockService: RPCService {
     let serviceName = "ldlm.LDLM"
     private let manager: LockManager
@@ -16,11 +19,15 @@ final class LockService: RPCService {
     var methods: [String: RPCMethod] {
         [
             "Lock": { [self] call, makeResponder in call.decoding(LockRequest.self) { lock($0, call, makeResponder) } },
-            "TryLock": { [self] call, _ in call.decoding(TryLockRequest.self) { tryLock($0, call) } },
-            "Unlock": { [self] call, _ in call.decoding(UnlockRequest.self) { unlock($0) } },
+            "TryLock": { [self] call, makeResponder in
+                call.decoding(TryLockRequest.self) { durable(tryLock($0, call), makeResponder) }
+            },
+            "Unlock": { [self] call, makeResponder in call.decoding(UnlockRequest.self) { durable(unlock($0), makeResponder) } },
             // go-ldlm ≤ 1.1 calls it RefreshLock, 1.2 calls it Renew.
-            "RefreshLock": { [self] call, _ in call.decoding(RenewRequest.self) { renew($0) } },
-            "Renew": { [self] call, _ in call.decoding(RenewRequest.self) { renew($0) } },
+            "RefreshLock": { [self] call, makeResponder in
+                call.decoding(RenewRequest.self) { durable(renew($0, call), makeResponder) }
+            },
+            "Renew": { [self] call, makeResponder in call.decoding(RenewRequest.self) { durable(renew($0, call), makeResponder) } },
         ]
     }
 
@@ -33,7 +40,7 @@ final class LockService: RPCService {
             waitTimeoutSeconds: request.waitTimeoutSeconds ?? 0
         )
         if manager.isDraining {
-            return lockWithoutQueueing(arguments, call)
+            return durable(lockWithoutQueueing(arguments, call), makeResponder)
         }
         do {
             let attempt = try manager.lock(arguments, session: call.session) {
@@ -41,7 +48,9 @@ final class LockService: RPCService {
                 return { [manager] outcome in
                     switch outcome {
                     case .granted(let grant):
-                        responder.reply(LockResponses.locked(name: name, grant), onUndelivered: Self.undo(name: name, key: grant.key, manager))
+                        manager.afterSync {
+                            responder.reply(LockResponses.locked(name: name, grant), onUndelivered: Self.undo(name: name, key: grant.key, manager))
+                        }
                     case .timedOut:
                         responder.reply(LockResponses.lockFailure(name: name, .lockWaitTimeout(name: name)), onUndelivered: nil)
                     case .withdrawn:
@@ -51,7 +60,8 @@ final class LockService: RPCService {
             }
             switch attempt {
             case .acquired(let grant):
-                return .reply(LockResponses.locked(name: name, grant), onUndelivered: Self.undo(name: name, key: grant.key, manager))
+                let reply = RPCOutcome.reply(LockResponses.locked(name: name, grant), onUndelivered: Self.undo(name: name, key: grant.key, manager))
+                return durable(reply, makeResponder)
             case .queued(let ticket):
                 return .deferred(cancel: { [manager] in manager.cancelWait(ticket) })
             }
@@ -92,14 +102,29 @@ final class LockService: RPCService {
         }
     }
 
-    private func renew(_ request: RenewRequest) -> RPCOutcome {
+    private func renew(_ request: RenewRequest, _ call: RPCCall) -> RPCOutcome {
         do {
-            let token = try manager.renew(name: request.name, key: request.key, leaseSeconds: request.lockTimeoutSeconds)
+            let token = try manager.renew(
+                name: request.name, key: request.key, leaseSeconds: request.lockTimeoutSeconds, session: call.session
+            )
             let response = LockResponse(locked: true, name: request.name, key: request.key, fencingToken: token)
             return .reply(LockResponses.encoded(response), onUndelivered: nil)
         } catch {
             return .reply(LockResponses.lockFailure(name: request.name, error), onUndelivered: nil)
         }
+    }
+
+    /// Holds a reply until the changes made so far are on disk: only a change
+    /// leaves them unsynced, so a failed call or a TryLock that found the
+    /// lock taken is answered at once.
+    private func durable(_ outcome: RPCOutcome, _ makeResponder: () -> RPCResponder) -> RPCOutcome {
+        guard let journal = manager.journal, journal.hasUnsyncedChanges, case .reply(let message, let undo) = outcome else {
+            return outcome
+        }
+        let responder = makeResponder()
+        journal.afterSync { responder.reply(message, onUndelivered: undo) }
+        // Not withdrawable: the change is made; an answer nobody receives is undone.
+        return .deferred(cancel: { false })
     }
 
     private static let shuttingDown = GRPCStatus(.unavailable, "server is shutting down")

@@ -35,6 +35,10 @@ public struct ServerConfig: Equatable, Sendable {
     /// A connection with no open streams, no held locks and no waiting calls for
     /// this long is closed with a GOAWAY; zero keeps idle connections open.
     public var idleTimeout: Duration = .zero
+    /// The append-only log that keeps held locks across restarts; nil: none.
+    public var stateFile: String?
+    /// The shortest lease a lock restored from the state file gets.
+    public var defaultLockTimeout: Duration = .seconds(600)
 
     public var usesTLS: Bool { tlsCertificatePath != nil }
 

@@ -49,6 +49,8 @@ struct ServerFlags: ParsableCommand {
     @Option(.handshakeTimeout) var handshakeTimeout: String?
     @Option(.shutdownTimeout) var shutdownTimeout: String?
     @Option(.idleTimeout) var idleTimeout: String?
+    @Option(.stateFile) var stateFile: String?
+    @Option(.defaultLockTimeout) var defaultLockTimeout: String?
     @Option(.lockGCInterval) var lockGCInterval: String?
     @Option(.lockGCMinIdle) var lockGCMinIdle: String?
     @Option(.shards) var shards: String?
@@ -69,6 +71,7 @@ struct ServerFlags: ParsableCommand {
             .maxNameBytes: maxNameBytes, .maxMessageBytes: maxMessageBytes,
             .tlsCert: tlsCert, .tlsKey: tlsKey, .clientCA: clientCA, .clientCertVerify: clientCertVerify,
             .handshakeTimeout: handshakeTimeout, .shutdownTimeout: shutdownTimeout, .idleTimeout: idleTimeout,
+            .stateFile: stateFile, .defaultLockTimeout: defaultLockTimeout,
             .lockGCInterval: lockGCInterval, .lockGCMinIdle: lockGCMinIdle, .shards: shards,
         ]
         return values.compactMapValues { $0 }

@@ -1,4 +1,6 @@
 import Foundation
+import LDLMCore
+import LDLMStateLog
 import Logging
 import ServiceLifecycle
 
@@ -39,13 +41,18 @@ public enum ServerMain {
             return fail(error.message)
         } catch let error as ListenError {
             return fail(error.description)
+        } catch let error as StateFileError {
+            return fail(error.message, status: 1)
+        } catch let error as LockFailure {
+            return fail("state file \(config.stateFile ?? ""): \(error)", status: 1)
         } catch {
             return fail("\(error)")
         }
     }
 
-    private static func fail(_ message: String) -> Int32 {
+    /// Status 2 for a configuration that cannot work, 1 for a state file that cannot be used.
+    private static func fail(_ message: String, status: Int32 = 2) -> Int32 {
         FileHandle.standardError.write(Data("ldlm-server: \(message)\n".utf8))
-        return 2
+        return status
     }
 }

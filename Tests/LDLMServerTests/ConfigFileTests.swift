@@ -76,7 +76,7 @@ final class ConfigFileTests: XCTestCase {
 
     func testUnknownKeysAreRefused() {
         assertFileError("unknown_key: 1\n", is: #"config file /c.yaml: unknown option "unknown_key""#)
-        assertFileError("state_file: /x\n", is: #"config file /c.yaml: unknown option "state_file""#)
+        assertFileError("rest_listen_address: :1\n", is: #"config file /c.yaml: unknown option "rest_listen_address""#)
         assertFileError(#"{"version": true}"#, path: "/c.json", is: #"config file /c.json: unknown option "version""#)
     }
 

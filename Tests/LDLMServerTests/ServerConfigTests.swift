@@ -64,12 +64,22 @@ final class ServerConfigTests: XCTestCase {
     }
 
     func testGoLDLMFlagsNotSupportedYetAreRefused() {
-        XCTAssertConfigError(["-s", "/var/lib/ldlm/state"], is: "flag -s (--state_file) is not supported yet")
-        XCTAssertConfigError(["-d", "10m"], is: "flag -d (--default_lock_timeout) is not supported yet")
         XCTAssertConfigError(["-r", ":8080"], is: "flag -r (--rest_listen_address) is not supported yet")
-        XCTAssertConfigError(["--state_file", "/x"], is: "flag --state_file is not supported yet")
-        XCTAssertConfigError(["-default_lock_timeout=1m"], is: "flag --default_lock_timeout is not supported yet")
         XCTAssertConfigError(["--rest_listen_address", ":1"], is: "flag --rest_listen_address is not supported yet")
+    }
+
+    func testStateFileAndDefaultLockTimeoutTakeGoLDLMsNames() {
+        XCTAssertEqual(ServerConfig().defaultLockTimeout, .seconds(600))
+        XCTAssertNil(ServerConfig().stateFile)
+        XCTAssertConfig(["-s", "/var/lib/ldlm/state"], is: configWith { $0.stateFile = "/var/lib/ldlm/state" })
+        XCTAssertConfig(["--state_file", "/x", "-d", "90s"], is: configWith {
+            $0.stateFile = "/x"
+            $0.defaultLockTimeout = .seconds(90)
+        })
+        XCTAssertConfig(["-default_lock_timeout=1m"], is: configWith { $0.defaultLockTimeout = .seconds(60) })
+        XCTAssertConfig(["--state_file="], is: configWith())
+        XCTAssertConfigError(["-d", "0"], is: "--default_lock_timeout must be greater than 0")
+        XCTAssertConfigError(["-d", "soon"], is: #"invalid duration "soon" for --default_lock_timeout: use Go syntax such as 500ms, 10s or 1m30s"#)
     }
 
     func testVersionAndHelp() throws {

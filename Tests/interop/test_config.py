@@ -115,10 +115,10 @@ def test_bad_config_file_exits_2(run_server_expect_exit, tmp_path, name, content
     assert_config_error(rc, out, err, f"config file {name}")
 
 
-@pytest.mark.parametrize("flags", [["-s", "x"], ["-d", "10m"], ["-r", "127.0.0.1:8080"]],
-                         ids=["state_file", "default_lock_timeout", "rest_listen_address"])
+@pytest.mark.parametrize("flags", [["-r", "127.0.0.1:8080"], ["--rest_listen_address", ":1"]],
+                         ids=["short", "long"])
 def test_go_ldlm_flags_not_supported_yet_exit_2(run_server_expect_exit, flags):
-    """go-ldlm's -s, -d and -r are refused, never silently ignored."""
+    """go-ldlm's -r is refused, never silently ignored."""
     port = free_port()
     rc, out, err = run_server_expect_exit("--listen_address", f"127.0.0.1:{port}", *flags)
     assert_config_error(rc, out, err, flags)
