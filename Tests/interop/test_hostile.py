@@ -8,7 +8,6 @@ timeout)."""
 from __future__ import annotations
 
 import resource
-import socket
 import threading
 import time
 
