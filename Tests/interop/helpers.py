@@ -356,3 +356,198 @@ class ChildClient:
                 s.close()
             except Exception:
                 pass
+
+
+# --------------------------------------------------------------------------
+# raw HTTP/2: frames grpcio would never send
+# --------------------------------------------------------------------------
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0x0, 0x1, 0x2, 0x3, 0x4, 0x6, 0x7, 0x8, 0x9
+END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
+SETTINGS_INITIAL_WINDOW_SIZE = 0x4
+CANCEL, REFUSED_STREAM = 0x8, 0x7
+
+
+def h2_frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream_id.to_bytes(4, "big") + payload
+
+
+def h2_settings(values: dict[int, int]) -> bytes:
+    """A SETTINGS payload from ``{setting id: value}``."""
+    return b"".join(key.to_bytes(2, "big") + value.to_bytes(4, "big") for key, value in values.items())
+
+
+def _hpack_string_length(n: int) -> bytes:
+    """An HPACK integer with a 7-bit prefix and the Huffman bit clear (RFC 7541 §5.1)."""
+    if n < 127:
+        return bytes([n])
+    out = bytearray([127])
+    n -= 127
+    while n >= 128:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def hpack_literal(name: bytes, value: bytes) -> bytes:
+    """Literal header field without indexing, new name, no Huffman (RFC 7541 §6.2.2)."""
+    return b"\x00" + _hpack_string_length(len(name)) + name + _hpack_string_length(len(value)) + value
+
+
+def grpc_request_block(path: bytes = b"/ldlm.LDLM/TryLock", extra: list[tuple[bytes, bytes]] = ()) -> bytes:
+    """The header block of a unary gRPC request (never touches the HPACK dynamic table)."""
+    fields = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", path), (b":authority", b"localhost"),
+              (b"content-type", b"application/grpc"), (b"te", b"trailers"), *extra]
+    return b"".join(hpack_literal(n, v) for n, v in fields)
+
+
+def grpc_request(stream_id: int, message: bytes, path: bytes = b"/ldlm.LDLM/TryLock") -> bytes:
+    """HEADERS + DATA(END_STREAM) of a whole unary request."""
+    return (h2_frame(HEADERS, END_HEADERS, stream_id, grpc_request_block(path))
+            + h2_frame(DATA, END_STREAM, stream_id, grpc_frame(message)))
+
+
+def header_block_frames(stream_id: int, block: bytes, flags: int = 0, frame_size: int = 16384) -> bytes:
+    """``block`` as HEADERS + CONTINUATION frames of at most ``frame_size``
+    bytes (the default SETTINGS_MAX_FRAME_SIZE), END_HEADERS on the last."""
+    chunks = [block[i:i + frame_size] for i in range(0, len(block), frame_size)] or [b""]
+    return b"".join(
+        h2_frame(HEADERS if i == 0 else CONTINUATION,
+                 (flags if i == 0 else 0) | (END_HEADERS if i == len(chunks) - 1 else 0), stream_id, chunk)
+        for i, chunk in enumerate(chunks))
+
+
+@dataclass
+class H2Frame:
+    kind: int
+    flags: int
+    stream_id: int
+    payload: bytes
+    headers: dict | None = None  # decoded, for HEADERS
+
+
+class RawH2:
+    """One HTTP/2 connection on a plain socket: sends whatever bytes it is
+    given and parses what the server answers (HPACK via the ``hpack`` package,
+    since nghttp2 Huffman-codes its fields)."""
+
+    def __init__(self, port: int, *, source_host: str = "127.0.0.1", settings: bytes = b"",
+                 receive_buffer: int | None = None, preface: bytes | None = None):
+        import hpack
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.bind((source_host, 0))
+        self.sock.connect(("127.0.0.1", port))
+        self.frames: list[H2Frame] = []
+        self.closed = False
+        self._pending = b""
+        self._decoder = hpack.Decoder()
+        self.send(H2_PREFACE + h2_frame(SETTINGS, 0, 0, settings) if preface is None else preface)
+
+    def send(self, data: bytes, timeout: float = 5.0) -> bool:
+        """False once the server has closed the connection (or stopped reading
+        it for ``timeout``)."""
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.sendall(data)
+            return True
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            return False
+
+    def read(self, seconds: float, until=None) -> "RawH2":
+        """Reads for up to ``seconds`` (0: what is already there), or until
+        ``until(self)`` holds or the server closes the connection."""
+        deadline = time.monotonic() + seconds
+        while not self.closed and not (until and until(self)):
+            remaining = deadline - time.monotonic()
+            self.sock.settimeout(max(remaining, 0.0))
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except (BlockingIOError, socket.timeout):
+                break
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                self.closed = True
+                break
+            self._parse(chunk)
+        return self
+
+    def discard_input(self):
+        """Reads and drops whatever has arrived, for floods whose answers do
+        not matter; notes whether the server closed the connection."""
+        self.sock.settimeout(0.0)
+        while not self.closed:
+            try:
+                self.closed = self.sock.recv(1 << 20) == b""
+            except BlockingIOError:
+                return
+            except ConnectionResetError:
+                self.closed = True
+
+    def _parse(self, chunk: bytes):
+        data = self._pending + chunk
+        offset = 0
+        while offset + 9 <= len(data):
+            length = int.from_bytes(data[offset:offset + 3], "big")
+            if offset + 9 + length > len(data):
+                break
+            kind, flags = data[offset + 3], data[offset + 4]
+            stream_id = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7FFFFFFF
+            payload = data[offset + 9:offset + 9 + length]
+            frame = H2Frame(kind, flags, stream_id, payload)
+            if kind == HEADERS:
+                frame.headers = {k: v for k, v in self._decoder.decode(payload, raw=False)}
+            self.frames.append(frame)
+            offset += 9 + length
+        self._pending = data[offset:]
+
+    def sync(self, timeout: float = 10.0) -> bool:
+        """Sends a PING and waits for its ACK: the server has then processed
+        everything sent before it."""
+        opaque = os.urandom(8)
+        self.send(h2_frame(PING, 0, 0, opaque))
+        acked = lambda c: any(f.kind == PING and f.flags & ACK and f.payload == opaque for f in c.frames)  # noqa: E731
+        return acked(self.read(timeout, until=acked))
+
+    def goaway_code(self) -> int | None:
+        for f in self.frames:
+            if f.kind == GOAWAY:
+                return int.from_bytes(f.payload[4:8], "big")
+        return None
+
+    def reset_code(self, stream_id: int) -> int | None:
+        for f in self.frames:
+            if f.kind == RST_STREAM and f.stream_id == stream_id:
+                return int.from_bytes(f.payload[:4], "big")
+        return None
+
+    def grpc_status(self, stream_id: int) -> tuple[int, str] | None:
+        """``(grpc-status, grpc-message)`` once the stream's trailers arrived."""
+        for f in self.frames:
+            if f.kind == HEADERS and f.stream_id == stream_id and f.headers and "grpc-status" in f.headers:
+                return int(f.headers["grpc-status"]), f.headers.get("grpc-message", "")
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
+# --------------------------------------------------------------------------
+# the server process's resources
+# --------------------------------------------------------------------------
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def open_fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
