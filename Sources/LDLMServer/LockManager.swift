@@ -60,7 +60,7 @@ final class LockManager {
             )
         }
         table.journal = journal
-        journal?.snapshot = { [unowned self] in self.snapshot() }
+        journal?.snapshot = { [unowned self] in StateJournal.snapshot(of: self.table) }
         rescheduleExpiry()
     }
 
@@ -69,22 +69,6 @@ final class LockManager {
     func afterSync(_ body: @escaping () -> Void) {
         guard let journal else { return body() }
         journal.afterSync(body)
-    }
-
-    /// The whole table as a state file: what compaction writes.
-    private func snapshot() -> [UInt8] {
-        var bytes = StateLogFormat.header
-        StateLogFormat.append(.fencingTokenHighWater(table.fencingTokenHighWater), to: &bytes)
-        for lock in table.allLocks {
-            for holder in lock.holders {
-                let grant = StateRecord.grant(
-                    name: lock.name, size: lock.size, key: holder.key, fencingToken: holder.fencingToken,
-                    leaseEndUnixMilliseconds: holder.leaseDeadline.map(StateJournal.unixMilliseconds(atUptime:))
-                )
-                StateLogFormat.append(grant, to: &bytes)
-            }
-        }
-        return bytes
     }
 
     // MARK: Sessions

@@ -41,17 +41,24 @@ final class StateJournal: LockTableJournal {
 
     /// Snapshots are written no smaller than this apart, so a small table does
     /// not rewrite its file every few records.
-    private static let minimumCompactionBytes = 4 * 1024 * 1024
+    private let minimumCompactionBytes: Int
 
     /// `acknowledgesBeforeSync` is a fault for tests: answers go out before
     /// their records are on disk.
-    init(file: StateLogFile, eventLoop: EventLoop, logger: Logger, acknowledgesBeforeSync: Bool = false) {
+    init(
+        file: StateLogFile,
+        eventLoop: EventLoop,
+        logger: Logger,
+        minimumCompactionBytes: Int = 4 * 1024 * 1024,
+        acknowledgesBeforeSync: Bool = false
+    ) {
         self.file = file
         self.eventLoop = eventLoop
         self.logger = logger
+        self.minimumCompactionBytes = minimumCompactionBytes
         self.acknowledgesBeforeSync = acknowledgesBeforeSync
         self.fileSize = file.size
-        self.compactionThreshold = max(Self.minimumCompactionBytes, 2 * file.size)
+        self.compactionThreshold = max(minimumCompactionBytes, 2 * file.size)
         syncThread = NIOThreadPool(numberOfThreads: 1)
         syncThread.start()
     }
@@ -98,6 +105,22 @@ final class StateJournal: LockTableJournal {
 
     func leaseChanged(name: String, key: LockKey, leaseDeadline: UInt64) {
         append(.lease(name: name, key: key, endUnixMilliseconds: Self.unixMilliseconds(atUptime: leaseDeadline)))
+    }
+
+    /// The whole table as a state file: what compaction writes.
+    static func snapshot(of table: LockTable) -> [UInt8] {
+        var bytes = StateLogFormat.header
+        StateLogFormat.append(.fencingTokenHighWater(table.fencingTokenHighWater), to: &bytes)
+        for lock in table.allLocks {
+            for holder in lock.holders {
+                let grant = StateRecord.grant(
+                    name: lock.name, size: lock.size, key: holder.key, fencingToken: holder.fencingToken,
+                    leaseEndUnixMilliseconds: holder.leaseDeadline.map(unixMilliseconds(atUptime:))
+                )
+                StateLogFormat.append(grant, to: &bytes)
+            }
+        }
+        return bytes
     }
 
     /// Wall-clock time of a monotonic (NIO uptime) deadline.
@@ -153,7 +176,7 @@ final class StateJournal: LockTableJournal {
 
     private func synced(upTo: UInt64, fileSize: Int, wasSnapshot: Bool) {
         if wasSnapshot {
-            compactionThreshold = max(Self.minimumCompactionBytes, 2 * fileSize)
+            compactionThreshold = max(minimumCompactionBytes, 2 * fileSize)
             logger.info("state file compacted", metadata: ["bytes": "\(fileSize)"])
         }
         self.fileSize = fileSize

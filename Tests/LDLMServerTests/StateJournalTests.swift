@@ -1,0 +1,127 @@
+import Foundation
+import LDLMCore
+import LDLMStateLog
+import Logging
+import NIOCore
+import NIOPosix
+import XCTest
+
+@testable import LDLMServer
+
+/// The journal on a real event loop and sync thread, writing a real file.
+final class StateJournalTests: XCTestCase {
+    /// The table and journal live on the loop; tests reach them only through `onLoop`.
+    private final class Fixture: @unchecked Sendable {
+        let table = LockTable(clock: EventLoopClock(), fencingTokens: FencingTokenSource(startingAbove: 1_000))
+        let journal: StateJournal
+
+        init(journal: StateJournal) {
+            self.journal = journal
+            table.journal = journal
+            journal.snapshot = { [table] in StateJournal.snapshot(of: table) }
+        }
+    }
+
+    private var group: MultiThreadedEventLoopGroup!
+    private var path: String!
+
+    override func setUp() {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID())").path
+    }
+
+    override func tearDownWithError() throws {
+        try group.syncShutdownGracefully()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    private func makeFixture(minimumCompactionBytes: Int) throws -> Fixture {
+        let (file, _) = try StateLogFile.open(path: path) { XCTFail("unexpected warning \($0)") }
+        let journal = StateJournal(
+            file: file, eventLoop: group.next(), logger: Logger(label: "test"), minimumCompactionBytes: minimumCompactionBytes
+        )
+        return Fixture(journal: journal)
+    }
+
+    /// Runs `body` on the loop and waits until what it changed is on disk.
+    private func onLoop(_ fixture: Fixture, _ body: @escaping @Sendable (Fixture) throws -> Void) throws {
+        let loop = group.next()
+        try loop.flatSubmit { () -> EventLoopFuture<Void> in
+            let synced = loop.makePromise(of: Void.self)
+            do {
+                try body(fixture)
+                XCTAssertTrue(fixture.journal.hasUnsyncedChanges)
+                fixture.journal.afterSync { synced.succeed() }
+            } catch {
+                synced.fail(error)
+            }
+            return synced.futureResult
+        }.wait()
+    }
+
+    private func reopen() throws -> RecoveredState {
+        let (file, contents) = try StateLogFile.open(path: path) { XCTFail("unexpected warning \($0)") }
+        file.close()
+        return RecoveredState(replaying: contents.records)
+    }
+
+    func testWhatIsAnsweredIsOnDiskAndReplaysToTheSameHolds() throws {
+        let fixture = try makeFixture(minimumCompactionBytes: 1 << 30)
+        let expected = LockedValue<(key: LockKey, leaseEnd: Int64)?>(nil)
+        try onLoop(fixture) { fixture in
+            let session = fixture.table.openSession()
+            let kept = try XCTUnwrap(fixture.table.tryLock(name: "kept", size: 2, leaseSeconds: 60, session: session))
+            let gone = try XCTUnwrap(fixture.table.tryLock(name: "gone", session: session))
+            try fixture.table.unlock(name: "gone", key: gone.key.description)
+            let leaseDeadline = try XCTUnwrap(fixture.table.lockInfo(name: "kept")?.holders.first?.leaseDeadline)
+            expected.value = (kept.key, StateJournal.unixMilliseconds(atUptime: leaseDeadline))
+        }
+        let recovered = try reopenWhileOpen(fixture)
+        let hold = try XCTUnwrap(recovered.holds.first)
+        XCTAssertEqual(recovered.holds.count, 1)
+        XCTAssertEqual(hold.name, "kept")
+        XCTAssertEqual(hold.size, 2)
+        XCTAssertEqual(hold.key, expected.value?.key)
+        XCTAssertEqual(hold.fencingToken, 1_001)
+        XCTAssertEqual(recovered.fencingTokenHighWater, 1_002)
+        let lease = try XCTUnwrap(hold.leaseEndUnixMilliseconds)
+        XCTAssertEqual(Double(lease), Double(try XCTUnwrap(expected.value?.leaseEnd)), accuracy: 50)
+    }
+
+    func testCompactionBoundsTheFileAndKeepsEveryHoldAndTheTokenHighWater() throws {
+        let fixture = try makeFixture(minimumCompactionBytes: 4096)
+        let kept = LockedValue<[LockKey]>([])
+        for round in 0..<20 {
+            try onLoop(fixture) { fixture in
+                let session = fixture.table.openSession()
+                for index in 0..<50 {
+                    let name = "churn-\(index)"
+                    let grant = try XCTUnwrap(fixture.table.tryLock(name: name, session: session))
+                    try fixture.table.unlock(name: name, key: grant.key.description)
+                }
+                kept.value.append(try XCTUnwrap(fixture.table.tryLock(name: "kept-\(round)", session: session)).key)
+            }
+        }
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        // 20 × 101 records of ~50 bytes were written: about 100 KB without compaction.
+        XCTAssertLessThan(size, 3 * 4096, "the file was compacted")
+        let recovered = try reopenWhileOpen(fixture)
+        XCTAssertEqual(Set(recovered.holds.map(\.key)), Set(kept.value))
+        XCTAssertEqual(recovered.fencingTokenHighWater, 1_000 + 20 * 51)
+    }
+
+    /// Closes the journal (as a drain does), then reads the file back.
+    private func reopenWhileOpen(_ fixture: Fixture) throws -> RecoveredState {
+        try group.next().flatSubmit { fixture.journal.close() }.wait()
+        return try reopen()
+    }
+}
+
+/// A value the test thread and the loop hand to each other; `wait()` orders the accesses.
+private final class LockedValue<Value>: @unchecked Sendable {
+    var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+    }
+}
