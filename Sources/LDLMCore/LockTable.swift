@@ -9,8 +9,14 @@
 /// Every slot taken, at once or by a waiter, gets the next fencing token.
 public final class LockTable {
     public static let defaultMaxNameBytes = 4096
+    public static let defaultMaxLocks = 1_000_000
+    public static let defaultMaxWaiters = 10_000
 
     public let maxNameBytes: Int
+    /// Live locks the table may hold; a call that would create one more is refused.
+    public let maxLocks: Int
+    /// Queued `Lock` calls one lock may have; a call that would queue one more is refused.
+    public let maxWaiters: Int
     private let clock: LockClock
     private let keyGenerator = LockKeyGenerator()
     @exclusivity(unchecked)
@@ -30,10 +36,18 @@ public final class LockTable {
     @exclusivity(unchecked)
     private var lastTicket: UInt64 = 0
 
-    public init(clock: LockClock, fencingTokens: FencingTokenSource, maxNameBytes: Int = LockTable.defaultMaxNameBytes) {
+    public init(
+        clock: LockClock,
+        fencingTokens: FencingTokenSource,
+        maxNameBytes: Int = LockTable.defaultMaxNameBytes,
+        maxLocks: Int = LockTable.defaultMaxLocks,
+        maxWaiters: Int = LockTable.defaultMaxWaiters
+    ) {
         self.clock = clock
         self.fencingTokens = fencingTokens
         self.maxNameBytes = maxNameBytes
+        self.maxLocks = maxLocks
+        self.maxWaiters = maxWaiters
     }
 
     // MARK: Sessions
@@ -75,6 +89,8 @@ public final class LockTable {
     // MARK: Acquiring
 
     /// Takes a slot if one is free and nobody is queued; `nil` when the lock is full.
+    /// A new name beyond ``maxLocks`` (here and in ``lock``) is refused with
+    /// ``LockFailure/tooManyLocks(name:limit:)``; existing locks stay usable.
     public func tryLock(
         name: String,
         size: Int32 = 1,
@@ -89,7 +105,8 @@ public final class LockTable {
         return addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
     }
 
-    /// Takes a slot at once, or queues the call behind earlier ones.
+    /// Takes a slot at once, or queues the call behind earlier ones; refused
+    /// with ``LockFailure/tooManyWaiters(name:limit:)`` when the queue is full.
     ///
     /// `makeOutcomeHandler` is called once, before this returns, only if the
     /// call queues; it must not call into the table. A call taken at once or
@@ -113,6 +130,9 @@ public final class LockTable {
         if record.hasFreeSlot, record.firstWaiter == nil {
             let grant = addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
             return .acquired(grant)
+        }
+        guard record.waiterCount < maxWaiters else {
+            throw .tooManyWaiters(name: name, limit: maxWaiters)
         }
         lastTicket += 1
         let ticket = WaitTicket(rawValue: lastTicket)
@@ -342,6 +362,7 @@ public final class LockTable {
             }
             return record
         }
+        guard locks.count < maxLocks else { throw .tooManyLocks(name: name, limit: maxLocks) }
         let record = LockRecord(name: name, size: size)
         locks.insert(record)
         return record

@@ -94,6 +94,9 @@ extension ServerConfig {
         if shutdownTimeout == .zero {
             throw ConfigError("--shutdown_timeout must be greater than 0")
         }
+        if prefaceTimeout == .zero {
+            throw ConfigError("--preface_timeout must be greater than 0")
+        }
         try validateAdminAccess()
     }
 

@@ -22,6 +22,13 @@ enum ConfigSetting: String, CaseIterable {
     case handshakeTimeout = "handshake_timeout"
     case shutdownTimeout = "shutdown_timeout"
     case idleTimeout = "idle_timeout"
+    case maxLocks = "max_locks"
+    case maxWaiters = "max_waiters"
+    case maxConnections = "max_connections"
+    case maxConnectionsPerIP = "max_connections_per_ip"
+    case maxConcurrentStreams = "max_concurrent_streams"
+    case maxHeaderListBytes = "max_header_list_bytes"
+    case prefaceTimeout = "preface_timeout"
     // go-ldlm garbage-collects idle locks on a timer and shards its lock table;
     // here an idle lock is freed at once and one event loop owns every lock, so
     // these are accepted for drop-in command lines only.
@@ -40,12 +47,13 @@ enum ConfigSetting: String, CaseIterable {
         case .listenAddress, .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile,
             .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA:
             return .text
-        case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout,
+        case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout, .prefaceTimeout,
             .lockGCInterval, .lockGCMinIdle:
             return .duration
         case .noClearOnDisconnect, .clientCertVerify:
             return .bool
-        case .maxNameBytes, .maxMessageBytes, .shards:
+        case .maxNameBytes, .maxMessageBytes, .shards, .maxLocks, .maxWaiters, .maxConnections, .maxConnectionsPerIP,
+            .maxConcurrentStreams, .maxHeaderListBytes:
             return .positiveInteger
         }
     }
@@ -119,6 +127,19 @@ enum ConfigSetting: String, CaseIterable {
             return "time a graceful drain (SIGTERM, SIGINT) may take before connections are closed; must be > 0 (default 10s)"
         case .idleTimeout:
             return "close a connection with no open streams, held locks or waiting calls after this long, with GOAWAY; 0 is off (default 0)"
+        case .maxLocks:
+            return "lock names the server holds at once; a Lock or TryLock that would create one more gets RESOURCE_EXHAUSTED (default 1000000)"
+        case .maxWaiters:
+            return "Lock calls queued on one lock; one more gets RESOURCE_EXHAUSTED (default 10000)"
+        case .maxConnections:
+            return "connections open at once, Unix socket included; one more is closed at once (default 10000)"
+        case .maxConnectionsPerIP:
+            return "TCP connections open at once from one IP address; one more is closed at once (default 1000)"
+        case .maxConcurrentStreams: return "calls one connection may have open at once, announced in SETTINGS (default 1000)"
+        case .maxHeaderListBytes:
+            return "largest request header list, as HTTP/2 counts it; a larger one has its stream reset (default 16384)"
+        case .prefaceTimeout:
+            return "time a connection gets to send its HTTP/2 preface (after TLS), and to finish any header block it starts (default 10s)"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
         case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
         }

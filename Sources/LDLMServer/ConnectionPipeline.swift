@@ -1,5 +1,6 @@
 import GoDuration
 import LDLMGRPC
+import LDLMHTTP2
 import Logging
 import NIOCore
 import NIOSSL
@@ -27,6 +28,7 @@ struct ConnectionPipeline {
     ///
     ///     NIOSSLServerHandler      TLS (when configured)
     ///     TLSHandshakeHandler      handshake timeout, ALPN h2, client identity
+    ///     ClientStallHandler       preface and header-block timeout
     ///     BackPressureHandler      stop reading while our answers are not read
     ///     SessionHandler           one lock session per connection
     ///     GRPCConnectionHandler    HTTP/2 + gRPC calls, routed to the services
@@ -38,6 +40,11 @@ struct ConnectionPipeline {
             try handlers.addHandler(NIOSSLServerHandler(context: tls.current))
             try handlers.addHandler(TLSHandshakeHandler(timeout: TimeAmount(config.handshakeTimeout), connection: connection))
         }
+        try handlers.addHandler(ClientStallHandler(
+            timeout: TimeAmount(config.prefaceTimeout),
+            startsAfterTLSHandshake: tls != nil,
+            connection: connection
+        ))
         // A client that sends requests but does not read the answers would make
         // them pile up here; reading from it pauses until its socket drains, and
         // its keepalive PINGs then go unanswered, which ends it.
@@ -45,8 +52,11 @@ struct ConnectionPipeline {
         try handlers.addHandler(SessionHandler(manager: manager, connection: connection))
         var limits = GRPCServerLimits()
         limits.maxMessageBytes = config.maxMessageBytes
+        var http2Settings = HTTP2Settings()
+        http2Settings.maxConcurrentStreams = UInt32(config.maxConcurrentStreams)
+        http2Settings.maxHeaderListSize = UInt32(config.maxHeaderListBytes)
         let grpcHandler = GRPCConnectionHandler(
-            grpc: try GRPCServerConnection(limits: limits),
+            grpc: try GRPCServerConnection(limits: limits, http2Settings: http2Settings),
             router: router,
             connection: connection,
             outputBuffer: outputBuffer
@@ -57,6 +67,14 @@ struct ConnectionPipeline {
             let busy = connection.session.map(manager.isBusy) ?? false
             return .init(openStreams: openStreams, lastStreamID: lastStreamID, sessionBusy: busy)
         })
+    }
+
+    /// Sets up a connection over a connection limit to be closed at once:
+    /// without TLS, after a GOAWAY that tells an HTTP/2 client why.
+    func refuse(_ channel: Channel, reason: String) throws {
+        let connection = ConnectionContext(logger: logger, remoteAddress: remoteAddress(of: channel), transport: transport)
+        let handler = RefusedConnectionHandler(reason: reason, sendsGoAway: tls == nil, connection: connection)
+        try channel.pipeline.syncOperations.addHandler(handler)
     }
 
     /// A Unix socket's peer has no address of its own: name the socket.

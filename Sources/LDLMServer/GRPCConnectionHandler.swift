@@ -105,6 +105,11 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             context?.fireChannelRead(wrapInboundOut(.pingAcknowledged))
         case .goAway:
             connection.logger.debug("client sent GOAWAY")
+        case .headerListTooLarge(let streamID, let limit):
+            connection.logger.warning(
+                "reset a call whose header list is over the limit (max_header_list_bytes)",
+                metadata: ["stream": "\(streamID)", "limit": "\(limit)"]
+            )
         }
     }
 

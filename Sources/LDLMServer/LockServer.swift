@@ -32,12 +32,14 @@ public final class LockServer: Service {
 
     public func run() async throws {
         let eventLoop = group.next()
-        let connections = OpenConnections()
+        let connections = OpenConnections(maxConnections: config.maxConnections, maxConnectionsPerIP: config.maxConnectionsPerIP)
         let manager = LockManager(
             eventLoop: eventLoop,
             clock: EventLoopClock(),
             fencingTokens: .startingAboveWallClock(),
             maxNameBytes: config.maxNameBytes,
+            maxLocks: config.maxLocks,
+            maxWaiters: config.maxWaiters,
             clearOnDisconnect: config.clearOnDisconnect
         )
         let pipeline = ConnectionPipeline(

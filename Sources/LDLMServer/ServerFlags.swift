@@ -49,6 +49,13 @@ struct ServerFlags: ParsableCommand {
     @Option(.handshakeTimeout) var handshakeTimeout: String?
     @Option(.shutdownTimeout) var shutdownTimeout: String?
     @Option(.idleTimeout) var idleTimeout: String?
+    @Option(.maxLocks) var maxLocks: String?
+    @Option(.maxWaiters) var maxWaiters: String?
+    @Option(.maxConnections) var maxConnections: String?
+    @Option(.maxConnectionsPerIP) var maxConnectionsPerIP: String?
+    @Option(.maxConcurrentStreams) var maxConcurrentStreams: String?
+    @Option(.maxHeaderListBytes) var maxHeaderListBytes: String?
+    @Option(.prefaceTimeout) var prefaceTimeout: String?
     @Option(.lockGCInterval) var lockGCInterval: String?
     @Option(.lockGCMinIdle) var lockGCMinIdle: String?
     @Option(.shards) var shards: String?
@@ -69,6 +76,9 @@ struct ServerFlags: ParsableCommand {
             .maxNameBytes: maxNameBytes, .maxMessageBytes: maxMessageBytes,
             .tlsCert: tlsCert, .tlsKey: tlsKey, .clientCA: clientCA, .clientCertVerify: clientCertVerify,
             .handshakeTimeout: handshakeTimeout, .shutdownTimeout: shutdownTimeout, .idleTimeout: idleTimeout,
+            .maxLocks: maxLocks, .maxWaiters: maxWaiters, .maxConnections: maxConnections,
+            .maxConnectionsPerIP: maxConnectionsPerIP, .maxConcurrentStreams: maxConcurrentStreams,
+            .maxHeaderListBytes: maxHeaderListBytes, .prefaceTimeout: prefaceTimeout,
             .lockGCInterval: lockGCInterval, .lockGCMinIdle: lockGCMinIdle, .shards: shards,
         ]
         return values.compactMapValues { $0 }
