@@ -29,7 +29,7 @@ final class ClientStallHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if startsAfterTLSHandshake, case TLSUserEvent.handshakeCompleted = event {
+        if startsAfterTLSHandshake, case TLSUserEvent.handshakeCompleted(_) = event {
             startTimer(context: context)
         }
         context.fireUserInboundEventTriggered(event)

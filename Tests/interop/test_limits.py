@@ -4,12 +4,14 @@ and the preface / header-block timeout (--preface_timeout): each refusal is
 a clear answer to the one client over the limit, logged, and everyone else
 goes on being served."""
 import socket
+import ssl
 import time
 
 import grpc
 import pytest
 
 from helpers import wait_until
+from tls_certs import make_cert_set
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -260,6 +262,27 @@ def test_connection_without_a_whole_preface_is_closed_after_preface_timeout(star
     assert "did not finish the HTTP/2 connection preface within 700ms (preface_timeout)" in server.logs()
     time.sleep(0.5)
     assert good.try_lock("later").locked, "a connection that sent its preface stays open"
+
+
+def test_tls_connection_silent_after_its_handshake_is_closed_after_preface_timeout(start_server, tmp_path):
+    certs = make_cert_set(tmp_path)
+    server = start_server("--tls_cert", certs.server.cert, "--tls_key", certs.server.key,
+                          "--preface_timeout", "700ms", "--handshake_timeout", "5s")
+    context = ssl.create_default_context(cafile=str(certs.ca.path))
+    context.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    with context.wrap_socket(raw, server_hostname="localhost") as sock:
+        handshaken = time.monotonic()
+        closed = False
+        sock.settimeout(5)
+        while not closed:
+            try:
+                closed = sock.recv(65536) == b""
+            except (ConnectionResetError, ssl.SSLError):
+                closed = True
+        elapsed = time.monotonic() - handshaken
+    assert 0.6 <= elapsed < 4, elapsed
+    assert "did not finish the HTTP/2 connection preface within 700ms (preface_timeout)" in server.logs()
 
 
 def test_header_block_without_end_headers_is_closed_after_preface_timeout(start_server, connect):
