@@ -3,7 +3,7 @@
 /// in one go: its connection preface (the 24-byte magic and its first frame,
 /// SETTINGS), or a header block (HEADERS or PUSH_PROMISE and CONTINUATIONs,
 /// up to the end of the frame with END_HEADERS). A client that stays in debt
-/// past the preface timeout is stalling. Pure: ``ClientStallHandler`` feeds
+/// past the preface timeout is stalling. Pure: ``ClientStallTimeout`` feeds
 /// it bytes and keeps the timer; nghttp2 checks what the bytes say.
 struct ClientStallStateMachine {
     enum Debt: Equatable {

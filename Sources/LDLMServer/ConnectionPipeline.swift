@@ -28,10 +28,10 @@ struct ConnectionPipeline {
     ///
     ///     NIOSSLServerHandler      TLS (when configured)
     ///     TLSHandshakeHandler      handshake timeout, ALPN h2, client identity
-    ///     ClientStallHandler       preface and header-block timeout
     ///     BackPressureHandler      stop reading while our answers are not read
     ///     SessionHandler           one lock session per connection
-    ///     GRPCConnectionHandler    HTTP/2 + gRPC calls, routed to the services
+    ///     GRPCConnectionHandler    HTTP/2 + gRPC calls, routed to the services;
+    ///                              preface and header-block timeout
     ///     ConnectionManagementHandler  keepalive, idle, drain
     func configure(_ channel: Channel) throws {
         let handlers = channel.pipeline.syncOperations
@@ -40,11 +40,6 @@ struct ConnectionPipeline {
             try handlers.addHandler(NIOSSLServerHandler(context: tls.current))
             try handlers.addHandler(TLSHandshakeHandler(timeout: TimeAmount(config.handshakeTimeout), connection: connection))
         }
-        try handlers.addHandler(ClientStallHandler(
-            timeout: TimeAmount(config.prefaceTimeout),
-            startsAfterTLSHandshake: tls != nil,
-            connection: connection
-        ))
         // A client that sends requests but does not read the answers would make
         // them pile up here; reading from it pauses until its socket drains, and
         // its keepalive PINGs then go unanswered, which ends it.
@@ -59,7 +54,12 @@ struct ConnectionPipeline {
             grpc: try GRPCServerConnection(limits: limits, http2Settings: http2Settings),
             router: router,
             connection: connection,
-            outputBuffer: outputBuffer
+            outputBuffer: outputBuffer,
+            stallTimeout: ClientStallTimeout(
+                timeout: TimeAmount(config.prefaceTimeout),
+                startsAfterTLSHandshake: tls != nil,
+                connection: connection
+            )
         )
         try handlers.addHandler(grpcHandler)
         try handlers.addHandler(ConnectionManagementHandler(configuration: managementConfiguration, connection: connection) { [manager] in

@@ -6,11 +6,10 @@ import NIOTLS
 /// one that has not sent its whole HTTP/2 preface within the preface timeout
 /// of its start (of the end of its TLS handshake, with TLS), or that ends a
 /// read inside a header block and does not finish it within the same time.
-/// Costs a read that ends between frames one scan of its frame headers.
-final class ClientStallHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
+///
+/// Driven by ``GRPCConnectionHandler``, which sees every read anyway: a
+/// handler of its own would cost each read a pipeline hop.
+final class ClientStallTimeout {
     private var state = ClientStallStateMachine()
     private let timeout: TimeAmount
     private let startsAfterTLSHandshake: Bool
@@ -25,35 +24,36 @@ final class ClientStallHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         if !startsAfterTLSHandshake { startTimer(context: context) }
-        context.fireChannelActive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if startsAfterTLSHandshake, case TLSUserEvent.handshakeCompleted(_) = event {
             startTimer(context: context)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        unwrapInboundIn(data).withUnsafeReadableBytes { state.received($0) }
-        if state.debt == nil {
-            timeoutTask?.cancel()
-            timeoutTask = nil
-        } else if timeoutTask == nil {
-            startTimer(context: context)
-        }
-        context.fireChannelRead(data)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        timeoutTask?.cancel()
-        timeoutTask = nil
-        context.fireChannelInactive()
+    func received(_ bytes: UnsafeRawBufferPointer) {
+        state.received(bytes)
     }
 
     /// The timer runs until a read leaves nothing owed; progress in between
     /// does not restart it, so trickling a header block in does not help.
+    func readEnded(context: ChannelHandlerContext) {
+        if state.debt == nil {
+            if let timeoutTask {
+                timeoutTask.cancel()
+                self.timeoutTask = nil
+            }
+        } else {
+            startTimer(context: context)
+        }
+    }
+
+    func channelInactive() {
+        timeoutTask?.cancel()
+        timeoutTask = nil
+    }
+
     private func startTimer(context: ChannelHandlerContext) {
         guard timeoutTask == nil else { return }
         timeoutTask = context.eventLoop.scheduleTask(in: timeout) { [weak self] () -> Void in
