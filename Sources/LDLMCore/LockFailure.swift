@@ -14,6 +14,19 @@ public enum LockFailure: Error, Equatable, Sendable {
     case invalidLockSize(Int32)
     /// A request field out of range: empty or oversized name, negative timeout.
     case invalidArgument(String)
+    /// Creating the lock `name` would exceed the table's lock count limit.
+    case tooManyLocks(name: String, limit: Int)
+    /// Queueing on `name` would exceed its limit of waiting calls.
+    case tooManyWaiters(name: String, limit: Int)
+
+    /// A server limit, not a mistake of the request: answered with a gRPC
+    /// RESOURCE_EXHAUSTED status rather than an LDLM error.
+    public var isResourceExhausted: Bool {
+        switch self {
+        case .tooManyLocks, .tooManyWaiters: return true
+        default: return false
+        }
+    }
 
     /// A sentence for the `Error.message` field.
     public var message: String {
@@ -32,6 +45,10 @@ public enum LockFailure: Error, Equatable, Sendable {
             return "invalid lock size \(size): size must be at least 1"
         case .invalidArgument(let message):
             return message
+        case .tooManyLocks(let name, let limit):
+            return "cannot create lock \"\(name)\": the server already has \(limit) locks, its limit (max_locks)"
+        case .tooManyWaiters(let name, let limit):
+            return "cannot wait for lock \"\(name)\": \(limit) calls already wait for it, the server's limit (max_waiters)"
         }
     }
 }

@@ -9,8 +9,14 @@
 /// Every slot taken, at once or by a waiter, gets the next fencing token.
 public final class LockTable {
     public static let defaultMaxNameBytes = 4096
+    public static let defaultMaxLocks = 1_000_000
+    public static let defaultMaxWaiters = 10_000
 
     public let maxNameBytes: Int
+    /// Live locks the table may hold; a call that would create one more is refused.
+    public let maxLocks: Int
+    /// Queued `Lock` calls one lock may have; a call that would queue one more is refused.
+    public let maxWaiters: Int
     private let clock: LockClock
     private let keyGenerator = LockKeyGenerator()
     @exclusivity(unchecked)
@@ -33,10 +39,18 @@ public final class LockTable {
     @exclusivity(unchecked)
     public var journal: LockTableJournal?
 
-    public init(clock: LockClock, fencingTokens: FencingTokenSource, maxNameBytes: Int = LockTable.defaultMaxNameBytes) {
+    public init(
+        clock: LockClock,
+        fencingTokens: FencingTokenSource,
+        maxNameBytes: Int = LockTable.defaultMaxNameBytes,
+        maxLocks: Int = LockTable.defaultMaxLocks,
+        maxWaiters: Int = LockTable.defaultMaxWaiters
+    ) {
         self.clock = clock
         self.fencingTokens = fencingTokens
         self.maxNameBytes = maxNameBytes
+        self.maxLocks = maxLocks
+        self.maxWaiters = maxWaiters
     }
 
     // MARK: Sessions
@@ -79,6 +93,8 @@ public final class LockTable {
     // MARK: Acquiring
 
     /// Takes a slot if one is free and nobody is queued; `nil` when the lock is full.
+    /// A new name beyond ``maxLocks`` (here and in ``lock``) is refused with
+    /// ``LockFailure/tooManyLocks(name:limit:)``; existing locks stay usable.
     public func tryLock(
         name: String,
         size: Int32 = 1,
@@ -93,7 +109,8 @@ public final class LockTable {
         return addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
     }
 
-    /// Takes a slot at once, or queues the call behind earlier ones.
+    /// Takes a slot at once, or queues the call behind earlier ones; refused
+    /// with ``LockFailure/tooManyWaiters(name:limit:)`` when the queue is full.
     ///
     /// `makeOutcomeHandler` is called once, before this returns, only if the
     /// call queues; it must not call into the table. A call taken at once or
@@ -117,6 +134,9 @@ public final class LockTable {
         if record.hasFreeSlot, record.firstWaiter == nil {
             let grant = addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
             return .acquired(grant)
+        }
+        guard record.waiterCount < maxWaiters else {
+            throw .tooManyWaiters(name: name, limit: maxWaiters)
         }
         lastTicket += 1
         let ticket = WaitTicket(rawValue: lastTicket)
@@ -229,8 +249,12 @@ public final class LockTable {
     /// session until its key renews it (see ``renew(name:key:leaseSeconds:session:)``).
     /// The journal is not told: the hold is already on record.
     public func restoreHold(name: String, size: Int32, grant: LockGrant, leaseDeadline: UInt64) throws(LockFailure) {
-        try validate(name: name, size: size)
-        let record = try record(named: name, size: size)
+        guard !name.isEmpty, size >= 1 else {
+            throw .invalidArgument("cannot restore a hold of \"\(name)\" with size \(size)")
+        }
+        // Held locks come back even past a lowered --max_locks or --max_name_bytes:
+        // dropping one would hand it to a second holder.
+        let record = try record(named: name, size: size, withinLimit: false)
         guard record.hasFreeSlot, record.holderIndex(for: grant.key) == nil else {
             removeIfIdle(record)
             throw .invalidArgument("cannot restore a hold of \(name): its \(size) slots are taken or its key is held twice")
@@ -366,13 +390,14 @@ public final class LockTable {
         }
     }
 
-    private func record(named name: String, size: Int32) throws(LockFailure) -> LockRecord {
+    private func record(named name: String, size: Int32, withinLimit: Bool = true) throws(LockFailure) -> LockRecord {
         if let record = locks.find(name) {
             guard record.size == size else {
                 throw .lockSizeMismatch(name: name, lockSize: record.size, requestedSize: size)
             }
             return record
         }
+        guard locks.count < maxLocks || !withinLimit else { throw .tooManyLocks(name: name, limit: maxLocks) }
         let record = LockRecord(name: name, size: size)
         locks.insert(record)
         return record

@@ -26,6 +26,8 @@ public enum GRPCServerEvent: Sendable {
     case request(GRPCRequest)
     case pingAcknowledged
     case goAway
+    /// A request's header list was over the limit; its stream was reset.
+    case headerListTooLarge(streamID: Int32, limit: UInt32)
 }
 
 public struct GRPCServerLimits: Sendable {
@@ -46,6 +48,7 @@ public struct GRPCServerLimits: Sendable {
 public final class GRPCServerConnection {
     public let http2: HTTP2Connection
     let limits: GRPCServerLimits
+    let http2Settings: HTTP2Settings
     @exclusivity(unchecked)
     var streams = StreamIDMap<GRPCServerStream>()
     @exclusivity(unchecked)
@@ -70,6 +73,7 @@ public final class GRPCServerConnection {
 
     public init(limits: GRPCServerLimits = GRPCServerLimits(), http2Settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
         self.limits = limits
+        self.http2Settings = http2Settings
         self.http2 = try HTTP2Connection(role: .server, settings: http2Settings)
     }
 
@@ -228,6 +232,8 @@ public final class GRPCServerConnection {
             // The client gave up on the call while our answer was on its way:
             // it dropped the answer unread, so its effect must be undone.
             recentlyDelivered.take(streamID)?()
+        case .headerListTooLarge(let streamID):
+            onEvent(.headerListTooLarge(streamID: streamID, limit: http2Settings.maxHeaderListSize))
         case .pingAcknowledged:
             onEvent(.pingAcknowledged)
         case .goAway:

@@ -317,7 +317,9 @@ public final class HTTP2Connection {
         guard inboundHeaders.streamID == streamID else { return 0 }
         inboundHeaders.size += name.count + value.count + 32
         guard inboundHeaders.size <= Int(settings.maxHeaderListSize) else {
-            // Resets only this stream (nghttp2 answers with RST_STREAM).
+            // Resets only this stream (nghttp2 answers with RST_STREAM) and
+            // skips the rest of its block, so this is reported once.
+            events.append(.headerListTooLarge(streamID: streamID))
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
         }
         inboundHeaders.fields.append(name: name, value: value)

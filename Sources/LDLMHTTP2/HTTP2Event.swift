@@ -14,6 +14,9 @@ public enum HTTP2Event: Equatable, Sendable {
     /// only a stream still open on its side, so it never received all we sent
     /// on it: the response was cut off in flight.
     case resetAfterClose(streamID: Int32)
+    /// The peer sent a header block over `SETTINGS_MAX_HEADER_LIST_SIZE`;
+    /// the stream was reset and the block dropped.
+    case headerListTooLarge(streamID: Int32)
     /// The peer answered one of our PINGs.
     case pingAcknowledged
     /// The peer is shutting the connection down.

@@ -97,6 +97,9 @@ extension ServerConfig {
         if defaultLockTimeout == .zero {
             throw ConfigError("--default_lock_timeout must be greater than 0")
         }
+        if prefaceTimeout == .zero {
+            throw ConfigError("--preface_timeout must be greater than 0")
+        }
         try validateAdminAccess()
     }
 

@@ -24,6 +24,13 @@ enum ConfigSetting: String, CaseIterable {
     case idleTimeout = "idle_timeout"
     case stateFile = "state_file"
     case defaultLockTimeout = "default_lock_timeout"
+    case maxLocks = "max_locks"
+    case maxWaiters = "max_waiters"
+    case maxConnections = "max_connections"
+    case maxConnectionsPerIP = "max_connections_per_ip"
+    case maxConcurrentStreams = "max_concurrent_streams"
+    case maxHeaderListBytes = "max_header_list_bytes"
+    case prefaceTimeout = "preface_timeout"
     // go-ldlm garbage-collects idle locks on a timer and shards its lock table;
     // here an idle lock is freed at once and one event loop owns every lock, so
     // these are accepted for drop-in command lines only.
@@ -43,11 +50,13 @@ enum ConfigSetting: String, CaseIterable {
             .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile:
             return .text
         case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout, .defaultLockTimeout,
+            .prefaceTimeout,
             .lockGCInterval, .lockGCMinIdle:
             return .duration
         case .noClearOnDisconnect, .clientCertVerify:
             return .bool
-        case .maxNameBytes, .maxMessageBytes, .shards:
+        case .maxNameBytes, .maxMessageBytes, .shards, .maxLocks, .maxWaiters, .maxConnections, .maxConnectionsPerIP,
+            .maxConcurrentStreams, .maxHeaderListBytes:
             return .positiveInteger
         }
     }
@@ -127,6 +136,19 @@ enum ConfigSetting: String, CaseIterable {
             return "append-only log of held locks, synced before each grant, unlock or renew is answered; locks survive restarts (default off)"
         case .defaultLockTimeout:
             return "lease given to each lock restored from --state_file, unless its own lease has longer to run (default 10m)"
+        case .maxLocks:
+            return "lock names the server holds at once; a Lock or TryLock that would create one more gets RESOURCE_EXHAUSTED (default 1000000)"
+        case .maxWaiters:
+            return "Lock calls queued on one lock; one more gets RESOURCE_EXHAUSTED (default 10000)"
+        case .maxConnections:
+            return "connections open at once, Unix socket included; one more is closed at once (default 10000)"
+        case .maxConnectionsPerIP:
+            return "TCP connections open at once from one IP address; one more is closed at once (default 1000)"
+        case .maxConcurrentStreams: return "calls one connection may have open at once, announced in SETTINGS (default 1000)"
+        case .maxHeaderListBytes:
+            return "largest request header list, as HTTP/2 counts it; a larger one has its stream reset (default 16384)"
+        case .prefaceTimeout:
+            return "time a connection gets to send its HTTP/2 preface (after TLS), and to finish any header block it starts (default 10s)"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
         case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
         }

@@ -49,6 +49,20 @@ extension ServerConfig {
             stateFile = value.isEmpty ? nil : value
         case .defaultLockTimeout:
             defaultLockTimeout = try Self.duration(value, for: setting)
+        case .maxLocks:
+            maxLocks = try Self.positiveInteger(value, for: setting)
+        case .maxWaiters:
+            maxWaiters = try Self.positiveInteger(value, for: setting)
+        case .maxConnections:
+            maxConnections = try Self.positiveInteger(value, for: setting)
+        case .maxConnectionsPerIP:
+            maxConnectionsPerIP = try Self.positiveInteger(value, for: setting)
+        case .maxConcurrentStreams:
+            maxConcurrentStreams = try Self.positiveInteger(value, for: setting, atMost: Int(UInt32.max))
+        case .maxHeaderListBytes:
+            maxHeaderListBytes = try Self.positiveInteger(value, for: setting, atMost: Int(UInt32.max))
+        case .prefaceTimeout:
+            prefaceTimeout = try Self.duration(value, for: setting)
         // Checked so that a typo fails here as it would in go-ldlm, then unused.
         case .clientCertVerify:
             _ = try Self.bool(value, for: setting)
@@ -114,9 +128,12 @@ extension ServerConfig {
         }
     }
 
-    private static func positiveInteger(_ value: String, for setting: ConfigSetting) throws(ConfigError) -> Int {
+    private static func positiveInteger(_ value: String, for setting: ConfigSetting, atMost limit: Int = .max) throws(ConfigError) -> Int {
         guard let number = Int(value), number > 0 else {
             throw ConfigError("invalid value \"\(value)\" for --\(setting.name): must be a positive integer")
+        }
+        guard number <= limit else {
+            throw ConfigError("invalid value \"\(value)\" for --\(setting.name): must be at most \(limit)")
         }
         return number
     }

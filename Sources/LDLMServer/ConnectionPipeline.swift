@@ -1,5 +1,6 @@
 import GoDuration
 import LDLMGRPC
+import LDLMHTTP2
 import Logging
 import NIOCore
 import NIOSSL
@@ -29,7 +30,8 @@ struct ConnectionPipeline {
     ///     TLSHandshakeHandler      handshake timeout, ALPN h2, client identity
     ///     BackPressureHandler      stop reading while our answers are not read
     ///     SessionHandler           one lock session per connection
-    ///     GRPCConnectionHandler    HTTP/2 + gRPC calls, routed to the services
+    ///     GRPCConnectionHandler    HTTP/2 + gRPC calls, routed to the services;
+    ///                              preface and header-block timeout
     ///     ConnectionManagementHandler  keepalive, idle, drain
     func configure(_ channel: Channel) throws {
         let handlers = channel.pipeline.syncOperations
@@ -45,11 +47,19 @@ struct ConnectionPipeline {
         try handlers.addHandler(SessionHandler(manager: manager, connection: connection))
         var limits = GRPCServerLimits()
         limits.maxMessageBytes = config.maxMessageBytes
+        var http2Settings = HTTP2Settings()
+        http2Settings.maxConcurrentStreams = UInt32(config.maxConcurrentStreams)
+        http2Settings.maxHeaderListSize = UInt32(config.maxHeaderListBytes)
         let grpcHandler = GRPCConnectionHandler(
-            grpc: try GRPCServerConnection(limits: limits),
+            grpc: try GRPCServerConnection(limits: limits, http2Settings: http2Settings),
             router: router,
             connection: connection,
-            outputBuffer: outputBuffer
+            outputBuffer: outputBuffer,
+            stallTimeout: ClientStallTimeout(
+                timeout: TimeAmount(config.prefaceTimeout),
+                startsAfterTLSHandshake: tls != nil,
+                connection: connection
+            )
         )
         try handlers.addHandler(grpcHandler)
         try handlers.addHandler(ConnectionManagementHandler(configuration: managementConfiguration, connection: connection) { [manager] in
@@ -57,6 +67,14 @@ struct ConnectionPipeline {
             let busy = connection.session.map(manager.isBusy) ?? false
             return .init(openStreams: openStreams, lastStreamID: lastStreamID, sessionBusy: busy)
         })
+    }
+
+    /// Sets up a connection over a connection limit to be closed at once:
+    /// without TLS, after a GOAWAY that tells an HTTP/2 client why.
+    func refuse(_ channel: Channel, reason: String) throws {
+        let connection = ConnectionContext(logger: logger, remoteAddress: remoteAddress(of: channel), transport: transport)
+        let handler = RefusedConnectionHandler(reason: reason, sendsGoAway: tls == nil, connection: connection)
+        try channel.pipeline.syncOperations.addHandler(handler)
     }
 
     /// A Unix socket's peer has no address of its own: name the socket.

@@ -7,7 +7,8 @@ import NIOCore
 ///
 /// The call state lives in ``GRPCServerConnection`` (one state per stream);
 /// this handler adds only I/O: reading, one flush per read, the timer for the
-/// earliest call deadline, and the commands ``ConnectionManagementHandler``
+/// earliest call deadline, the preface and header-block timeout
+/// (``ClientStallTimeout``), and the commands ``ConnectionManagementHandler``
 /// sends down (PING, GOAWAY). It tells that handler of PING ACKs and GOAWAYs.
 final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     typealias InboundIn = ByteBuffer
@@ -19,6 +20,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     private let router: RPCRouter
     private let connection: ConnectionContext
     private let outputBuffer: SharedOutputBuffer
+    private let stallTimeout: ClientStallTimeout
     private var context: ChannelHandlerContext?
     private var routes = RouteCache()
     private var deadlineTimer: (deadline: UInt64, task: Scheduled<Void>)?
@@ -26,11 +28,18 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     /// loop, so answers produced meanwhile are batched into it.
     private var flushPending = false
 
-    init(grpc: GRPCServerConnection, router: RPCRouter, connection: ConnectionContext, outputBuffer: SharedOutputBuffer) {
+    init(
+        grpc: GRPCServerConnection,
+        router: RPCRouter,
+        connection: ConnectionContext,
+        outputBuffer: SharedOutputBuffer,
+        stallTimeout: ClientStallTimeout
+    ) {
         self.grpc = grpc
         self.router = router
         self.connection = connection
         self.outputBuffer = outputBuffer
+        self.stallTimeout = stallTimeout
         // The handler owns `grpc`, which never outlives it, so the closure
         // needs no counted reference back.
         grpc.admission = { [unowned(unsafe) self] streamID, path, headers in
@@ -49,25 +58,36 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        stallTimeout.channelActive(context: context)
         flushOutput()
         context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        stallTimeout.userInboundEventTriggered(context: context, event: event)
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         flushPending = true
         do {
-            try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes, onEvent: handle) }
+            try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in
+                stallTimeout.received(bytes)
+                try grpc.receive(bytes, onEvent: handle)
+            }
         } catch {
             connection.logger.info("closing connection after HTTP/2 protocol error", metadata: ["error": "\(error)"])
             flushOutput()
             context.close(promise: nil)
             return
         }
+        stallTimeout.readEnded(context: context)
         flushOutput()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        stallTimeout.channelInactive()
         deadlineTimer?.task.cancel()
         deadlineTimer = nil
         grpc.connectionClosed()
@@ -105,6 +125,11 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             context?.fireChannelRead(wrapInboundOut(.pingAcknowledged))
         case .goAway:
             connection.logger.debug("client sent GOAWAY")
+        case .headerListTooLarge(let streamID, let limit):
+            connection.logger.warning(
+                "reset a call whose header list is over the limit (max_header_list_bytes)",
+                metadata: ["stream": "\(streamID)", "limit": "\(limit)"]
+            )
         }
     }
 

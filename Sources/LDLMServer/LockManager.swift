@@ -27,12 +27,20 @@ final class LockManager {
         clock: LockClock,
         fencingTokens: FencingTokenSource,
         maxNameBytes: Int,
+        maxLocks: Int = LockTable.defaultMaxLocks,
+        maxWaiters: Int = LockTable.defaultMaxWaiters,
         clearOnDisconnect: Bool,
         journal: StateJournal? = nil,
         wallClock: @escaping () -> Int64 = unixMillisecondsNow
     ) {
         self.eventLoop = eventLoop
-        self.table = LockTable(clock: clock, fencingTokens: fencingTokens, maxNameBytes: maxNameBytes)
+        self.table = LockTable(
+            clock: clock,
+            fencingTokens: fencingTokens,
+            maxNameBytes: maxNameBytes,
+            maxLocks: maxLocks,
+            maxWaiters: maxWaiters
+        )
         self.clock = clock
         self.wallClock = wallClock
         self.clearOnDisconnect = clearOnDisconnect

@@ -26,7 +26,7 @@ enum LockResponses {
         case .lockDoesNotExistOrInvalidKey: code = .lockDoesNotExistOrInvalidKey
         case .lockSizeMismatch: code = .lockSizeMismatch
         case .invalidLockSize: code = .invalidLockSize
-        case .invalidArgument: code = .unknown
+        case .invalidArgument, .tooManyLocks, .tooManyWaiters: code = .unknown
         }
         return LDLMError(code: code, message: failure.message)
     }

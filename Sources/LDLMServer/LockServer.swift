@@ -42,7 +42,7 @@ public final class LockServer: Service {
 
     public func run() async throws {
         let eventLoop = group.next()
-        let connections = OpenConnections()
+        let connections = OpenConnections(maxConnections: config.maxConnections, maxConnectionsPerIP: config.maxConnectionsPerIP)
         let journal = stateFile.map {
             StateJournal(file: $0.file, eventLoop: eventLoop, logger: logger, acknowledgesBeforeSync: false)
         }
@@ -51,6 +51,8 @@ public final class LockServer: Service {
             clock: EventLoopClock(),
             fencingTokens: .startingAboveWallClock(orAbove: stateFile?.recovered.fencingTokenHighWater ?? 0),
             maxNameBytes: config.maxNameBytes,
+            maxLocks: config.maxLocks,
+            maxWaiters: config.maxWaiters,
             clearOnDisconnect: config.clearOnDisconnect,
             journal: journal
         )

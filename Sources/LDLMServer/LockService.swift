@@ -66,7 +66,7 @@ final class LockService: RPCService {
                 return .deferred(cancel: { [manager] in manager.cancelWait(ticket) })
             }
         } catch {
-            return .reply(LockResponses.lockFailure(name: name, error), onUndelivered: nil)
+            return failed(error, name: name, call)
         }
     }
 
@@ -88,8 +88,18 @@ final class LockService: RPCService {
             let undo = Self.undo(name: arguments.name, key: grant.key, manager)
             return .reply(LockResponses.locked(name: arguments.name, grant), onUndelivered: undo)
         } catch {
-            return .reply(LockResponses.lockFailure(name: arguments.name, error), onUndelivered: nil)
+            return failed(error, name: arguments.name, call)
         }
+    }
+
+    /// A server limit is a gRPC RESOURCE_EXHAUSTED status, logged for the
+    /// operator; any other failure is an LDLM error in the response.
+    private func failed(_ failure: LockFailure, name: String, _ call: RPCCall) -> RPCOutcome {
+        guard failure.isResourceExhausted else {
+            return .reply(LockResponses.lockFailure(name: name, failure), onUndelivered: nil)
+        }
+        manager.peer(of: call.session)?.connection.logger.warning("refused lock call over a server limit", metadata: ["error": "\(failure.message)"])
+        return .failure(GRPCStatus(.resourceExhausted, failure.message))
     }
 
     private func unlock(_ request: UnlockRequest) -> RPCOutcome {

@@ -39,6 +39,22 @@ public struct ServerConfig: Equatable, Sendable {
     public var stateFile: String?
     /// The shortest lease a lock restored from the state file gets.
     public var defaultLockTimeout: Duration = .seconds(600)
+    /// Lock names held at once; creating one more is refused RESOURCE_EXHAUSTED.
+    public var maxLocks = 1_000_000
+    /// Queued `Lock` calls per lock; queueing one more is refused RESOURCE_EXHAUSTED.
+    public var maxWaiters = 10_000
+    /// Connections open at once over TCP and the Unix socket together.
+    public var maxConnections = 10_000
+    /// TCP connections open at once from one IP address.
+    public var maxConnectionsPerIP = 1_000
+    /// Streams one connection may have open, announced in SETTINGS.
+    public var maxConcurrentStreams = 1_000
+    /// Largest request header list (name + value + 32 per field), announced in SETTINGS.
+    public var maxHeaderListBytes = 16 * 1024
+    /// Time a connection gets to send its HTTP/2 preface, counted from
+    /// accept or from the end of its TLS handshake, and to finish a header
+    /// block once it has begun one.
+    public var prefaceTimeout: Duration = .seconds(10)
 
     public var usesTLS: Bool { tlsCertificatePath != nil }
 

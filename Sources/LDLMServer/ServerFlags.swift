@@ -51,6 +51,13 @@ struct ServerFlags: ParsableCommand {
     @Option(.idleTimeout) var idleTimeout: String?
     @Option(.stateFile) var stateFile: String?
     @Option(.defaultLockTimeout) var defaultLockTimeout: String?
+    @Option(.maxLocks) var maxLocks: String?
+    @Option(.maxWaiters) var maxWaiters: String?
+    @Option(.maxConnections) var maxConnections: String?
+    @Option(.maxConnectionsPerIP) var maxConnectionsPerIP: String?
+    @Option(.maxConcurrentStreams) var maxConcurrentStreams: String?
+    @Option(.maxHeaderListBytes) var maxHeaderListBytes: String?
+    @Option(.prefaceTimeout) var prefaceTimeout: String?
     @Option(.lockGCInterval) var lockGCInterval: String?
     @Option(.lockGCMinIdle) var lockGCMinIdle: String?
     @Option(.shards) var shards: String?
@@ -72,6 +79,9 @@ struct ServerFlags: ParsableCommand {
             .tlsCert: tlsCert, .tlsKey: tlsKey, .clientCA: clientCA, .clientCertVerify: clientCertVerify,
             .handshakeTimeout: handshakeTimeout, .shutdownTimeout: shutdownTimeout, .idleTimeout: idleTimeout,
             .stateFile: stateFile, .defaultLockTimeout: defaultLockTimeout,
+            .maxLocks: maxLocks, .maxWaiters: maxWaiters, .maxConnections: maxConnections,
+            .maxConnectionsPerIP: maxConnectionsPerIP, .maxConcurrentStreams: maxConcurrentStreams,
+            .maxHeaderListBytes: maxHeaderListBytes, .prefaceTimeout: prefaceTimeout,
             .lockGCInterval: lockGCInterval, .lockGCMinIdle: lockGCMinIdle, .shards: shards,
         ]
         return values.compactMapValues { $0 }

@@ -69,8 +69,13 @@ enum ServerListeners {
             .serverChannelOption(.backlog, value: 1024)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try pipeline.configure(channel)
-                    connections.add(channel)
+                    let ip = pipeline.transport.isUnixSocket ? nil : channel.remoteAddress?.ipAddress
+                    switch connections.admit(channel, ip: ip) {
+                    case .admitted:
+                        try pipeline.configure(channel)
+                    case .refused(let reason):
+                        try pipeline.refuse(channel, reason: reason)
+                    }
                 }
             }
     }

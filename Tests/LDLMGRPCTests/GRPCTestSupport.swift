@@ -113,7 +113,7 @@ struct CallOutcome {
             case .data(_, let bytes): body += bytes
             case .endStream: ended = true
             case .streamClosed(_, let code): closeCode = code
-            case .pingAcknowledged, .goAway, .resetAfterClose: break
+            case .pingAcknowledged, .goAway, .resetAfterClose, .headerListTooLarge: break
             }
         }
     }
@@ -151,7 +151,7 @@ extension HTTP2Event {
     var streamID: Int32? {
         switch self {
         case .headers(let id, _), .data(let id, _), .endStream(let id), .streamClosed(let id, _): return id
-        case .resetAfterClose(let id): return id
+        case .resetAfterClose(let id), .headerListTooLarge(let id): return id
         case .pingAcknowledged, .goAway: return nil
         }
     }

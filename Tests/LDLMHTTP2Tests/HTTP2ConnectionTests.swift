@@ -303,6 +303,8 @@ final class HTTP2ConnectionTests: XCTestCase {
 
         let serverEvents = pair.takeServerEvents()
         XCTAssertEqual(serverEvents.headerBlocks(of: oversized), [], "the oversized block never reaches the application")
+        XCTAssertEqual(serverEvents.filter { $0 == .headerListTooLarge(streamID: oversized) }.count, 1, "reported once, for the log")
+        XCTAssertFalse(serverEvents.contains(.headerListTooLarge(streamID: before)))
         XCTAssertEqual(serverEvents.body(of: oversized), [])
         XCTAssertNotEqual(serverEvents.closeCode(of: oversized), 0)
         XCTAssertNotNil(serverEvents.closeCode(of: oversized))

@@ -60,7 +60,8 @@ extension Array where Element == HTTP2Event {
     func events(on streamID: Int32) -> [HTTP2Event] {
         filter { event in
             switch event {
-            case .headers(let id, _), .data(let id, _), .endStream(let id), .streamClosed(let id, _), .resetAfterClose(let id):
+            case .headers(let id, _), .data(let id, _), .endStream(let id), .streamClosed(let id, _), .resetAfterClose(let id),
+                .headerListTooLarge(let id):
                 return id == streamID
             case .pingAcknowledged, .goAway:
                 return false
@@ -100,6 +101,7 @@ extension Array where Element == HTTP2Event {
             case .endStream: shape.append("endStream")
             case .streamClosed(_, let code): shape.append("closed(\(code))")
             case .resetAfterClose: shape.append("resetAfterClose")
+            case .headerListTooLarge: shape.append("headerListTooLarge")
             case .pingAcknowledged, .goAway: break
             }
         }

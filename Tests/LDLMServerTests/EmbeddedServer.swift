@@ -40,6 +40,8 @@ final class EmbeddedServer {
             clock: EmbeddedLoopClock(loop),
             fencingTokens: .startingAboveWallClock(),
             maxNameBytes: config.maxNameBytes,
+            maxLocks: config.maxLocks,
+            maxWaiters: config.maxWaiters,
             clearOnDisconnect: config.clearOnDisconnect,
             wallClock: { Self.wallClockNow }
         )

@@ -19,7 +19,7 @@ final class OpenConnectionsTests: XCTestCase {
         let recorder = QuiesceRecorder()
         let channel = EmbeddedChannel(handler: recorder, loop: loop)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4000)).wait()
-        connections.add(channel)
+        XCTAssertEqual(connections.admit(channel, ip: "127.0.0.1"), .admitted)
         return (channel, recorder)
     }
 

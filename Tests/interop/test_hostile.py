@@ -1,10 +1,6 @@
 """Hostile HTTP/2 and gRPC input on raw sockets.  For every attack: the
 attacker is cut off or its abuse is harmless, a normal client is served
-during and after it, and the server's memory stays bounded.
-
-Tests marked ``needs limits branch`` exercise limits that are not merged yet
-(``--max_header_list_bytes``, ``--preface_timeout`` and the header-block
-timeout)."""
+during and after it, and the server's memory stays bounded."""
 from __future__ import annotations
 
 import resource
@@ -46,7 +42,6 @@ from helpers import (
 # server's normal working set does not come near it.
 MEMORY_GROWTH_BOUND = 64 * 1024 * 1024
 GRPC_OK, GRPC_INVALID_ARGUMENT, GRPC_RESOURCE_EXHAUSTED = 0, 3, 8
-needs_limits_branch = pytest.mark.xfail(reason="needs limits branch", strict=False)
 
 
 class Bystander:
@@ -357,7 +352,6 @@ def test_hpack_bomb_is_refused_per_stream(start_server, connect):
     assert_served_after(server, connect, "bomb")
 
 
-@needs_limits_branch
 @pytest.mark.parametrize("fields", [
     pytest.param(oversized_fields(1, 12 * 1024), id="one-12KiB-value"),
     pytest.param(oversized_fields(400, 20), id="400-small-fields"),
@@ -449,7 +443,6 @@ def test_thousands_of_half_open_connections_leave_normal_clients_served(start_se
     wait_for_fds(server, lambda fds: fds <= fds_before + 8, "the closed connections' fds were not released")
 
 
-@needs_limits_branch
 @pytest.mark.parametrize("opening", HALF_OPEN.values(), ids=HALF_OPEN.keys())
 def test_half_open_connections_are_closed_by_the_preface_timeout(start_server, connect, opening):
     server = start_server("--preface_timeout", "1s")
@@ -492,7 +485,6 @@ def test_header_block_that_never_ends_is_cut_off_by_keepalive(start_server, conn
     assert_served_after(server, connect, "after-slow-headers")
 
 
-@needs_limits_branch
 def test_header_block_that_never_ends_is_cut_off_by_the_header_timeout(start_server, connect):
     # The default keepalive (1 min) is far off: only the header-block timeout can end it.
     server = start_server("--preface_timeout", "1s")
