@@ -33,20 +33,8 @@ public final class LockServer: Service {
     public func run() async throws {
         let eventLoop = group.next()
         let connections = OpenConnections()
-        let manager = LockManager(
-            eventLoop: eventLoop,
-            clock: EventLoopClock(),
-            fencingTokens: .startingAboveWallClock(),
-            maxNameBytes: config.maxNameBytes,
-            clearOnDisconnect: config.clearOnDisconnect
-        )
-        let pipeline = ConnectionPipeline(
-            manager: manager,
-            router: RPCRouter(services: Self.services(manager: manager, logger: logger), interceptors: Self.interceptors(config)),
-            config: config,
-            tls: tls,
-            logger: logger
-        )
+        let core = LockServerCore(eventLoop: eventLoop, clock: EventLoopClock(), config: config, tls: tls, logger: logger)
+        let (manager, pipeline) = (core.manager, core.pipeline)
         let listeners: [Channel]
         let socketFile: UnixSocketFile?
         do {
@@ -73,7 +61,7 @@ public final class LockServer: Service {
     }
 
     /// Every service the server offers. Adding one is one line here.
-    private static func services(manager: LockManager, logger: Logger) -> [RPCService] {
+    static func services(manager: LockManager, logger: Logger) -> [RPCService] {
         [
             LockService(manager: manager),
             AdminService(manager: manager, logger: logger),
