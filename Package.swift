@@ -126,6 +126,21 @@ let package = Package(
         ),
         .executableTarget(name: "ldlm-lock", dependencies: ["LDLMLockTool"]),
 
+        // Fuzzing (scripts/fuzz.sh): libFuzzer targets on the same code the server runs.
+        // Without -sanitize=fuzzer they only replay the input files they are given.
+        .target(name: "CFuzzerDriver"),
+        .target(
+            name: "LDLMFuzzTargets",
+            dependencies: [
+                "CFuzzerDriver", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "fuzz-server-connection", dependencies: ["LDLMFuzzTargets"]),
+        .executableTarget(name: "fuzz-message-decoding", dependencies: ["LDLMFuzzTargets"]),
+
         .target(name: "LDLMTestSupport", dependencies: ["LDLMHTTP2"], path: "Tests/LDLMTestSupport"),
         .testTarget(name: "LDLMHTTP2Tests", dependencies: ["LDLMHTTP2", "LDLMTestSupport"]),
         .testTarget(name: "LDLMGRPCTests", dependencies: ["LDLMGRPC", "LDLMHTTP2", "LDLMTestSupport"]),
@@ -141,6 +156,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "LDLMFuzzTests", dependencies: ["LDLMFuzzTargets"]),
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [

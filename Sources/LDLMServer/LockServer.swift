@@ -46,16 +46,16 @@ public final class LockServer: Service {
         let journal = stateFile.map {
             StateJournal(file: $0.file, eventLoop: eventLoop, logger: logger, acknowledgesBeforeSync: false)
         }
-        let manager = LockManager(
+        let core = LockServerCore(
             eventLoop: eventLoop,
             clock: EventLoopClock(),
-            fencingTokens: .startingAboveWallClock(orAbove: stateFile?.recovered.fencingTokenHighWater ?? 0),
-            maxNameBytes: config.maxNameBytes,
-            maxLocks: config.maxLocks,
-            maxWaiters: config.maxWaiters,
-            clearOnDisconnect: config.clearOnDisconnect,
-            journal: journal
+            config: config,
+            tls: tls,
+            logger: logger,
+            journal: journal,
+            fencingTokenFloor: stateFile?.recovered.fencingTokenHighWater ?? 0
         )
+        let (manager, pipeline) = (core.manager, core.pipeline)
         if let stateFile {
             // Before anything else can reach the manager: nothing races this.
             try manager.restore(stateFile.recovered, defaultLease: config.defaultLockTimeout)
@@ -65,13 +65,6 @@ public final class LockServer: Service {
                 "default_lock_timeout": "\(formatGoDuration(config.defaultLockTimeout))",
             ])
         }
-        let pipeline = ConnectionPipeline(
-            manager: manager,
-            router: RPCRouter(services: Self.services(manager: manager, logger: logger), interceptors: Self.interceptors(config)),
-            config: config,
-            tls: tls,
-            logger: logger
-        )
         let listeners: [Channel]
         let socketFile: UnixSocketFile?
         do {
@@ -98,7 +91,7 @@ public final class LockServer: Service {
     }
 
     /// Every service the server offers. Adding one is one line here.
-    private static func services(manager: LockManager, logger: Logger) -> [RPCService] {
+    static func services(manager: LockManager, logger: Logger) -> [RPCService] {
         [
             LockService(manager: manager),
             AdminService(manager: manager, logger: logger),

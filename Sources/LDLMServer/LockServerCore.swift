@@ -1,0 +1,54 @@
+import LDLMCore
+import Logging
+import NIOCore
+
+/// What a server serves its connections with, without its listeners: the
+/// ``LockManager`` on one event loop, the services and interceptors, and the
+/// connection pipeline over them. ``LockServer`` binds sockets to it; the fuzz
+/// targets feed it connections that have none (hence package access).
+package struct LockServerCore {
+    let manager: LockManager
+    let pipeline: ConnectionPipeline
+
+    /// `journal` writes the state file, whose largest token is `fencingTokenFloor`.
+    init(
+        eventLoop: EventLoop,
+        clock: LockClock,
+        config: ServerConfig,
+        tls: TLSContextProvider?,
+        logger: Logger,
+        journal: StateJournal? = nil,
+        fencingTokenFloor: UInt64 = 0
+    ) {
+        manager = LockManager(
+            eventLoop: eventLoop,
+            clock: clock,
+            fencingTokens: .startingAboveWallClock(orAbove: fencingTokenFloor),
+            maxNameBytes: config.maxNameBytes,
+            maxLocks: config.maxLocks,
+            maxWaiters: config.maxWaiters,
+            clearOnDisconnect: config.clearOnDisconnect,
+            journal: journal
+        )
+        pipeline = ConnectionPipeline(
+            manager: manager,
+            router: RPCRouter(services: LockServer.services(manager: manager, logger: logger), interceptors: LockServer.interceptors(config)),
+            config: config,
+            tls: tls,
+            logger: logger
+        )
+    }
+
+    /// A plaintext server whose lock core reads time from `clock`.
+    package init(eventLoop: EventLoop, clock: LockClock, config: ServerConfig, logger: Logger) {
+        self.init(eventLoop: eventLoop, clock: clock, config: config, tls: nil, logger: logger)
+    }
+
+    /// Builds a new connection's handlers on `channel`, as for an accepted socket.
+    package func configure(_ channel: Channel) throws {
+        try pipeline.configure(channel)
+    }
+
+    package var lockCount: Int { manager.lockCount }
+    package var sessionCount: Int { manager.sessionCount }
+}
