@@ -29,6 +29,10 @@ public final class LockTable {
     private var lastSessionID: UInt64 = 0
     @exclusivity(unchecked)
     private var lastTicket: UInt64 = 0
+    /// A deliberate fault for testing checkers (`--debug_fault skip_size_check`):
+    /// a full lock still grants when nobody is queued. Read only once a lock is
+    /// full, so the normal path never pays for it.
+    public var grantsBeyondSize = false
 
     public init(clock: LockClock, fencingTokens: FencingTokenSource, maxNameBytes: Int = LockTable.defaultMaxNameBytes) {
         self.clock = clock
@@ -85,7 +89,7 @@ public final class LockTable {
         try validate(name: name, size: size)
         try validate(seconds: leaseSeconds, field: "lock_timeout_seconds")
         let record = try record(named: name, size: size)
-        guard record.hasFreeSlot, record.firstWaiter == nil else { return nil }
+        guard record.hasFreeSlot || grantsBeyondSize, record.firstWaiter == nil else { return nil }
         return addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
     }
 
@@ -110,7 +114,7 @@ public final class LockTable {
         try validate(seconds: leaseSeconds, field: "lock_timeout_seconds")
         try validate(seconds: waitTimeoutSeconds, field: "wait_timeout_seconds")
         let record = try record(named: name, size: size)
-        if record.hasFreeSlot, record.firstWaiter == nil {
+        if record.hasFreeSlot || grantsBeyondSize, record.firstWaiter == nil {
             let grant = addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
             return .acquired(grant)
         }

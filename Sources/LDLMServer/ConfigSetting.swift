@@ -28,6 +28,7 @@ enum ConfigSetting: String, CaseIterable {
     case lockGCInterval = "lock_gc_interval"
     case lockGCMinIdle = "lock_gc_min_idle"
     case shards
+    case debugFault = "debug_fault"
 
     enum Kind {
         case text, duration, bool, positiveInteger
@@ -38,7 +39,7 @@ enum ConfigSetting: String, CaseIterable {
     var kind: Kind {
         switch self {
         case .listenAddress, .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile,
-            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA:
+            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .debugFault:
             return .text
         case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout,
             .lockGCInterval, .lockGCMinIdle:
@@ -78,6 +79,7 @@ enum ConfigSetting: String, CaseIterable {
         case .listenAddress: return "host:port"
         case .password, .adminPassword: return "string"
         case .adminIdentities: return "names"
+        case .debugFault: return "names"
         case .logLevel: return "level"
         default: break
         }
@@ -121,8 +123,12 @@ enum ConfigSetting: String, CaseIterable {
             return "close a connection with no open streams, held locks or waiting calls after this long, with GOAWAY; 0 is off (default 0)"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
         case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
+        case .debugFault: return "for testing checkers only: comma-separated deliberate bugs (skip_size_check, ack_before_sync)"
         }
     }
+
+    /// Left out of `--help`: nobody should find a way to break the server there.
+    var isHiddenFromHelp: Bool { self == .debugFault }
 }
 
 /// go-ldlm flags that change behaviour this server does not have yet; they are

@@ -25,10 +25,12 @@ final class LockManager {
         fencingTokens: FencingTokenSource,
         maxNameBytes: Int,
         clearOnDisconnect: Bool,
+        grantsBeyondSize: Bool = false,
         wallClock: @escaping () -> Int64 = unixMillisecondsNow
     ) {
         self.eventLoop = eventLoop
         self.table = LockTable(clock: clock, fencingTokens: fencingTokens, maxNameBytes: maxNameBytes)
+        table.grantsBeyondSize = grantsBeyondSize
         self.clock = clock
         self.wallClock = wallClock
         self.clearOnDisconnect = clearOnDisconnect

@@ -38,8 +38,14 @@ public final class LockServer: Service {
             clock: EventLoopClock(),
             fencingTokens: .startingAboveWallClock(),
             maxNameBytes: config.maxNameBytes,
-            clearOnDisconnect: config.clearOnDisconnect
+            clearOnDisconnect: config.clearOnDisconnect,
+            grantsBeyondSize: config.debugFaults.contains(.skipSizeCheck)
         )
+        if !config.debugFaults.isEmpty {
+            logger.warning("DEBUG FAULTS ON: this server breaks its own guarantees on purpose, for testing only", metadata: [
+                "debug_faults": "\(config.debugFaults.map(\.rawValue).sorted().joined(separator: ","))",
+            ])
+        }
         let pipeline = ConnectionPipeline(
             manager: manager,
             router: RPCRouter(services: Self.services(manager: manager, logger: logger), interceptors: Self.interceptors(config)),

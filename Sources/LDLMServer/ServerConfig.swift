@@ -35,6 +35,8 @@ public struct ServerConfig: Equatable, Sendable {
     /// A connection with no open streams, no held locks and no waiting calls for
     /// this long is closed with a GOAWAY; zero keeps idle connections open.
     public var idleTimeout: Duration = .zero
+    /// Deliberate bugs, for testing checkers only (`--debug_fault`).
+    public var debugFaults: Set<DebugFault> = []
 
     public var usesTLS: Bool { tlsCertificatePath != nil }
 

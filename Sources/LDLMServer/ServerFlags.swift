@@ -52,6 +52,7 @@ struct ServerFlags: ParsableCommand {
     @Option(.lockGCInterval) var lockGCInterval: String?
     @Option(.lockGCMinIdle) var lockGCMinIdle: String?
     @Option(.shards) var shards: String?
+    @Option(.debugFault) var debugFault: String?
 
     @Flag(name: [.customLong("version"), .customLong("version", withSingleDash: true)], help: "Show the version.")
     var version = false
@@ -70,6 +71,7 @@ struct ServerFlags: ParsableCommand {
             .tlsCert: tlsCert, .tlsKey: tlsKey, .clientCA: clientCA, .clientCertVerify: clientCertVerify,
             .handshakeTimeout: handshakeTimeout, .shutdownTimeout: shutdownTimeout, .idleTimeout: idleTimeout,
             .lockGCInterval: lockGCInterval, .lockGCMinIdle: lockGCMinIdle, .shards: shards,
+            .debugFault: debugFault,
         ]
         return values.compactMapValues { $0 }
     }
@@ -110,7 +112,7 @@ extension ConfigSetting {
 
 extension Option where Value == String? {
     init(_ setting: ConfigSetting) {
-        let help = ArgumentHelp(setting.help, valueName: setting.valueName)
+        let help = ArgumentHelp(setting.help, valueName: setting.valueName, visibility: setting.isHiddenFromHelp ? .private : .default)
         if setting.kind == .bool {
             // So that --help shows the flag alone means true; GoCommandLine
             // has already spelled that out as `=true`.
