@@ -28,6 +28,10 @@ sys.path.insert(0, str(HERE))
 import chaos_check  # noqa: E402
 
 
+class RunFailed(Exception):
+    pass
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("duration", type=float, help="seconds of chaos")
@@ -104,7 +108,7 @@ class Chaos:
             self.server.kill()
             self.server.wait()
             output = Path(log.name).read_text(errors="replace").strip()
-            raise SystemExit(f"chaos: the server did not start: {output[-500:]}")
+            raise RunFailed(f"the server did not start: {output[-500:]}")
         # Logged once it accepts: calls before this went to no server.
         self.event("server_start", epoch=self.epoch, pid=self.server.pid)
 
@@ -206,7 +210,11 @@ def main(argv=None):
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"chaos: {args.duration:g} s, {args.workers} workers on {args.names} names, seed {args.seed}, "
           f"server restarts {'off' if args.no_server_restarts else 'on'}, history in {run_dir}", flush=True)
-    Chaos(args, run_dir).run()
+    try:
+        Chaos(args, run_dir).run()
+    except RunFailed as error:
+        print(f"chaos: {error}", file=sys.stderr)
+        return 2
     return chaos_check.report(chaos_check.load(run_dir))
 
 

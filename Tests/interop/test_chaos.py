@@ -169,3 +169,13 @@ def test_a_cancelled_lock_found_held_is_a_violation(tmp_path):
     ]})
     status, output = verdict(run)
     assert status == 1 and "a cancelled Lock was granted anyway" in output, output
+
+
+def test_a_session_the_server_ended_under_a_live_client_is_a_violation(tmp_path):
+    records = [{"t": "session", "ts": 0.1, "session": 4, "remote": "127.0.0.1:5000"},
+               {"t": "session", "ts": 2.0, "session": 9, "remote": "127.0.0.1:5001"},
+               {"t": "closing", "ts": 5.0}]
+    status, output = verdict(write_run(tmp_path, {"wA": records}))
+    assert status == 1 and "wA lost session 4 while alive" in output, output
+    status, output = verdict(write_run(tmp_path, {"wA": records[:1] + records[2:]}))
+    assert status == 0, output
