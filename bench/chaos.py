@@ -103,14 +103,15 @@ class Chaos:
             command += ["--debug_fault", self.args.debug_fault]
         log = open(self.run_dir / f"server-{self.epoch}.log", "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("LDLM_")}
+        # Before the spawn: whatever happens after it is this server's (the
+        # previous one is dead by now).
+        self.event("server_start", epoch=self.epoch)
         self.server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         if not wait_for_port(self.port, 15, self.server):
             self.server.kill()
             self.server.wait()
             output = Path(log.name).read_text(errors="replace").strip()
             raise RunFailed(f"the server did not start: {output[-500:]}")
-        # Logged once it accepts: calls before this went to no server.
-        self.event("server_start", epoch=self.epoch, pid=self.server.pid)
 
     def kill_server(self):
         self.event("server_kill", epoch=self.epoch)
