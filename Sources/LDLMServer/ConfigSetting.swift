@@ -78,8 +78,7 @@ enum ConfigSetting: String, CaseIterable {
         switch self {
         case .listenAddress: return "host:port"
         case .password, .adminPassword: return "string"
-        case .adminIdentities: return "names"
-        case .debugFault: return "names"
+        case .adminIdentities, .debugFault: return "names"
         case .logLevel: return "level"
         default: break
         }
