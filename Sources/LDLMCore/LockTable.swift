@@ -38,6 +38,10 @@ public final class LockTable {
     /// Told of every hold taken, released or re-leased, before any caller is.
     @exclusivity(unchecked)
     public var journal: LockTableJournal?
+    /// A deliberate fault for testing checkers (`--debug_fault skip_size_check`):
+    /// a full lock still grants when nobody is queued. Read only once a lock is
+    /// full, so the normal path never pays for it.
+    public var grantsBeyondSize = false
 
     public init(
         clock: LockClock,
@@ -105,7 +109,7 @@ public final class LockTable {
         try validate(name: name, size: size)
         try validate(seconds: leaseSeconds, field: "lock_timeout_seconds")
         let record = try record(named: name, size: size)
-        guard record.hasFreeSlot, record.firstWaiter == nil else { return nil }
+        guard record.hasFreeSlot || grantsBeyondSize, record.firstWaiter == nil else { return nil }
         return addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
     }
 
@@ -131,7 +135,7 @@ public final class LockTable {
         try validate(seconds: leaseSeconds, field: "lock_timeout_seconds")
         try validate(seconds: waitTimeoutSeconds, field: "wait_timeout_seconds")
         let record = try record(named: name, size: size)
-        if record.hasFreeSlot, record.firstWaiter == nil {
+        if record.hasFreeSlot || grantsBeyondSize, record.firstWaiter == nil {
             let grant = addHolder(to: record, session: session, sessionRecord: sessionRecord, leaseSeconds: leaseSeconds)
             return .acquired(grant)
         }

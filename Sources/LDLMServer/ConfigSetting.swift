@@ -37,6 +37,7 @@ enum ConfigSetting: String, CaseIterable {
     case lockGCInterval = "lock_gc_interval"
     case lockGCMinIdle = "lock_gc_min_idle"
     case shards
+    case debugFault = "debug_fault"
 
     enum Kind {
         case text, duration, bool, positiveInteger
@@ -47,7 +48,7 @@ enum ConfigSetting: String, CaseIterable {
     var kind: Kind {
         switch self {
         case .listenAddress, .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile,
-            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile:
+            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile, .debugFault:
             return .text
         case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout, .defaultLockTimeout,
             .prefaceTimeout,
@@ -90,7 +91,7 @@ enum ConfigSetting: String, CaseIterable {
         switch self {
         case .listenAddress: return "host:port"
         case .password, .adminPassword: return "string"
-        case .adminIdentities: return "names"
+        case .adminIdentities, .debugFault: return "names"
         case .logLevel: return "level"
         default: break
         }
@@ -151,8 +152,12 @@ enum ConfigSetting: String, CaseIterable {
             return "time a connection gets to send its HTTP/2 preface (after TLS), and to finish any header block it starts (default 10s)"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
         case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
+        case .debugFault: return "for testing checkers only: comma-separated deliberate bugs (skip_size_check, ack_before_sync)"
         }
     }
+
+    /// Left out of `--help`: nobody should find a way to break the server there.
+    var isHiddenFromHelp: Bool { self == .debugFault }
 }
 
 /// go-ldlm flags that change behaviour this server does not have yet; they are

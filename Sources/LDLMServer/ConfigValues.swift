@@ -70,9 +70,22 @@ extension ServerConfig {
             _ = try Self.duration(value, for: setting)
         case .shards:
             _ = try Self.positiveInteger(value, for: setting)
+        case .debugFault:
+            debugFaults = try Self.debugFaults(value)
         case .configFile:
             break
         }
+    }
+
+    private static func debugFaults(_ value: String) throws(ConfigError) -> Set<DebugFault> {
+        let names = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return Set(try names.map { name throws(ConfigError) in
+            guard let fault = DebugFault(rawValue: name) else {
+                let known = DebugFault.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ConfigError("invalid value \"\(name)\" for --debug_fault: use \(known)")
+            }
+            return fault
+        })
     }
 
     private static func readPassword(

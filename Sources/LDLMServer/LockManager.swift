@@ -31,6 +31,7 @@ final class LockManager {
         maxWaiters: Int = LockTable.defaultMaxWaiters,
         clearOnDisconnect: Bool,
         journal: StateJournal? = nil,
+        grantsBeyondSize: Bool = false,
         wallClock: @escaping () -> Int64 = unixMillisecondsNow
     ) {
         self.eventLoop = eventLoop
@@ -41,6 +42,7 @@ final class LockManager {
             maxLocks: maxLocks,
             maxWaiters: maxWaiters
         )
+        table.grantsBeyondSize = grantsBeyondSize
         self.clock = clock
         self.wallClock = wallClock
         self.clearOnDisconnect = clearOnDisconnect

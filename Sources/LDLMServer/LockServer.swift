@@ -43,8 +43,16 @@ public final class LockServer: Service {
     public func run() async throws {
         let eventLoop = group.next()
         let connections = OpenConnections(maxConnections: config.maxConnections, maxConnectionsPerIP: config.maxConnectionsPerIP)
+        if !config.debugFaults.isEmpty {
+            logger.warning("DEBUG FAULTS ON: this server breaks its own guarantees on purpose, for testing only", metadata: [
+                "debug_faults": "\(config.debugFaults.map(\.rawValue).sorted().joined(separator: ","))",
+            ])
+        }
         let journal = stateFile.map {
-            StateJournal(file: $0.file, eventLoop: eventLoop, logger: logger, acknowledgesBeforeSync: false)
+            StateJournal(
+                file: $0.file, eventLoop: eventLoop, logger: logger,
+                acknowledgesBeforeSync: config.debugFaults.contains(.acknowledgeBeforeSync)
+            )
         }
         let core = LockServerCore(
             eventLoop: eventLoop,

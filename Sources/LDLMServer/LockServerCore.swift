@@ -28,7 +28,8 @@ package struct LockServerCore {
             maxLocks: config.maxLocks,
             maxWaiters: config.maxWaiters,
             clearOnDisconnect: config.clearOnDisconnect,
-            journal: journal
+            journal: journal,
+            grantsBeyondSize: config.debugFaults.contains(.skipSizeCheck)
         )
         pipeline = ConnectionPipeline(
             manager: manager,

@@ -43,14 +43,19 @@ final class LockService: RPCService {
             return durable(lockWithoutQueueing(arguments, call), makeResponder)
         }
         do {
+            var heldGrant: HeldAnswer?
             let attempt = try manager.lock(arguments, session: call.session) {
                 let responder = makeResponder()
+                let held = manager.journal == nil ? nil : HeldAnswer()
+                heldGrant = held
                 return { [manager] outcome in
                     switch outcome {
                     case .granted(let grant):
-                        manager.afterSync {
-                            responder.reply(LockResponses.locked(name: name, grant), onUndelivered: Self.undo(name: name, key: grant.key, manager))
-                        }
+                        let message = LockResponses.locked(name: name, grant)
+                        let undo = Self.undo(name: name, key: grant.key, manager)
+                        guard let held else { return responder.reply(message, onUndelivered: undo) }
+                        held.hold(message, undo: undo)
+                        manager.afterSync { held.deliver(to: responder) }
                     case .timedOut:
                         responder.reply(LockResponses.lockFailure(name: name, .lockWaitTimeout(name: name)), onUndelivered: nil)
                     case .withdrawn:
@@ -63,7 +68,7 @@ final class LockService: RPCService {
                 let reply = RPCOutcome.reply(LockResponses.locked(name: name, grant), onUndelivered: Self.undo(name: name, key: grant.key, manager))
                 return durable(reply, makeResponder)
             case .queued(let ticket):
-                return .deferred(cancel: { [manager] in manager.cancelWait(ticket) })
+                return .deferred(cancel: { [manager, heldGrant] in manager.cancelWait(ticket) || heldGrant?.withdraw() == true })
             }
         } catch {
             return failed(error, name: name, call)
@@ -132,9 +137,10 @@ final class LockService: RPCService {
             return outcome
         }
         let responder = makeResponder()
-        journal.afterSync { responder.reply(message, onUndelivered: undo) }
-        // Not withdrawable: the change is made; an answer nobody receives is undone.
-        return .deferred(cancel: { false })
+        let held = HeldAnswer()
+        held.hold(message, undo: undo)
+        journal.afterSync { held.deliver(to: responder) }
+        return .deferred(cancel: { held.withdraw() })
     }
 
     private static let shuttingDown = GRPCStatus(.unavailable, "server is shutting down")
@@ -142,5 +148,31 @@ final class LockService: RPCService {
     /// A grant nobody received could never be unlocked by its key: release it.
     private static func undo(name: String, key: LockKey, _ manager: LockManager) -> () -> Void {
         { try? manager.unlock(name: name, key: key.description) }
+    }
+}
+
+/// An answer waiting for its change to reach the disk. A caller that gives up
+/// meanwhile (deadline, reset, disconnect) withdraws it, and a grant is undone
+/// at once rather than after the sync, so the lock is not held for a caller
+/// that already left.
+private final class HeldAnswer {
+    private var answer: (message: [UInt8], undo: (() -> Void)?)?
+
+    func hold(_ message: [UInt8], undo: (() -> Void)?) {
+        answer = (message, undo)
+    }
+
+    func deliver(to responder: RPCResponder) {
+        guard let answer else { return }
+        self.answer = nil
+        responder.reply(answer.message, onUndelivered: answer.undo)
+    }
+
+    /// False once delivered, or if nothing was held yet.
+    func withdraw() -> Bool {
+        guard let answer else { return false }
+        self.answer = nil
+        answer.undo?()
+        return true
     }
 }

@@ -55,6 +55,8 @@ public struct ServerConfig: Equatable, Sendable {
     /// accept or from the end of its TLS handshake, and to finish a header
     /// block once it has begun one.
     public var prefaceTimeout: Duration = .seconds(10)
+    /// Deliberate bugs, for testing checkers only (`--debug_fault`).
+    public var debugFaults: Set<DebugFault> = []
 
     public var usesTLS: Bool { tlsCertificatePath != nil }
 

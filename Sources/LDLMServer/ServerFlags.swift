@@ -61,6 +61,7 @@ struct ServerFlags: ParsableCommand {
     @Option(.lockGCInterval) var lockGCInterval: String?
     @Option(.lockGCMinIdle) var lockGCMinIdle: String?
     @Option(.shards) var shards: String?
+    @Option(.debugFault) var debugFault: String?
 
     @Flag(name: [.customLong("version"), .customLong("version", withSingleDash: true)], help: "Show the version.")
     var version = false
@@ -83,6 +84,7 @@ struct ServerFlags: ParsableCommand {
             .maxConnectionsPerIP: maxConnectionsPerIP, .maxConcurrentStreams: maxConcurrentStreams,
             .maxHeaderListBytes: maxHeaderListBytes, .prefaceTimeout: prefaceTimeout,
             .lockGCInterval: lockGCInterval, .lockGCMinIdle: lockGCMinIdle, .shards: shards,
+            .debugFault: debugFault,
         ]
         return values.compactMapValues { $0 }
     }
@@ -123,7 +125,7 @@ extension ConfigSetting {
 
 extension Option where Value == String? {
     init(_ setting: ConfigSetting) {
-        let help = ArgumentHelp(setting.help, valueName: setting.valueName)
+        let help = ArgumentHelp(setting.help, valueName: setting.valueName, visibility: setting.isHiddenFromHelp ? .private : .default)
         if setting.kind == .bool {
             // So that --help shows the flag alone means true; GoCommandLine
             // has already spelled that out as `=true`.

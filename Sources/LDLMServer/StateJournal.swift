@@ -43,8 +43,9 @@ final class StateJournal: LockTableJournal {
     /// not rewrite its file every few records.
     private let minimumCompactionBytes: Int
 
-    /// `acknowledgesBeforeSync` is a fault for tests: answers go out before
-    /// their records are on disk.
+    /// `acknowledgesBeforeSync` is a fault for testing checkers: answers go
+    /// out at once and the file is synced once a second, as Redis's
+    /// `appendfsync everysec` does, so a crash loses acknowledged changes.
     init(
         file: StateLogFile,
         eventLoop: EventLoop,
@@ -137,9 +138,17 @@ final class StateJournal: LockTableJournal {
         StateLogFormat.append(record, to: &pending)
         recordsMade += 1
         guard case .idle = syncState else { return }
-        // Later in this loop turn: the rest of this read's calls join the batch.
+        scheduleSync()
+    }
+
+    private func scheduleSync() {
         syncState = .scheduled
-        eventLoop.execute { self.startSync() }
+        if acknowledgesBeforeSync {
+            eventLoop.scheduleTask(in: .seconds(1)) { self.startSync() }
+        } else {
+            // Later in this loop turn: the rest of this read's calls join the batch.
+            eventLoop.execute { self.startSync() }
+        }
     }
 
     private func startSync() {
@@ -185,9 +194,9 @@ final class StateJournal: LockTableJournal {
             waiting.removeFirst().body()
         }
         syncState = .idle
-        if recordsMade > recordsOnDisk {
-            startSync()
-        }
+        guard recordsMade > recordsOnDisk else { return }
+        // What arrived during this sync goes in the next one at once.
+        acknowledgesBeforeSync ? scheduleSync() : startSync()
     }
 
     /// A change that cannot be made durable must not be acknowledged, and

@@ -19,6 +19,16 @@ final class SizeTests: LockTableTestCase {
         XCTAssertEqual(holderKeys(), [keys[0], keys[2], fourth])
     }
 
+    func testTheSkipSizeCheckFaultGrantsAFullLock() throws {
+        table.grantsBeyondSize = true
+        let sessions = (0..<3).map { _ in table.openSession() }
+        let first = try acquire(size: 1, session: sessions[0])
+        let second = try acquire(size: 1, session: sessions[1])
+        let third = try XCTUnwrap(try table.tryLock(name: "L", size: 1, session: sessions[2]))
+
+        XCTAssertEqual(holderKeys(), [first, second, third.key], "the fault lets three hold a lock of size 1")
+    }
+
     func testOneSessionMayHoldSeveralSlots() throws {
         let session = table.openSession()
         let first = try acquire(size: 2, session: session)

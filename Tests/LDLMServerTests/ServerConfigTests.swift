@@ -99,9 +99,10 @@ final class ServerConfigTests: XCTestCase {
             XCTAssertTrue(usage.contains("(default localhost:3144)"), usage)
             XCTAssertTrue(usage.contains("(default 10s)"), usage)
             XCTAssertTrue(usage.contains("-h, -help, --help"), usage)
-            for setting in ConfigSetting.allCases {
+            for setting in ConfigSetting.allCases where !setting.isHiddenFromHelp {
                 XCTAssertTrue(usage.contains("--\(setting.name)"), "help lacks --\(setting.name)")
             }
+            XCTAssertFalse(usage.contains("debug_fault"), "a debug fault is offered in help")
         }
     }
 
@@ -166,6 +167,14 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertConfigError(["--listen_address", "host:99999"], is: #"invalid port in listen address "host:99999""#)
         XCTAssertConfig(["--log_level", "WARNING"], is: configWith { $0.logLevel = .warning })
         XCTAssertConfig(["--log_level", "error"], is: configWith { $0.logLevel = .error })
+    }
+
+    func testDebugFaultsAreNamedAndChecked() {
+        XCTAssertConfig(["--debug_fault", "skip_size_check, ack_before_sync"], is: configWith {
+            $0.debugFaults = [.skipSizeCheck, .acknowledgeBeforeSync]
+        })
+        XCTAssertConfig([], is: configWith { $0.debugFaults = [] })
+        XCTAssertConfigError(["--debug_fault", "skip_everything"], is: #"invalid value "skip_everything" for --debug_fault: use skip_size_check, ack_before_sync"#)
     }
 
     func testTimeoutsThatMustBePositive() {

@@ -154,13 +154,15 @@ def _watchdog(request):
         reg["watchdog_fired"] = True
         _kill_registered(reg)
 
-    t = threading.Timer(TEST_TIMEOUT, fire)
+    longer = request.node.get_closest_marker("watchdog_timeout")
+    timeout = max(TEST_TIMEOUT, longer.args[0]) if longer else TEST_TIMEOUT
+    t = threading.Timer(timeout, fire)
     t.daemon = True
     t.start()
     yield
     t.cancel()
     if reg["watchdog_fired"]:
-        pytest.fail(f"test exceeded {TEST_TIMEOUT:.0f}s; the watchdog killed its processes", pytrace=False)
+        pytest.fail(f"test exceeded {timeout:.0f}s; the watchdog killed its processes", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -384,3 +386,4 @@ def spawn_child(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: test takes a few seconds (leases / keepalive)")
+    config.addinivalue_line("markers", "watchdog_timeout(seconds): a longer watchdog for a test that runs longer by design")
