@@ -144,7 +144,13 @@ class Worker:
         else:
             lease = self.rng.randint(1, 5)
             request = self.pb.RenewRequest(name=name, key=key, lock_timeout_seconds=lease)
-            self.call("Renew", request, self.stub.Renew, 2.0, name=name, key=key, lease=lease)
+            _, response, _ = self.call("Renew", request, self.stub.Renew, 2.0, name=name, key=key, lease=lease)
+            if response is not None and response.locked:
+                # The server kept it (a renew that failed while the server
+                # restarted, a hold the state file brought back): it is ours
+                # again, and now belongs to this connection's session.
+                self.dropped.remove((key, name))
+                self.held[key] = name
 
     # -- session identity and the cancellation probe ------------------------
 
