@@ -26,8 +26,12 @@ final class AdminService: RPCService {
         [
             "ListLocks": { [self] call, _ in call.decoding(AdminListLocksRequest.self) { _ in listLocks() } },
             "ListSessions": { [self] call, _ in call.decoding(AdminListSessionsRequest.self) { _ in listSessions() } },
-            "ForceUnlock": { [self] call, _ in call.decoding(AdminForceUnlockRequest.self) { forceUnlock($0) } },
-            "EndSession": { [self] call, _ in call.decoding(AdminEndSessionRequest.self) { endSession($0) } },
+            "ForceUnlock": { [self] call, makeResponder in
+                call.decoding(AdminForceUnlockRequest.self) { manager.durable(forceUnlock($0), makeResponder) }
+            },
+            "EndSession": { [self] call, makeResponder in
+                call.decoding(AdminEndSessionRequest.self) { manager.durable(endSession($0), makeResponder) }
+            },
         ]
     }
 

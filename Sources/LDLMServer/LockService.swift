@@ -20,14 +20,14 @@ final class LockService: RPCService {
         [
             "Lock": { [self] call, makeResponder in call.decoding(LockRequest.self) { lock($0, call, makeResponder) } },
             "TryLock": { [self] call, makeResponder in
-                call.decoding(TryLockRequest.self) { durable(tryLock($0, call), makeResponder) }
+                call.decoding(TryLockRequest.self) { manager.durable(tryLock($0, call), makeResponder) }
             },
-            "Unlock": { [self] call, makeResponder in call.decoding(UnlockRequest.self) { durable(unlock($0), makeResponder) } },
+            "Unlock": { [self] call, makeResponder in call.decoding(UnlockRequest.self) { manager.durable(unlock($0), makeResponder) } },
             // go-ldlm ≤ 1.1 calls it RefreshLock, 1.2 calls it Renew.
             "RefreshLock": { [self] call, makeResponder in
-                call.decoding(RenewRequest.self) { durable(renew($0, call), makeResponder) }
+                call.decoding(RenewRequest.self) { manager.durable(renew($0, call), makeResponder) }
             },
-            "Renew": { [self] call, makeResponder in call.decoding(RenewRequest.self) { durable(renew($0, call), makeResponder) } },
+            "Renew": { [self] call, makeResponder in call.decoding(RenewRequest.self) { manager.durable(renew($0, call), makeResponder) } },
         ]
     }
 
@@ -40,7 +40,7 @@ final class LockService: RPCService {
             waitTimeoutSeconds: request.waitTimeoutSeconds ?? 0
         )
         if manager.isDraining {
-            return durable(lockWithoutQueueing(arguments, call), makeResponder)
+            return manager.durable(lockWithoutQueueing(arguments, call), makeResponder)
         }
         do {
             var heldGrant: HeldAnswer?
@@ -66,7 +66,7 @@ final class LockService: RPCService {
             switch attempt {
             case .acquired(let grant):
                 let reply = RPCOutcome.reply(LockResponses.locked(name: name, grant), onUndelivered: Self.undo(name: name, key: grant.key, manager))
-                return durable(reply, makeResponder)
+                return manager.durable(reply, makeResponder)
             case .queued(let ticket):
                 return .deferred(cancel: { [manager, heldGrant] in manager.cancelWait(ticket) || heldGrant?.withdraw() == true })
             }
@@ -129,50 +129,10 @@ final class LockService: RPCService {
         }
     }
 
-    /// Holds a reply until the changes made so far are on disk: only a change
-    /// leaves them unsynced, so a failed call or a TryLock that found the
-    /// lock taken is answered at once.
-    private func durable(_ outcome: RPCOutcome, _ makeResponder: () -> RPCResponder) -> RPCOutcome {
-        guard let journal = manager.journal, journal.hasUnsyncedChanges, case .reply(let message, let undo) = outcome else {
-            return outcome
-        }
-        let responder = makeResponder()
-        let held = HeldAnswer()
-        held.hold(message, undo: undo)
-        journal.afterSync { held.deliver(to: responder) }
-        return .deferred(cancel: { held.withdraw() })
-    }
-
     private static let shuttingDown = GRPCStatus(.unavailable, "server is shutting down")
 
     /// A grant nobody received could never be unlocked by its key: release it.
     private static func undo(name: String, key: LockKey, _ manager: LockManager) -> () -> Void {
         { try? manager.unlock(name: name, key: key.description) }
-    }
-}
-
-/// An answer waiting for its change to reach the disk. A caller that gives up
-/// meanwhile (deadline, reset, disconnect) withdraws it, and a grant is undone
-/// at once rather than after the sync, so the lock is not held for a caller
-/// that already left.
-private final class HeldAnswer {
-    private var answer: (message: [UInt8], undo: (() -> Void)?)?
-
-    func hold(_ message: [UInt8], undo: (() -> Void)?) {
-        answer = (message, undo)
-    }
-
-    func deliver(to responder: RPCResponder) {
-        guard let answer else { return }
-        self.answer = nil
-        responder.reply(answer.message, onUndelivered: answer.undo)
-    }
-
-    /// False once delivered, or if nothing was held yet.
-    func withdraw() -> Bool {
-        guard let answer else { return false }
-        self.answer = nil
-        answer.undo?()
-        return true
     }
 }

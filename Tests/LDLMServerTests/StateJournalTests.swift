@@ -110,6 +110,36 @@ final class StateJournalTests: XCTestCase {
         XCTAssertEqual(recovered.fencingTokenHighWater, 1_000 + 20 * 51)
     }
 
+    func testAReleaseByForceIsAnsweredOnlyOnceItIsOnDisk() throws {
+        let (file, _) = try StateLogFile.open(path: path) { XCTFail("unexpected warning \($0)") }
+        let loop = group.next()
+        let journal = StateJournal(file: file, eventLoop: loop, logger: Logger(label: "test"))
+        let restored = StateRecord.grant(name: "db", size: 1, key: LockKey(high: 7, low: 9), fencingToken: 5, leaseEndUnixMilliseconds: nil)
+        let answers = RecordingAnswerSink()
+        try loop.flatSubmit { () -> EventLoopFuture<Void> in
+            let manager = LockManager(
+                eventLoop: loop, clock: EventLoopClock(), fencingTokens: FencingTokenSource(startingAbove: 5),
+                maxNameBytes: 1024, clearOnDisconnect: true, journal: journal
+            )
+            let answeredOnDisk = loop.makePromise(of: Void.self)
+            do {
+                try manager.restore(RecoveredState(replaying: [restored]), defaultLease: .seconds(60))
+                XCTAssertEqual(try manager.forceUnlock(name: "db"), 1)
+                let outcome = manager.durable(.reply([1, 2, 3], onUndelivered: nil)) { RPCResponder(sink: answers, streamID: 1) }
+                guard case .deferred = outcome else { throw TestFailure("the answer went out before its release was synced") }
+                XCTAssertEqual(answers.replies, [], "nothing answered before the sync")
+                manager.afterSync {
+                    XCTAssertEqual(answers.replies, [[1, 2, 3]])
+                    answeredOnDisk.succeed()
+                }
+            } catch {
+                answeredOnDisk.fail(error)
+            }
+            return answeredOnDisk.futureResult.flatMap { journal.close() }
+        }.wait()
+        XCTAssertEqual(try reopen().holds, [], "the release was on disk when it was answered")
+    }
+
     /// Closes the journal (as a drain does), then reads the file back.
     private func reopenWhileOpen(_ fixture: Fixture) throws -> RecoveredState {
         try group.next().flatSubmit { fixture.journal.close() }.wait()
@@ -124,4 +154,18 @@ private final class LockedValue<Value>: @unchecked Sendable {
     init(_ value: Value) {
         self.value = value
     }
+}
+
+/// Collects the answers a deferred call's responder delivers.
+private final class RecordingAnswerSink: RPCAnswerSink, @unchecked Sendable {
+    var replies: [[UInt8]] = []
+
+    func answer(streamID: Int32, with answer: RPCAnswer) {
+        if case .reply(let message, _) = answer { replies.append(message) }
+    }
+}
+
+private struct TestFailure: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
 }

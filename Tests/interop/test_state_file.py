@@ -234,3 +234,22 @@ def test_a_drain_with_state_file_answers_waiters_exits_0_and_keeps_the_held_lock
     c = connect(s2)
     assert not c.try_lock("drained").locked, "a drain is not a disconnect: the lock survives"
     assert c.unlock("drained", held.key).unlocked
+
+
+def test_an_admin_release_answered_before_a_crash_stays_released(start_server, connect, tmp_path, ipc_socket, admin):
+    from admin_client import start_with_socket
+
+    state = tmp_path / "state"
+    s = start_with_socket(start_server, ipc_socket, "--state_file", state)
+    c = connect(s)
+    held = [c.lock(f"forced-{i}") for i in range(20)]
+    assert all(r.locked for r in held)
+    admin_conn = admin("unix:" + ipc_socket)
+    for i in range(20):
+        assert admin_conn.force_unlock(f"forced-{i}") == 1
+    s.signal_and_wait(signal.SIGKILL)
+
+    s2 = _restart(start_server, state)
+    other = connect(s2)
+    for i in range(20):
+        assert other.try_lock(f"forced-{i}").locked, f"forced-{i} came back after its release was answered"
