@@ -41,6 +41,8 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--run-dir", help="keep the history here (default: a new temporary directory)")
     p.add_argument("--no-server-restarts", action="store_true", help="never SIGKILL the server")
+    p.add_argument("--server-restart-every", type=float, default=20.0, metavar="SECONDS",
+                   help="mean time between server SIGKILLs and restarts (each gap drawn from 0.5x to 1.5x)")
     p.add_argument("--no-state-file", action="store_true",
                    help="restart the server without --state_file (every lock is lost with it)")
     p.add_argument("--debug-fault", help="start the server with --debug_fault (to see the checker catch it)")
@@ -86,6 +88,7 @@ class Chaos:
         self.incarnations = 0
         self.state_file = not args.no_server_restarts and not args.no_state_file
         self.end = time.monotonic() + args.duration
+        self.next_server_kill = time.monotonic() + self.server_restart_gap()
 
     def event(self, kind, **fields):
         self.events.write(json.dumps({"t": kind, "ts": time.monotonic(), **fields}) + "\n")
@@ -160,10 +163,15 @@ class Chaos:
             name = self.rng.choice(running)
             if self.signal_worker(name, signal.SIGSTOP, "stop"):
                 self.stopped[name] = now + self.rng.uniform(0.3, 4.0)
-        elif r < 0.285 and not self.args.no_server_restarts and now < self.end - 5:
+        if not self.args.no_server_restarts and now >= self.next_server_kill and now < self.end - 5:
             self.kill_server()
             time.sleep(self.rng.uniform(0, 1.0))
             self.start_server()
+            self.next_server_kill = time.monotonic() + self.server_restart_gap()
+
+    def server_restart_gap(self):
+        # Bounded gaps, so that a run of a few gaps always restarts the server.
+        return self.rng.uniform(0.5, 1.5) * self.args.server_restart_every
 
     def run(self):
         (self.run_dir / "protos").mkdir()

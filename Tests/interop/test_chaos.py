@@ -61,8 +61,9 @@ def test_the_checker_reports_a_server_that_grants_a_full_lock(tmp_path):
 @pytest.mark.watchdog_timeout(90)
 def test_the_checker_reports_a_server_that_acknowledges_before_syncing(tmp_path):
     """Answers before the state file is synced: a server SIGKILL loses
-    acknowledged grants, whose names then go to a second holder."""
-    status, output = run_chaos(tmp_path, 30, "--debug-fault", "ack_before_sync")
+    acknowledged grants, whose names then go to a second holder. A restart
+    every 1-3 s gives each run several such losses."""
+    status, output = run_chaos(tmp_path, 30, "--debug-fault", "ack_before_sync", "--server-restart-every", "2")
     assert status == 1, output
     assert "\nVIOLATIONS " in output, output
 
