@@ -125,7 +125,7 @@ extension ConfigSetting {
 
 extension Option where Value == String? {
     init(_ setting: ConfigSetting) {
-        let help = ArgumentHelp(setting.help, valueName: setting.valueName, visibility: setting.isHiddenFromHelp ? .private : .default)
+        let help = ArgumentHelp(setting.helpWithDefault, valueName: setting.valueName, visibility: setting.isHiddenFromHelp ? .private : .default)
         if setting.kind == .bool {
             // So that --help shows the flag alone means true; GoCommandLine
             // has already spelled that out as `=true`.
