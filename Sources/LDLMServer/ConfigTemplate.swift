@@ -38,7 +38,7 @@ enum ConfigTemplate: Equatable {
 
     /// The settings the template lists: `--config_file` names the file
     /// rather than being a key in it, as go-ldlm's YAML template leaves it out.
-    var settings: [ConfigSetting] {
+    private var settings: [ConfigSetting] {
         ConfigSetting.allCases.filter { setting in
             !setting.isHiddenFromHelp && !(self == .yaml && setting == .configFile)
         }
