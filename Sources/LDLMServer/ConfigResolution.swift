@@ -40,6 +40,7 @@ extension ServerConfig {
         switch try ServerFlags.read(arguments) {
         case .help(let usage): return .showHelp(usage)
         case .version(let version): return .showVersion(version)
+        case .template(let template): return .showTemplate(template.text)
         case .settings(let given): flags = given
         }
         var sources = ConfigSources(

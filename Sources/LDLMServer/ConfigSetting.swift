@@ -105,7 +105,7 @@ enum ConfigSetting: String, CaseIterable {
 
     var help: String {
         switch self {
-        case .listenAddress: return "host:port to listen on; :port for every interface (default localhost:3144)"
+        case .listenAddress: return "host:port to listen on; :port for every interface"
         case .password: return "password every lock call over the network must send as `authorization` metadata"
         case .passwordFile: return "file holding the password (read once at start, trailing newline stripped)"
         case .adminPassword:
@@ -115,48 +115,81 @@ enum ConfigSetting: String, CaseIterable {
             return "comma-separated client certificate names that open the admin service over the network: a common name, DNS:name or IP:address (needs --client_ca)"
         case .ipcSocketFile:
             return "Unix socket (mode 0600) serving the lock and admin services without a password; empty is off (default off)"
-        case .keepaliveInterval: return "time between keepalive PINGs; 0 disables them (default 1m)"
-        case .keepaliveTimeout: return "time to wait for a PING ACK before closing the connection (default 10s)"
-        case .noClearOnDisconnect: return "keep a client's locks when its connection ends (default false)"
-        case .logLevel: return "debug, info, warn or error (default info)"
+        case .keepaliveInterval: return "time between keepalive PINGs; 0 disables them"
+        case .keepaliveTimeout: return "time to wait for a PING ACK before closing the connection"
+        case .noClearOnDisconnect: return "keep a client's locks when its connection ends"
+        case .logLevel: return "debug, info, warn or error"
         case .configFile: return "YAML or JSON file with any of these options as keys"
-        case .maxNameBytes: return "longest lock name accepted, in bytes (default 4096)"
-        case .maxMessageBytes: return "largest request message accepted, in bytes (default 4194304)"
+        case .maxNameBytes: return "longest lock name accepted, in bytes"
+        case .maxMessageBytes: return "largest request message accepted, in bytes"
         case .tlsCert: return "PEM certificate chain; with --tls_key the listener speaks TLS (1.2+, ALPN h2)"
         case .tlsKey: return "PEM private key for --tls_cert"
         case .clientCA:
             return "PEM CA bundle; clients must present a certificate that chains to it (this alone turns verification on)"
         case .clientCertVerify:
-            return "accepted for go-ldlm command lines; needs --client_ca, which is what turns verification on (default false)"
-        case .handshakeTimeout: return "time a new connection gets to finish its TLS handshake (default 10s)"
+            return "accepted for go-ldlm command lines; needs --client_ca, which is what turns verification on"
+        case .handshakeTimeout: return "time a new connection gets to finish its TLS handshake"
         case .shutdownTimeout:
-            return "time a graceful drain (SIGTERM, SIGINT) may take before connections are closed; must be > 0 (default 10s)"
+            return "time a graceful drain (SIGTERM, SIGINT) may take before connections are closed; must be > 0"
         case .idleTimeout:
-            return "close a connection with no open streams, held locks or waiting calls after this long, with GOAWAY; 0 is off (default 0)"
+            return "close a connection with no open streams, held locks or waiting calls after this long, with GOAWAY; 0 is off"
         case .stateFile:
             return "append-only log of held locks, synced before each grant, unlock or renew is answered; locks survive restarts (default off)"
         case .defaultLockTimeout:
-            return "lease given to each lock restored from --state_file, unless its own lease has longer to run (default 10m)"
+            return "lease given to each lock restored from --state_file, unless its own lease has longer to run"
         case .maxLocks:
-            return "lock names the server holds at once; a Lock or TryLock that would create one more gets RESOURCE_EXHAUSTED (default 1000000)"
+            return "lock names the server holds at once; a Lock or TryLock that would create one more gets RESOURCE_EXHAUSTED"
         case .maxWaiters:
-            return "Lock calls queued on one lock; one more gets RESOURCE_EXHAUSTED (default 10000)"
+            return "Lock calls queued on one lock; one more gets RESOURCE_EXHAUSTED"
         case .maxConnections:
-            return "connections open at once, Unix socket included; one more is closed at once (default 10000)"
+            return "connections open at once, Unix socket included; one more is closed at once"
         case .maxConnectionsPerIP:
-            return "TCP connections open at once from one IP address; one more is closed at once (default 1000)"
-        case .maxConcurrentStreams: return "calls one connection may have open at once, announced in SETTINGS (default 1000)"
+            return "TCP connections open at once from one IP address; one more is closed at once"
+        case .maxConcurrentStreams: return "calls one connection may have open at once, announced in SETTINGS"
         case .maxHeaderListBytes:
-            return "largest request header list, as HTTP/2 counts it; a larger one has its stream reset (default 16384)"
+            return "largest request header list, as HTTP/2 counts it; a larger one has its stream reset"
         case .prefaceTimeout:
-            return "time a connection gets to send its HTTP/2 preface (after TLS), and to finish any header block it starts (default 10s)"
+            return "time a connection gets to send its HTTP/2 preface (after TLS), and to finish any header block it starts"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
         case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
         case .debugFault: return "for testing checkers only: comma-separated deliberate bugs (skip_size_check, ack_before_sync)"
         }
     }
 
-    /// Left out of `--help`: nobody should find a way to break the server there.
+    /// What the server uses when no source gives the setting, spelled as a
+    /// flag would give it; nil for a setting that is off until given.
+    /// `--help` and the templates show it; `ServerConfig()` holds the same
+    /// values, and ConfigTemplateTests checks that the two agree.
+    var defaultValue: String? {
+        switch self {
+        case .listenAddress: return "localhost:3144"
+        case .keepaliveInterval: return "1m"
+        case .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .prefaceTimeout: return "10s"
+        case .noClearOnDisconnect, .clientCertVerify: return "false"
+        case .logLevel: return "info"
+        case .maxNameBytes: return "4096"
+        case .maxMessageBytes: return "4194304"
+        case .idleTimeout: return "0"
+        case .defaultLockTimeout: return "10m"
+        case .maxLocks: return "1000000"
+        case .maxWaiters, .maxConnections: return "10000"
+        case .maxConnectionsPerIP, .maxConcurrentStreams: return "1000"
+        case .maxHeaderListBytes: return "16384"
+        // go-ldlm's garbage collector and shard defaults would only suggest
+        // that these do something here.
+        case .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile, .configFile,
+            .tlsCert, .tlsKey, .clientCA, .stateFile, .lockGCInterval, .lockGCMinIdle, .shards, .debugFault:
+            return nil
+        }
+    }
+
+    /// `help` with the default, as `--help` lists it.
+    var helpWithDefault: String {
+        defaultValue.map { "\(help) (default \($0))" } ?? help
+    }
+
+    /// Left out of `--help` and the templates: nobody should find a way to
+    /// break the server there.
     var isHiddenFromHelp: Bool { self == .debugFault }
 }
 

@@ -13,7 +13,9 @@
 /// - `-help` is help, not the short flags `-h -e -l -p`.
 enum GoCommandLine {
     private enum Arity {
-        case value, bool, help, version
+        /// `--version` and the templates: no value, and not a setting.
+        case action
+        case value, bool, help
     }
 
     private struct FlagArgument {
@@ -57,7 +59,7 @@ enum GoCommandLine {
                 // ArgumentParser matches `-help` only after failing to read it as
                 // `-h -e -l -p`, and `-l` wants a value.
                 normalized.append("--help")
-            case .version:
+            case .action:
                 normalized.append(flag.spelledForArgumentParser)
             case .bool:
                 var flag = flag
@@ -81,7 +83,7 @@ enum GoCommandLine {
     private static func arity(of flag: FlagArgument) throws(ConfigError) -> Arity {
         switch flag.name {
         case "h", "help": return .help
-        case "version": return .version
+        case "version", "print_env_template", "print_yaml_template": return .action
         default: break
         }
         if let setting = ConfigSetting.named(flag.name) {

@@ -79,4 +79,5 @@ public enum ConfigRequest: Equatable {
     case run(ServerConfig)
     case showHelp(String)
     case showVersion(String)
+    case showTemplate(String)
 }

@@ -5,6 +5,7 @@ import Foundation
 enum CommandLineRequest {
     case help(String)
     case version(String)
+    case template(ConfigTemplate)
     /// The settings given as flags, as text: flags, environment and config
     /// file share one validation (`ConfigResolution.swift`).
     case settings([ConfigSetting: String])
@@ -66,6 +67,18 @@ struct ServerFlags: ParsableCommand {
     @Flag(name: [.customLong("version"), .customLong("version", withSingleDash: true)], help: "Show the version.")
     var version = false
 
+    @Flag(
+        name: [.customLong("print_env_template"), .customLong("print_env_template", withSingleDash: true)],
+        help: "Print every setting as LDLM_<FLAG>=default, with its help, and exit."
+    )
+    var printEnvTemplate = false
+
+    @Flag(
+        name: [.customLong("print_yaml_template"), .customLong("print_yaml_template", withSingleDash: true)],
+        help: "Print a config file with every setting at its default, with its help, and exit."
+    )
+    var printYAMLTemplate = false
+
     /// Collected rather than refused by ArgumentParser, so the message can be ours.
     @Argument(help: .private) var unexpected: [String] = []
 
@@ -108,7 +121,16 @@ struct ServerFlags: ParsableCommand {
         if let argument = flags.unexpected.first {
             throw ConfigError("unexpected argument \"\(argument)\"")
         }
-        return flags.version ? .version(versionText) : .settings(flags.given)
+        if flags.version {
+            return .version(versionText)
+        }
+        if flags.printEnvTemplate {
+            return .template(.environment)
+        }
+        if flags.printYAMLTemplate {
+            return .template(.yaml)
+        }
+        return .settings(flags.given)
     }
 }
 
@@ -125,7 +147,7 @@ extension ConfigSetting {
 
 extension Option where Value == String? {
     init(_ setting: ConfigSetting) {
-        let help = ArgumentHelp(setting.help, valueName: setting.valueName, visibility: setting.isHiddenFromHelp ? .private : .default)
+        let help = ArgumentHelp(setting.helpWithDefault, valueName: setting.valueName, visibility: setting.isHiddenFromHelp ? .private : .default)
         if setting.kind == .bool {
             // So that --help shows the flag alone means true; GoCommandLine
             // has already spelled that out as `=true`.

@@ -11,7 +11,7 @@ public enum ServerMain {
         let config: ServerConfig
         do {
             switch try ServerConfig.resolve(arguments: arguments, environment: environment) {
-            case .showHelp(let text), .showVersion(let text):
+            case .showHelp(let text), .showVersion(let text), .showTemplate(let text):
                 print(text)
                 return 0
             case .run(let resolved):
