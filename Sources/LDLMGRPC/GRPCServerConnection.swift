@@ -43,8 +43,8 @@ public struct GRPCServerLimits: Sendable {
 /// failures itself. The owner answers each `.request` at once with
 /// ``sendResponse(streamID:prefixedMessage:onUndelivered:)`` or
 /// ``sendStatus(streamID:_:)``, or later after ``deferAnswer(streamID:_:)``;
-/// a server-streaming call is answered with ``beginStream(streamID:_:)``, any
-/// number of ``sendMessage(streamID:prefixedMessage:)`` and a final
+/// a server-streaming call with ``beginStream(streamID:firstMessage:_:)``,
+/// any number of ``sendMessage(streamID:prefixedMessage:)`` and a final
 /// ``sendStatus(streamID:_:)``.
 /// Every call's state lives here, in one place: a call withdrawn by its client
 /// is cancelled, and an answer that never reached its client is undone.
