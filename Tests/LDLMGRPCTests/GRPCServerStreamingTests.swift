@@ -53,6 +53,25 @@ final class GRPCServerStreamingTests: XCTestCase {
         XCTAssertEqual(pair.outcome(of: request.streamID).body.count, 2 * GRPCMessageFraming.prefixLength + 3, "nothing after the end")
     }
 
+    func testMessagesLargerThanAFrameAndTheFlowControlWindowArriveWhole() throws {
+        let pair = try GRPCPair()
+        let owner = Owner()
+        let request = try pair.dispatchCall(message: [1])
+        let first = (0..<50_000).map { UInt8(truncatingIfNeeded: $0) }
+        let second = (0..<30_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        pair.server.beginStream(streamID: request.streamID, firstMessage: GRPCMessageFraming.frame(first), owner.streamingCall(request.streamID))
+        pair.server.sendMessage(streamID: request.streamID, prefixedMessage: GRPCMessageFraming.frame(second))
+        try pair.pump()
+        XCTAssertEqual(pair.outcome(of: request.streamID).body, GRPCMessageFraming.frame(first) + GRPCMessageFraming.frame(second))
+        XCTAssertFalse(pair.outcome(of: request.streamID).ended)
+
+        pair.server.sendMessage(streamID: request.streamID, prefixedMessage: GRPCMessageFraming.frame([3]))
+        pair.server.sendStatus(streamID: request.streamID, GRPCStatus(.ok, ""))
+        try pair.pump()
+        XCTAssertEqual(pair.outcome(of: request.streamID).body.suffix(6), GRPCMessageFraming.frame([3])[...])
+        XCTAssertEqual(pair.outcome(of: request.streamID).grpcStatus, "0")
+    }
+
     func testClientResetEndsTheStreamAndCancelsItsOwner() throws {
         let pair = try GRPCPair()
         let owner = Owner()
