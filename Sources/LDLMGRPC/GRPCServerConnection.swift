@@ -42,7 +42,10 @@ public struct GRPCServerLimits: Sendable {
 /// content type, timeout syntax, message framing and size) and answers those
 /// failures itself. The owner answers each `.request` at once with
 /// ``sendResponse(streamID:prefixedMessage:onUndelivered:)`` or
-/// ``sendStatus(streamID:_:)``, or later after ``deferAnswer(streamID:_:)``.
+/// ``sendStatus(streamID:_:)``, or later after ``deferAnswer(streamID:_:)``;
+/// a server-streaming call with ``beginStream(streamID:firstMessage:_:)``,
+/// any number of ``sendMessage(streamID:prefixedMessage:)`` and a final
+/// ``sendStatus(streamID:_:)``.
 /// Every call's state lives here, in one place: a call withdrawn by its client
 /// is cancelled, and an answer that never reached its client is undone.
 public final class GRPCServerConnection {
@@ -55,6 +58,9 @@ public final class GRPCServerConnection {
     private var deadlines = GRPCCallDeadlines()
     @exclusivity(unchecked)
     private var recentlyDelivered = RecentlyDeliveredAnswers()
+    /// Set by ``failDeferredCalls(_:)``: a stream that begins later ends at once with it.
+    @exclusivity(unchecked)
+    private var drainStatus: GRPCStatus?
     /// Paths this connection has seen, so a request reuses a String rather than
     /// building one. Bounded: a client inventing paths gets fresh Strings.
     @exclusivity(unchecked)
@@ -112,7 +118,49 @@ public final class GRPCServerConnection {
         }
     }
 
-    /// Answers with a status and no message (a "trailers-only" response).
+    /// Answers a dispatched request with a stream of messages: the response
+    /// headers and `firstMessage` (prefixed in place) go out now, each
+    /// ``sendMessage(streamID:prefixedMessage:)`` follows, and
+    /// ``sendStatus(streamID:_:)`` ends the call. Until then `call.cancel` is
+    /// how the connection tells the owner the call ended without it: the
+    /// client reset it or left, its deadline passed, or
+    /// ``failDeferredCalls(_:)`` ended it.
+    public func beginStream(streamID: Int32, firstMessage: [UInt8]?, _ call: GRPCDeferredCall) {
+        guard case .dispatched = streams[streamID] else { return }
+        do {
+            try http2.beginStreamingResponse(streamID: streamID, headers: Self.responseHeaders)
+        } catch {
+            http2.resetStream(streamID, errorCode: HTTP2ErrorCode.internalError)
+            return
+        }
+        // Set even when HTTP/2 already forgot the stream: its close event,
+        // still to come, then cancels the call.
+        streams[streamID] = .streaming(call)
+        if let firstMessage {
+            sendMessage(streamID: streamID, prefixedMessage: firstMessage)
+        }
+        if let drainStatus {
+            // Its request completed after the drain ended the others: left
+            // open, it would hold the connection until the shutdown timeout.
+            _ = call.cancel()
+            sendStatus(streamID: streamID, drainStatus)
+        } else if let deadline = call.deadline {
+            deadlines.add(deadline, streamID: streamID, liveDeadlines: { deferredCallsWithDeadline })
+        }
+    }
+
+    /// Sends one more message of a streaming call, prefixed in place as in
+    /// ``sendResponse(streamID:prefixedMessage:onUndelivered:)``; nothing once
+    /// the call has ended.
+    public func sendMessage(streamID: Int32, prefixedMessage: [UInt8]) {
+        guard case .streaming = streams[streamID] else { return }
+        var framed = prefixedMessage
+        GRPCMessageFraming.writePrefix(into: &framed)
+        http2.sendData(streamID: streamID, framed)
+    }
+
+    /// Answers with a status and no message (a "trailers-only" response), or
+    /// ends a streaming call with it.
     public func sendStatus(streamID: Int32, _ status: GRPCStatus) {
         guard let state = streams[streamID] else { return }
         switch state {
@@ -123,6 +171,9 @@ public final class GRPCServerConnection {
         case .dispatched, .deferred:
             streams[streamID] = .answered(onUndelivered: nil)
             sendTrailersOnly(streamID: streamID, httpStatus: "200", status: status, stopClient: false)
+        case .streaming:
+            streams[streamID] = .answered(onUndelivered: nil)
+            http2.endStreamingResponse(streamID: streamID, trailers: Self.trailers(for: status))
         case .answered, .refused:
             break
         }
@@ -151,19 +202,21 @@ public final class GRPCServerConnection {
     /// DEADLINE_EXCEEDED, unless its owner answered it meanwhile.
     public func expireDeadlines(now: UInt64) {
         deadlines.popDue(now: now) { streamID in
-            guard case .deferred(let call) = streams[streamID], let deadline = call.deadline, deadline <= now else { return }
+            guard let call = streams[streamID]?.pendingCall, let deadline = call.deadline, deadline <= now else { return }
             if call.cancel() {
                 sendStatus(streamID: streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded while waiting for an answer"))
             }
         }
     }
 
-    /// Withdraws every deferred call and answers it with `status`, e.g.
-    /// UNAVAILABLE while the server drains.
+    /// Withdraws every deferred call and ends every streaming call, answering
+    /// each with `status`, e.g. UNAVAILABLE while the server drains: a stream
+    /// left open would keep the connection from ever closing.
     public func failDeferredCalls(_ status: GRPCStatus) {
+        drainStatus = status
         var deferred: [(Int32, GRPCDeferredCall)] = []
         for (streamID, state) in streams {
-            if case .deferred(let call) = state { deferred.append((streamID, call)) }
+            if let call = state.pendingCall { deferred.append((streamID, call)) }
         }
         for (streamID, call) in deferred where call.cancel() {
             sendStatus(streamID: streamID, status)
@@ -191,7 +244,7 @@ public final class GRPCServerConnection {
     var deferredCallsWithDeadline: [(UInt64, Int32)] {
         var live: [(UInt64, Int32)] = []
         for (streamID, state) in streams {
-            if case .deferred(let call) = state, let deadline = call.deadline { live.append((deadline, streamID)) }
+            if let deadline = state.pendingCall?.deadline { live.append((deadline, streamID)) }
         }
         return live
     }
@@ -200,6 +253,14 @@ public final class GRPCServerConnection {
 
     private static let responseHeaders = HTTP2HeaderBlock([HTTP2Header(":status", "200"), HTTP2Header("content-type", "application/grpc")])
     private static let okTrailers = HTTP2HeaderBlock([HTTP2Header("grpc-status", "0")])
+
+    private static func trailers(for status: GRPCStatus) -> HTTP2HeaderBlock {
+        var trailers = [HTTP2Header("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty {
+            trailers.append(HTTP2Header("grpc-message", GRPCPercentEncoding.encode(status.message)))
+        }
+        return HTTP2HeaderBlock(trailers)
+    }
 
     private func process(_ event: HTTP2Event, _ onEvent: (GRPCServerEvent) -> Void) {
         switch event {
@@ -268,7 +329,7 @@ public final class GRPCServerConnection {
     /// after the stream's state is gone, since both may call back into here.
     private func undoOrCancel(_ state: GRPCServerStream, delivered: Bool) {
         switch state {
-        case .deferred(let call):
+        case .deferred(let call), .streaming(let call):
             _ = call.cancel()
         case .answered(let onUndelivered?) where !delivered:
             onUndelivered()

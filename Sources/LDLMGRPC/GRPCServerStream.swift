@@ -4,9 +4,9 @@ import LDLMHTTP2
 ///
 /// The client half and our half close independently, as in HTTP/2; a unary
 /// call moves through these states in order, and a state names what the
-/// connection may still do with the stream. Streaming calls (health `Watch`,
-/// reflection, a bidirectional keepalive) would add states where the client
-/// half is open while messages go out, without touching the unary path.
+/// connection may still do with the stream. A server-streaming call (health
+/// `Watch`) goes from `dispatched` to `streaming` and, once its status is
+/// sent, to `answered`; the unary path never passes through `streaming`.
 enum GRPCServerStream {
     /// Headers accepted; the request body is arriving.
     case receiving(GRPCRequestHead, UnaryMessageAccumulator)
@@ -15,6 +15,11 @@ enum GRPCServerStream {
     /// The owner will answer later; `cancel` withdraws the call and reports
     /// whether it was still unanswered.
     case deferred(GRPCDeferredCall)
+    /// Our headers are out and messages follow as the owner sends them, until
+    /// the owner's status ends the call. Ended otherwise (the client resets
+    /// it, the connection closes, the deadline passes, the server drains),
+    /// `call.cancel` tells the owner to stop sending.
+    case streaming(GRPCDeferredCall)
     /// Our answer is queued or sent. `onUndelivered` runs if the stream closes
     /// before all of it reached the client.
     case answered(onUndelivered: (() -> Void)?)
@@ -26,7 +31,15 @@ enum GRPCServerStream {
     var awaitsAnswer: Bool {
         switch self {
         case .dispatched, .deferred: return true
-        case .receiving, .answered, .refused: return false
+        case .receiving, .streaming, .answered, .refused: return false
+        }
+    }
+
+    /// The call its owner answers later: a deferred or a streaming call.
+    var pendingCall: GRPCDeferredCall? {
+        switch self {
+        case .deferred(let call), .streaming(let call): return call
+        case .receiving, .dispatched, .answered, .refused: return nil
         }
     }
 }
@@ -40,7 +53,8 @@ struct GRPCRequestHead {
     var admitted = false
 }
 
-/// A call whose answer comes later, e.g. a `Lock` waiting in a queue.
+/// A call whose answer comes later, e.g. a `Lock` waiting in a queue, or
+/// whose messages keep coming, e.g. a health `Watch`.
 public struct GRPCDeferredCall {
     /// Withdraws the call; true if it was still unanswered (it will now never
     /// be answered by its owner), false if its answer is already on its way.

@@ -58,6 +58,9 @@ public final class HTTP2Connection {
         var bytes: [UInt8]
         var offset = 0
         var trailers: HTTP2HeaderBlock?
+        /// A streamed body: more may come, so once `bytes` is out the stream
+        /// waits for it instead of ending.
+        var isOpen = false
     }
 
     public init(role: Role, settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
@@ -253,6 +256,51 @@ public final class HTTP2Connection {
         }
     }
 
+    /// Sends response headers and keeps the stream open for a body that comes
+    /// in pieces, each sent with ``sendData(streamID:_:)``, until
+    /// ``endStreamingResponse(streamID:trailers:)`` ends it: a gRPC
+    /// server-streaming call. A stream already gone is ignored, as in
+    /// ``sendResponse(streamID:headers:body:trailers:resetAfterSending:)``.
+    public func beginStreamingResponse(streamID: Int32, headers: HTTP2HeaderBlock) throws(HTTP2Error) {
+        guard nghttp2_session_find_stream(session, streamID) != nil else { return }
+        outboundStreams[streamID] = OutboundStream(body: OutboundBody(bytes: [], isOpen: true))
+        var provider = Self.dataProvider
+        let result = headers.withFields { fields, count in
+            nghttp2_submit_response(session, streamID, fields, count, &provider)
+        }
+        if result != 0 {
+            outboundStreams.removeValue(forKey: streamID)
+            throw HTTP2Error(code: result)
+        }
+    }
+
+    /// Queues more of a streamed body; ignored once the stream is gone.
+    public func sendData(streamID: Int32, _ bytes: [UInt8]) {
+        let queued = outboundStreams.modifyValue(forKey: streamID) { stream -> Bool in
+            guard stream.body?.isOpen == true else { return false }
+            stream.body!.bytes.append(contentsOf: bytes)
+            return true
+        } ?? false
+        if queued { resumeBody(streamID) }
+    }
+
+    /// Ends a streamed body with `trailers` once what was queued is out.
+    public func endStreamingResponse(streamID: Int32, trailers: HTTP2HeaderBlock) {
+        let ended = outboundStreams.modifyValue(forKey: streamID) { stream -> Bool in
+            guard stream.body?.isOpen == true else { return false }
+            stream.body!.isOpen = false
+            stream.body!.trailers = trailers
+            return true
+        } ?? false
+        if ended { resumeBody(streamID) }
+    }
+
+    private func resumeBody(_ streamID: Int32) {
+        // Fails only when nghttp2 is not waiting on this body, and then it
+        // reads the body by itself.
+        _ = nghttp2_session_resume_data(session, streamID)
+    }
+
     /// Opens a stream with `headers` and sends `body`, ending the stream. Client role.
     public func sendRequest(headers: [HTTP2Header], body: [UInt8]?) throws(HTTP2Error) -> Int32 {
         try sendRequest(headers: HTTP2HeaderBlock(headers), body: body)
@@ -400,13 +448,23 @@ public final class HTTP2Connection {
                 buffer.update(from: source.baseAddress! + body.offset, count: count)
             }
             if body.offset + count == body.bytes.count {
+                if body.isOpen {
+                    // Assigned rather than emptied: `body` still shares the
+                    // old buffer, which emptying would copy.
+                    stream.body!.bytes = []
+                    stream.body!.offset = 0
+                    return (count, nil, false)
+                }
                 stream.body = nil
                 return (count, body.trailers, true)
             }
             stream.body!.offset += count
             return (count, nil, false)
         } ?? (0, nil, true)
-        guard chunk.isLast else { return chunk.count }
+        guard chunk.isLast else {
+            // An open body with nothing queued waits for sendData or its end.
+            return chunk.count == 0 ? Int(NGHTTP2_ERR_DEFERRED.rawValue) : chunk.count
+        }
         flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
         if let trailers = chunk.trailers {
             flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue

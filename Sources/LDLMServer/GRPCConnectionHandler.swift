@@ -105,7 +105,8 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             }
         case .drain(let status):
             // The lock manager has answered its waiters already; this covers
-            // calls any other service deferred.
+            // calls any other service deferred, and ends streaming calls,
+            // which have sent what the drain changed (health NOT_SERVING).
             grpc.failDeferredCalls(status)
             grpc.closeGracefully()
         case .closeGracefully:
@@ -145,10 +146,13 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         }
         switch outcome {
         case .deferred(let cancel):
-            let deadline = request.timeoutNanoseconds.map { timeout in
-                UInt64(clamping: context?.eventLoop.now.uptimeNanoseconds ?? 0).addingClamped(timeout)
-            }
-            grpc.deferAnswer(streamID: streamID, GRPCDeferredCall(deadline: deadline, cancel: cancel))
+            grpc.deferAnswer(streamID: streamID, GRPCDeferredCall(deadline: deadline(of: request), cancel: cancel))
+            rescheduleDeadlineTimer()
+        case .stream(let firstMessage, let cancel):
+            grpc.beginStream(streamID: streamID, firstMessage: firstMessage, GRPCDeferredCall(deadline: deadline(of: request)) {
+                cancel()
+                return true
+            })
             rescheduleDeadlineTimer()
         case .reply(let message, let onUndelivered):
             answer(streamID: streamID, with: .reply(message, onUndelivered: onUndelivered))
@@ -157,7 +161,13 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         }
     }
 
-    /// Sends an answer, now or for a deferred call.
+    private func deadline(of request: GRPCRequest) -> UInt64? {
+        request.timeoutNanoseconds.map { timeout in
+            UInt64(clamping: context?.eventLoop.now.uptimeNanoseconds ?? 0).addingClamped(timeout)
+        }
+    }
+
+    /// Sends an answer, now or for a deferred call, or a streaming call's message.
     func answer(streamID: Int32, with answer: RPCAnswer) {
         switch answer {
         case .reply(let message, let onUndelivered):
@@ -168,6 +178,8 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             grpc.sendResponse(streamID: streamID, prefixedMessage: message, onUndelivered: onUndelivered)
         case .failure(let status):
             grpc.sendStatus(streamID: streamID, status)
+        case .message(let message):
+            grpc.sendMessage(streamID: streamID, prefixedMessage: message)
         }
         if !flushPending {
             // An answer from outside a read (a grant another connection's

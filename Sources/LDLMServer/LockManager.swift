@@ -18,6 +18,7 @@ final class LockManager {
     private var expiryTimer: (deadline: UInt64, task: Scheduled<Void>)?
     /// Set once the server drains: nothing queues any more.
     private(set) var isDraining = false
+    private var drainObservers: [() -> Void] = []
     /// Writes every change to the state file, if the server keeps one.
     let journal: StateJournal?
 
@@ -158,8 +159,16 @@ final class LockManager {
     /// at once, and from now on a `Lock` that cannot be granted at once does
     /// not queue. Held locks stay until their connections close.
     func beginDrain() {
+        guard !isDraining else { return }
         isDraining = true
         table.withdrawAllWaiters()
+        for observer in drainObservers { observer() }
+    }
+
+    /// Runs `body` when the drain begins, before any connection is told to
+    /// drain, so what it sends reaches clients ahead of their GOAWAY.
+    func onDrain(_ body: @escaping () -> Void) {
+        drainObservers.append(body)
     }
 
     // MARK: Administration

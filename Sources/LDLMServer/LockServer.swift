@@ -103,11 +103,13 @@ public final class LockServer: Service {
         [
             LockService(manager: manager),
             AdminService(manager: manager, logger: logger),
+            HealthService(manager: manager),
         ]
     }
 
     /// Each guards the services it names (``RPCInterceptor/guards(service:)``):
-    /// the lock password the lock service, the admin rule the admin service.
+    /// the lock password the lock service, the admin rule the admin service;
+    /// none the health service, which probes must reach without secrets.
     static func interceptors(_ config: ServerConfig) -> [RPCInterceptor] {
         var interceptors: [RPCInterceptor] = [
             AdminAccessInterceptor(password: config.adminPassword, identities: config.adminIdentities),

@@ -8,7 +8,9 @@ import LDLMProtocol
 /// With a state file, an answer that tells of a change (a grant, an unlock,
 /// a renewal) goes out only once that change is on disk.
 final class LockService: RPCService {
-    let serviceName = "ldlm.LDLM"
+    static let name = "ldlm.LDLM"
+
+    let serviceName = LockService.name
     private let manager: LockManager
 
     init(manager: LockManager) {

@@ -3,8 +3,10 @@ import LDLMGRPC
 /// Refuses calls whose `authorization` metadata is not the server password.
 ///
 /// Not for the admin service, whose own rule (``AdminAccessInterceptor``)
-/// keeps the lock password from granting it, and not on the Unix socket,
-/// which only the server's user can open.
+/// keeps the lock password from granting it; not for the health service, which
+/// load balancers and Kubernetes probes call without metadata and which tells
+/// only whether the server serves; and not on the Unix socket, which only the
+/// server's user can open.
 struct PasswordInterceptor: RPCInterceptor {
     private let password: [UInt8]
 
@@ -13,7 +15,7 @@ struct PasswordInterceptor: RPCInterceptor {
     }
 
     func guards(service: String) -> Bool {
-        service != AdminService.name
+        service != AdminService.name && service != HealthService.name
     }
 
     func refusal(of request: GRPCRequest, from connection: ConnectionContext) -> GRPCStatus? {

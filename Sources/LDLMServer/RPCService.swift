@@ -13,7 +13,8 @@ protocol RPCService: AnyObject {
 }
 
 /// Serves one call. `makeResponder` is called only by a method that answers
-/// later (returning ``RPCOutcome/deferred(cancel:)``), once, before returning.
+/// later (returning ``RPCOutcome/deferred(cancel:)``) or streams (returning
+/// ``RPCOutcome/stream(firstMessage:cancel:)``), once, before returning.
 typealias RPCMethod = (_ call: RPCCall, _ makeResponder: () -> RPCResponder) -> RPCOutcome
 
 /// One call as a service sees it.
@@ -45,12 +46,20 @@ enum RPCOutcome {
     /// `cancel` withdraws the call first (client gone, deadline, drain); `cancel`
     /// returns false if the answer is already on its way.
     case deferred(cancel: () -> Bool)
+    /// A server-streaming call: `firstMessage` (serialized as for `reply`) goes
+    /// out now if given, then each message sent through the responder made for
+    /// this call, until the responder's status ends it. `cancel` runs if the
+    /// call ends otherwise (client gone, deadline, drain): send nothing more.
+    case stream(firstMessage: [UInt8]?, cancel: () -> Void)
 }
 
-/// A deferred call's answer.
+/// A deferred call's answer, or a message of a streaming call.
 enum RPCAnswer {
     case reply([UInt8], onUndelivered: (() -> Void)?)
+    /// Ends the call with this status.
     case failure(GRPCStatus)
+    /// One more message of a streaming call, which stays open.
+    case message([UInt8])
 }
 
 /// Where a deferred call's answer goes.
@@ -74,6 +83,11 @@ struct RPCResponder {
             return
         }
         sink.answer(streamID: streamID, with: .reply(prefixedMessage, onUndelivered: onUndelivered))
+    }
+
+    /// Sends one more message of a streaming call.
+    func send(_ prefixedMessage: [UInt8]) {
+        sink?.answer(streamID: streamID, with: .message(prefixedMessage))
     }
 
     func fail(_ status: GRPCStatus) {

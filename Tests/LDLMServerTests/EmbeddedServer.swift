@@ -31,6 +31,7 @@ final class EmbeddedServer {
     let loop = EmbeddedEventLoop()
     let manager: LockManager
     let pipeline: ConnectionPipeline
+    let services: [RPCService]
 
     init(configure: (inout ServerConfig) -> Void = { _ in }) {
         var config = ServerConfig()
@@ -46,10 +47,11 @@ final class EmbeddedServer {
             wallClock: { Self.wallClockNow }
         )
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        services = LockServer.services(manager: manager, logger: logger)
         pipeline = ConnectionPipeline(
             manager: manager,
             router: RPCRouter(
-                services: [LockService(manager: manager), AdminService(manager: manager, logger: logger)],
+                services: services,
                 interceptors: LockServer.interceptors(config)
             ),
             config: config,
@@ -147,6 +149,21 @@ final class EmbeddedClient {
         return try Array(body.dropFirst(GRPCMessageFraming.prefixLength)).withUnsafeBytes { bytes in
             try Response(serializedBytes: bytes)
         }
+    }
+
+    /// Every message the stream carried so far, in order (a streaming call's several).
+    func messages<Response: LDLMMessage>(of streamID: Int32, as _: Response.Type) throws -> [Response] {
+        var body = events.reduce(into: [UInt8]()) { body, event in
+            if case .data(streamID, let bytes) = event { body += bytes }
+        }[...]
+        var messages: [Response] = []
+        while body.count >= GRPCMessageFraming.prefixLength {
+            let length = body.dropFirst().prefix(4).reduce(0) { $0 << 8 | Int($1) }
+            let message = body.dropFirst(GRPCMessageFraming.prefixLength).prefix(length)
+            messages.append(try Response(serializedBytes: message))
+            body = body.dropFirst(GRPCMessageFraming.prefixLength + length)
+        }
+        return messages
     }
 
     var receivedGoAway: Bool {
