@@ -126,11 +126,16 @@ public final class GRPCServerConnection {
     /// client reset it or left, its deadline passed, or
     /// ``failDeferredCalls(_:)`` ended it.
     public func beginStream(streamID: Int32, firstMessage: [UInt8]?, _ call: GRPCDeferredCall) {
-        guard case .dispatched = streams[streamID] else { return }
+        // A stream that cannot begin is withdrawn, so its owner forgets it.
+        guard case .dispatched = streams[streamID] else {
+            _ = call.cancel()
+            return
+        }
         do {
             try http2.beginStreamingResponse(streamID: streamID, headers: Self.responseHeaders)
         } catch {
             http2.resetStream(streamID, errorCode: HTTP2ErrorCode.internalError)
+            _ = call.cancel()
             return
         }
         // Set even when HTTP/2 already forgot the stream: its close event,

@@ -22,6 +22,7 @@ enum ConfigTemplate: Equatable {
             header = """
                 # \(ServerFlags.versionText): every setting as an environment variable, with its default.
                 # A variable commented out has no default: remove the "# " and give it a value.
+                # Variables outrank a config file: with --config_file, keep only the lines you change.
                 """
         case .yaml:
             header = """

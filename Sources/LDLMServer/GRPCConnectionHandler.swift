@@ -44,9 +44,9 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         // needs no counted reference back.
         grpc.admission = { [unowned(unsafe) self] streamID, path, headers in
             let route = self.routes.route(for: path, in: self.router)
-            if let route, route.interceptors.isEmpty { return nil }
+            if let route, route.interceptors.isEmpty, route.acceptsLargeRequests { return nil }
             let request = GRPCRequest(streamID: streamID, path: path, headers: headers, timeoutNanoseconds: nil, message: [])
-            return self.router.refusal(of: request, to: route, from: self.connection)
+            return self.router.largeRequestRefusal(of: request, to: route, from: self.connection)
         }
     }
 

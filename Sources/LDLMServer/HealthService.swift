@@ -11,6 +11,9 @@ final class HealthService: RPCService {
     private static let reportedServices: Set<String> = ["", LockService.name]
 
     let serviceName = HealthService.name
+    /// A health request is a service name: a large one is an attack, and no
+    /// password guards this service.
+    let acceptsLargeRequests = false
     private let manager: LockManager
     /// The open `Watch` calls on a reported service, each told of every change.
     private var watchers: [Int: RPCResponder] = [:]
@@ -39,7 +42,9 @@ final class HealthService: RPCService {
 
     private func check(_ request: HealthCheckRequest) -> RPCOutcome {
         guard Self.reportedServices.contains(request.service) else {
-            return .failure(GRPCStatus(.notFound, "unknown service \"\(request.service)\""))
+            // Quoted in part: the status travels in a header, which has a size limit.
+            let quoted = String(String.UnicodeScalarView(request.service.unicodeScalars.prefix(64)))
+            return .failure(GRPCStatus(.notFound, "unknown service \"\(quoted)\""))
         }
         return .reply(Self.encoded(status), onUndelivered: nil)
     }

@@ -18,10 +18,12 @@ final class RPCRouter {
     final class Route {
         let method: RPCMethod
         let interceptors: [RPCInterceptor]
+        let acceptsLargeRequests: Bool
 
-        init(method: @escaping RPCMethod, interceptors: [RPCInterceptor]) {
+        init(method: @escaping RPCMethod, interceptors: [RPCInterceptor], acceptsLargeRequests: Bool = true) {
             self.method = method
             self.interceptors = interceptors
+            self.acceptsLargeRequests = acceptsLargeRequests
         }
     }
 
@@ -34,7 +36,9 @@ final class RPCRouter {
             // Chosen here, so a call pays for the checks of its own service only.
             let guarding = interceptors.filter { $0.guards(service: service.serviceName) }
             for (name, method) in service.methods {
-                routes["/\(service.serviceName)/\(name)"] = Route(method: method, interceptors: guarding)
+                routes["/\(service.serviceName)/\(name)"] = Route(
+                    method: method, interceptors: guarding, acceptsLargeRequests: service.acceptsLargeRequests
+                )
             }
         }
     }
@@ -56,6 +60,27 @@ final class RPCRouter {
         return nil
     }
 
+    /// Why a request whose body has grown past the gRPC layer's admission
+    /// threshold must not go on arriving, if it must not: its interceptors
+    /// refuse it, its method is unknown (the answer would be UNIMPLEMENTED
+    /// anyway), or its service takes only small requests.
+    func largeRequestRefusal(of request: GRPCRequest, to route: Route?, from connection: ConnectionContext) -> GRPCStatus? {
+        if let refusal = refusal(of: request, to: route, from: connection) {
+            return refusal
+        }
+        guard let route else {
+            return Self.unknownMethod(request.path)
+        }
+        guard route.acceptsLargeRequests else {
+            return GRPCStatus(.resourceExhausted, "request to \(request.path) is larger than its method takes")
+        }
+        return nil
+    }
+
+    private static func unknownMethod(_ path: String) -> GRPCStatus {
+        GRPCStatus(.unimplemented, "unknown method \(path)")
+    }
+
     /// Serves a call through `route`, which ``resolve(_:)`` found for its
     /// path, if its interceptors admit it.
     func route(
@@ -69,7 +94,7 @@ final class RPCRouter {
             return .failure(refusal)
         }
         guard let route else {
-            return .failure(GRPCStatus(.unimplemented, "unknown method \(request.path)"))
+            return .failure(Self.unknownMethod(request.path))
         }
         return route.method(RPCCall(message: request.message, session: session), makeResponder)
     }

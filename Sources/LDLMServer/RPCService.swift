@@ -10,6 +10,14 @@ protocol RPCService: AnyObject {
     var serviceName: String { get }
     /// Each method's handler by method name, e.g. `Lock`.
     var methods: [String: RPCMethod] { get }
+    /// False for a service whose requests are always small: a body past the
+    /// gRPC layer's admission threshold is then refused before it arrives,
+    /// whoever sends it (its methods may need no credentials).
+    var acceptsLargeRequests: Bool { get }
+}
+
+extension RPCService {
+    var acceptsLargeRequests: Bool { true }
 }
 
 /// Serves one call. `makeResponder` is called only by a method that answers

@@ -49,6 +49,28 @@ final class HealthServiceTests: XCTestCase {
         XCTAssertEqual(client.status(of: unknownMethod)?.code, GRPCStatus.Code.unimplemented.rawValue)
     }
 
+    func testALargeHealthRequestIsRefusedBeforeItArrivesThoughNoPasswordGuardsIt() throws {
+        let server = EmbeddedServer { $0.password = "s3cret" }
+        let client = try server.connect()
+        let huge = HealthCheckRequest(service: String(repeating: "x", count: 200_000))
+        for method in ["Check", "Watch"] {
+            let call = try client.call(method, huge, service: health)
+            XCTAssertEqual(client.status(of: call)?.code, GRPCStatus.Code.resourceExhausted.rawValue, method)
+        }
+        let unknown = try client.call("Nope", huge, service: health)
+        XCTAssertEqual(client.status(of: unknown)?.code, GRPCStatus.Code.unimplemented.rawValue)
+        let check = try client.call("Check", HealthCheckRequest(), service: health)
+        XCTAssertEqual(try client.response(of: check, as: HealthCheckResponse.self)?.status, .serving, "the connection goes on")
+    }
+
+    func testAnUnknownServiceIsQuotedInPartSoItsStatusFitsInAHeader() throws {
+        let server = EmbeddedServer()
+        let client = try server.connect()
+        let check = try client.call("Check", HealthCheckRequest(service: String(repeating: "é", count: 5_000)), service: health)
+        XCTAssertEqual(client.status(of: check)?.code, GRPCStatus.Code.notFound.rawValue)
+        XCTAssertEqual(client.status(of: check)?.message, "unknown service \"\(String(repeating: "é", count: 64))\"")
+    }
+
     func testWatchSendsServingThenNotServingWhenTheDrainBeginsThenEndsWithTheConnectionsDrain() throws {
         let server = EmbeddedServer()
         let client = try server.connect()
