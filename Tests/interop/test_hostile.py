@@ -3,6 +3,7 @@ attacker is cut off or its abuse is harmless, a normal client is served
 during and after it, and the server's memory stays bounded."""
 from __future__ import annotations
 
+import contextlib
 import resource
 import threading
 import time
@@ -401,23 +402,31 @@ def wait_for_fds(server, pred, what: str):
     assert fds, f"{what}: the server has {open_fd_count(server.pid)} fds open"
 
 
-def test_thousands_of_idle_connections_leave_normal_clients_served(start_server, connect, ldlm_client):
-    count = 2000
+@contextlib.contextmanager
+def thousands_of_connections(server, connect, count: int, preface: bytes | None):
+    """Opens `count` connections that send `preface` and nothing more; while
+    they are open (the body of the with), a bystander must be served and the
+    server's memory stay bounded; once they close, their fds must be freed."""
     ensure_fd_limit(count + 1024)
-    server = start_server()
     assert_served_after(server, connect, "warm-up")
     fds_before, rss_before = open_fd_count(server.pid), rss_bytes(server.pid)
-    idle = open_connections(server, count, preface=None)
+    connections = open_connections(server, count, preface=preface)
     try:
         wait_for_fds(server, lambda fds: fds >= fds_before + count, "not every connection was accepted")
         with Bystander(server, connect):
-            client = ldlm_client(server)
-            assert client.try_lock("py-ldlm-among-idle"), "py-ldlm was not served"
+            yield
         assert_memory_bounded(server, rss_before)
     finally:
-        for c in idle:
+        for c in connections:
             c.close()
     wait_for_fds(server, lambda fds: fds <= fds_before + 8, "the closed connections' fds were not released")
+
+
+def test_thousands_of_idle_connections_leave_normal_clients_served(start_server, connect, ldlm_client):
+    server = start_server()
+    with thousands_of_connections(server, connect, 2000, preface=None):
+        client = ldlm_client(server)
+        assert client.try_lock("py-ldlm-among-idle"), "py-ldlm was not served"
     assert_served_after(server, connect, "after-idle")
 
 
@@ -426,21 +435,9 @@ HALF_OPEN = {"no-bytes": b"", "partial-preface": H2_PREFACE[:10]}
 
 @pytest.mark.parametrize("opening", HALF_OPEN.values(), ids=HALF_OPEN.keys())
 def test_thousands_of_half_open_connections_leave_normal_clients_served(start_server, connect, opening):
-    count = 1000
-    ensure_fd_limit(count + 1024)
     server = start_server()
-    assert_served_after(server, connect, "warm-up")
-    fds_before, rss_before = open_fd_count(server.pid), rss_bytes(server.pid)
-    half_open = open_connections(server, count, preface=opening)
-    try:
-        wait_for_fds(server, lambda fds: fds >= fds_before + count, "not every connection was accepted")
-        with Bystander(server, connect):
-            time.sleep(0.5)
-        assert_memory_bounded(server, rss_before)
-    finally:
-        for c in half_open:
-            c.close()
-    wait_for_fds(server, lambda fds: fds <= fds_before + 8, "the closed connections' fds were not released")
+    with thousands_of_connections(server, connect, 1000, preface=opening):
+        time.sleep(0.5)
 
 
 @pytest.mark.parametrize("opening", HALF_OPEN.values(), ids=HALF_OPEN.keys())
