@@ -260,11 +260,16 @@ public final class GRPCServerConnection {
     private static let okTrailers = HTTP2HeaderBlock([HTTP2Header("grpc-status", "0")])
 
     private static func trailers(for status: GRPCStatus) -> HTTP2HeaderBlock {
-        var trailers = [HTTP2Header("grpc-status", String(status.code.rawValue))]
+        HTTP2HeaderBlock(statusFields(status))
+    }
+
+    /// `grpc-status` and, if there is one, the percent-encoded `grpc-message`.
+    private static func statusFields(_ status: GRPCStatus) -> [HTTP2Header] {
+        var fields = [HTTP2Header("grpc-status", String(status.code.rawValue))]
         if !status.message.isEmpty {
-            trailers.append(HTTP2Header("grpc-message", GRPCPercentEncoding.encode(status.message)))
+            fields.append(HTTP2Header("grpc-message", GRPCPercentEncoding.encode(status.message)))
         }
-        return HTTP2HeaderBlock(trailers)
+        return fields
     }
 
     private func process(_ event: HTTP2Event, _ onEvent: (GRPCServerEvent) -> Void) {
@@ -344,14 +349,7 @@ public final class GRPCServerConnection {
     }
 
     func sendTrailersOnly(streamID: Int32, httpStatus: String, status: GRPCStatus, stopClient: Bool) {
-        var headers = [
-            HTTP2Header(":status", httpStatus),
-            HTTP2Header("content-type", "application/grpc"),
-            HTTP2Header("grpc-status", String(status.code.rawValue)),
-        ]
-        if !status.message.isEmpty {
-            headers.append(HTTP2Header("grpc-message", GRPCPercentEncoding.encode(status.message)))
-        }
+        let headers = [HTTP2Header(":status", httpStatus), HTTP2Header("content-type", "application/grpc")] + Self.statusFields(status)
         do {
             try http2.sendResponse(streamID: streamID, headers: headers, resetAfterSending: stopClient ? HTTP2ErrorCode.noError : nil)
         } catch {
