@@ -8,7 +8,7 @@ final class TLSContextProvider: @unchecked Sendable {
     private let keyPath: String
     private let clientCAPath: String?
     private let lock = NIOLock()
-    private var context: NIOSSLContext
+    private var contexts: (http2: NIOSSLContext, http1: NIOSSLContext)
 
     /// Loads the files now; a missing file or a key that does not match the
     /// certificate fails here, at start-up, with a message naming the file.
@@ -16,20 +16,30 @@ final class TLSContextProvider: @unchecked Sendable {
         self.certificatePath = certificatePath
         self.keyPath = keyPath
         self.clientCAPath = clientCAPath
-        self.context = try Self.makeContext(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: clientCAPath)
+        self.contexts = try Self.makeContexts(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: clientCAPath)
     }
 
+    /// For gRPC connections: ALPN offers h2 only.
     var current: NIOSSLContext {
-        lock.withLock { context }
+        lock.withLock { contexts.http2 }
+    }
+
+    /// For the HTTP/1.1 ports (metrics, REST): ALPN offers http/1.1 only.
+    var currentForHTTP1: NIOSSLContext {
+        lock.withLock { contexts.http1 }
     }
 
     /// Reads the files again; on failure the previous context stays in use.
     func reload() throws(ConfigError) {
-        let fresh = try Self.makeContext(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: clientCAPath)
-        lock.withLock { context = fresh }
+        let fresh = try Self.makeContexts(certificatePath: certificatePath, keyPath: keyPath, clientCAPath: clientCAPath)
+        lock.withLock { contexts = fresh }
     }
 
-    private static func makeContext(certificatePath: String, keyPath: String, clientCAPath: String?) throws(ConfigError) -> NIOSSLContext {
+    private static func makeContexts(
+        certificatePath: String,
+        keyPath: String,
+        clientCAPath: String?
+    ) throws(ConfigError) -> (http2: NIOSSLContext, http1: NIOSSLContext) {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
@@ -48,7 +58,6 @@ final class TLSContextProvider: @unchecked Sendable {
             privateKey: .privateKey(key)
         )
         configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = ["h2"]
         if let clientCAPath {
             let roots: [NIOSSLCertificate]
             do {
@@ -63,7 +72,11 @@ final class TLSContextProvider: @unchecked Sendable {
             configuration.certificateVerification = .noHostnameVerification
         }
         do {
-            return try NIOSSLContext(configuration: configuration)
+            var http2 = configuration
+            http2.applicationProtocols = ["h2"]
+            var http1 = configuration
+            http1.applicationProtocols = ["http/1.1"]
+            return (try NIOSSLContext(configuration: http2), try NIOSSLContext(configuration: http1))
         } catch NIOSSLError.failedToLoadPrivateKey {
             throw ConfigError("TLS key \(keyPath) does not match certificate \(certificatePath)")
         } catch {
