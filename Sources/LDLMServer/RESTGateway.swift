@@ -109,7 +109,9 @@ final class RESTGateway {
         guard let id = Self.cookie(in: request) else {
             return respond(.json(401, Array(#"{"error": "session cookie not found. create a new session at /session"}"#.utf8)))
         }
-        guard let session = sessions.use(id: id, now: manager.nanosecondsNow) else {
+        // An administrator's EndSession closes the session at once but tells
+        // the gateway a moment later; no call may act in it meanwhile.
+        guard let session = sessions.use(id: id, now: manager.nanosecondsNow), manager.peer(of: session) != nil else {
             return respond(.json(401, Array(#"{"error": "session cookie invalid or expired. create a new session at /session"}"#.utf8)))
         }
         // Every answer in a session carries the cookie with its expiry pushed back.
@@ -133,6 +135,7 @@ final class RESTGateway {
         }
         let id = Self.newSessionID()
         var sessionLogger = logger
+        // Only a prefix: the whole id is a credential, and logs are read by many.
         sessionLogger[metadataKey: "rest_session"] = "\(id.prefix(8))"
         let connection = ConnectionContext(logger: sessionLogger, remoteAddress: request.remoteAddress)
         let session = manager.openSession(for: connection) { [self] in

@@ -185,6 +185,7 @@ private struct JSONFields {
 /// Writes one JSON object, members in the order added, strings escaped.
 struct JSONObjectWriter {
     private var text = "{"
+    private var isEmpty = true
 
     mutating func add(_ key: String, string value: String) {
         add(key, raw: Self.quoted(value))
@@ -196,7 +197,8 @@ struct JSONObjectWriter {
 
     /// `raw` is already JSON.
     mutating func add(_ key: String, raw: String) {
-        if text.count > 1 { text += "," }
+        if !isEmpty { text += "," }
+        isEmpty = false
         text += Self.quoted(key) + ":" + raw
     }
 

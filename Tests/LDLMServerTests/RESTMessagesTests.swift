@@ -44,6 +44,7 @@ final class RESTMessagesTests: XCTestCase {
     func testBadBodiesSayWhatIsWrong() {
         XCTAssertEqual(decodingError(#"{"name": "a""#), "request body is not valid JSON")
         XCTAssertEqual(decodingError("name=a"), "request body is not valid JSON")
+        XCTAssertEqual(decodingError(#"{"name": "a"} trailing"#), "request body is not valid JSON")
         XCTAssertEqual(decodingError(#"["a"]"#), "request body must be a JSON object")
         XCTAssertEqual(decodingError(#"{"name": 5}"#), "invalid value for string field name")
         XCTAssertEqual(decodingError(#"{"size": true}"#), "invalid value for int32 field size")
@@ -63,16 +64,19 @@ final class RESTMessagesTests: XCTestCase {
         let refused = RESTMessages.lockResponse(
             locked: false, name: "a", error: LDLMError(code: .lockSizeMismatch, message: "size mismatch")
         )
-        XCTAssertEqual(try object(refused), [
-            "locked": false, "name": "a", "key": "", "fencingToken": "0",
-            "error": ["code": "LockSizeMismatch", "message": "size mismatch"],
-        ] as NSDictionary)
+        XCTAssertEqual(
+            String(decoding: refused, as: UTF8.self),
+            #"{"locked":false,"name":"a","key":"","error":{"code":"LockSizeMismatch","message":"size mismatch"},"fencingToken":"0"}"#
+        )
     }
 
     func testUnlockResponseAndStatusErrorShapes() throws {
         XCTAssertEqual(String(decoding: RESTMessages.unlockResponse(unlocked: true, name: "a"), as: UTF8.self), #"{"unlocked":true,"name":"a"}"#)
         let failed = RESTMessages.unlockResponse(unlocked: false, name: "a", error: LDLMError(code: .lockDoesNotExist, message: "gone"))
-        XCTAssertEqual(try object(failed), ["unlocked": false, "name": "a", "error": ["code": "LockDoesNotExist", "message": "gone"]] as NSDictionary)
+        XCTAssertEqual(
+            String(decoding: failed, as: UTF8.self),
+            #"{"unlocked":false,"name":"a","error":{"code":"LockDoesNotExist","message":"gone"}}"#
+        )
         XCTAssertEqual(String(decoding: RESTMessages.statusError(code: 3, message: "bad"), as: UTF8.self), #"{"code":3,"message":"bad","details":[]}"#)
     }
 
