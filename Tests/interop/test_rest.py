@@ -213,3 +213,14 @@ def test_admin_lists_and_ends_rest_sessions(start_rest, admin, ipc_socket, conne
     assert connect(server).try_lock("admin-ended").locked is True
     r = client.post(f"{base}/v1/lock", json={"name": "x"}, timeout=TIMEOUT)
     assert r.status_code == 401
+
+
+def test_a_rest_address_in_use_stops_the_start_with_status_2(run_server_expect_exit):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        rc, _, err = run_server_expect_exit("--listen_address", f"127.0.0.1:{free_port()}",
+                                            "--rest_listen_address", f"127.0.0.1:{port}")
+    assert rc == 2, err
+    assert f"cannot listen on 127.0.0.1:{port}" in err, err
