@@ -44,6 +44,8 @@ let package = Package(
             providers: [.apt(["libprotobuf-c-dev"])]
         ),
         .target(name: "CLDLMProto", dependencies: ["CProtobufC"]),
+        // etcd's v3 API (Protos/etcd), for the HA layer's etcd client.
+        .target(name: "CEtcdProto", dependencies: ["CProtobufC"]),
         .systemLibrary(name: "CSysRandom"),
         // Go's duration syntax, shared by the server's flags and ldlm-lock's.
         .target(name: "GoDuration"),
