@@ -53,10 +53,16 @@ let package = Package(
         // Layer 2: one nghttp2 session, bytes in and bytes out, no sockets.
         .target(name: "LDLMHTTP2", dependencies: ["CNGHTTP2"]),
 
-        // Layer 3: gRPC unary calls over HTTP/2 streams, and the LDLM messages.
+        // Layer 3: gRPC unary calls over HTTP/2 streams (and the NIO handler that drives
+        // a client's), and the LDLM messages.
         .target(
             name: "LDLMGRPC",
-            dependencies: ["LDLMHTTP2", .product(name: "HeapModule", package: "swift-collections")]
+            dependencies: [
+                "LDLMHTTP2",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
         ),
         .target(name: "LDLMProtocol", dependencies: ["CLDLMProto", "CProtobufC"]),
 
