@@ -12,19 +12,27 @@ public struct GRPCClientChannelOptions: Sendable {
     /// `timeout` closes the connection, so a frozen server or a dead network
     /// path is noticed without waiting for TCP.
     public var keepalive: (interval: TimeAmount, timeout: TimeAmount)?
-    /// Bounds TCP connect and TLS handshake together.
+    /// Bounds TCP connect and TLS handshake (and the server's preface, when awaited) together.
     public var connectTimeout: TimeAmount
+    /// Calls can flow only once the server's first HTTP/2 bytes (its SETTINGS)
+    /// came in. A frozen server, whose kernel still accepts the TCP
+    /// connection, or a TLS 1.3 server refusing the client's certificate after
+    /// the client finished its handshake, then fails the connect, when
+    /// nothing was sent yet, instead of failing calls that may have been read.
+    public var waitsForServerPreface: Bool
 
     public init(
         metadata: [HTTP2Header] = [],
         usesTLS: Bool = false,
         keepalive: (interval: TimeAmount, timeout: TimeAmount)? = nil,
-        connectTimeout: TimeAmount = .seconds(10)
+        connectTimeout: TimeAmount = .seconds(10),
+        waitsForServerPreface: Bool = false
     ) {
         self.metadata = metadata
         self.usesTLS = usesTLS
         self.keepalive = keepalive
         self.connectTimeout = connectTimeout
+        self.waitsForServerPreface = waitsForServerPreface
     }
 }
 
@@ -37,8 +45,8 @@ public final class GRPCClientChannelHandler: ChannelInboundHandler {
 
     private let grpc: GRPCClientConnection
     private let options: GRPCClientChannelOptions
-    /// Succeeds once calls can flow (after TCP connect, or after the TLS
-    /// handshake), fails with ``GRPCConnectionClosedError`` if the connection closes first.
+    /// Succeeds once calls can flow (after TCP connect, the TLS handshake or
+    /// the server's preface; see ``GRPCClientChannelOptions``), fails with ``GRPCConnectionClosedError`` if the connection closes first.
     public let ready: EventLoopPromise<Void>
     private var isReadyResolved = false
     /// Why the connection ended, for the errors of calls and lost locks.
@@ -81,7 +89,7 @@ public final class GRPCClientChannelHandler: ChannelInboundHandler {
 
     public func channelActive(context: ChannelHandlerContext) {
         flushOutput()
-        if !options.usesTLS { resolveReady(.success(())) }
+        if !options.usesTLS, !options.waitsForServerPreface { resolveReady(.success(())) }
         if let keepalive = options.keepalive {
             keepaliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: keepalive.interval, delay: keepalive.interval) { [weak self] _ in
                 self?.sendPing(timeout: keepalive.timeout)
@@ -91,7 +99,7 @@ public final class GRPCClientChannelHandler: ChannelInboundHandler {
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .handshakeCompleted = event as? TLSUserEvent { resolveReady(.success(())) }
+        if case .handshakeCompleted = event as? TLSUserEvent, !options.waitsForServerPreface { resolveReady(.success(())) }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -173,6 +181,8 @@ public final class GRPCClientChannelHandler: ChannelInboundHandler {
         flushPending = true
         do {
             try buffer.withUnsafeReadableBytes { bytes throws(HTTP2Error) in try grpc.receive(bytes, onEvent: handle) }
+            // nghttp2 refuses a first frame other than SETTINGS: bytes it took begin the server's preface.
+            if options.waitsForServerPreface { resolveReady(.success(())) }
         } catch {
             close(reason: "HTTP/2 protocol error: \(error)")
         }
