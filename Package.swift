@@ -107,6 +107,16 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // etcd's KV, lease and auth calls for the HA layer (issue 12), on the same layers.
+        .target(
+            name: "LDLMEtcd",
+            dependencies: [
+                "CEtcdProto", "CProtobufC", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "ldlm-elect",
             dependencies: [
@@ -166,6 +176,15 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LDLMFuzzTests", dependencies: ["LDLMFuzzTargets"]),
+        // Message round trips, and the client against a real etcd it starts (skipped without /usr/bin/etcd).
+        .testTarget(
+            name: "LDLMEtcdTests",
+            dependencies: [
+                "LDLMEtcd", "LDLMGRPC", "LDLMProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [
