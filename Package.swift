@@ -180,7 +180,7 @@ let package = Package(
         .testTarget(
             name: "LDLMEtcdTests",
             dependencies: [
-                "LDLMEtcd", "LDLMGRPC", "LDLMProtocol",
+                "LDLMEtcd", "LDLMGRPC", "LDLMProtocol", "CEtcdProto", "CProtobufC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -169,7 +169,7 @@ public final class GRPCClientChannelHandler: ChannelInboundHandler {
 
     private func expire(streamID: Int32, after timeout: TimeAmount) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
-        call.completion(GRPCResponse(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "no answer within \(timeout)"), message: nil))
+        call.completion(GRPCResponse(streamID: streamID, status: GRPCStatus(.deadlineExceeded, "no answer within \(timeout.nanoseconds / 1_000_000) ms"), message: nil))
         grpc.http2.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
         if !flushPending {
             flushOutput()
