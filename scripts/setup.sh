@@ -5,6 +5,10 @@
 set -euo pipefail
 
 apt_packages=(libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler pkg-config nghttp2-client)
+# The etcd client's tests run a real etcd; its protos are checked against Debian's copy.
+if [ "${1:-}" = "--with-test-deps" ]; then
+  apt_packages+=(etcd-server golang-etcd-server-dev)
+fi
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
