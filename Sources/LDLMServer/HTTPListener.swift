@@ -89,8 +89,15 @@ enum HTTPListener {
 /// Collects each request with its body, has the responder answer it, and
 /// writes the answer with its length. NIO's pipelining handler ahead of it
 /// holds back a client's next request until this one is answered.
-final class HTTPRequestHandler: ChannelInboundHandler {
+///
+/// That handler does not look at writability: a client that pipelines
+/// requests and never reads the answers would have them pile up in memory
+/// without bound. So no read is passed on while the channel is unwritable;
+/// the client's requests wait in its own socket buffers, and the request
+/// timeout closes a connection that stays so.
+final class HTTPRequestHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
@@ -106,6 +113,8 @@ final class HTTPRequestHandler: ChannelInboundHandler {
     private var state = State.idle
     private var closesAfterAnswer = false
     private var requestTimer: Scheduled<Void>?
+    /// A read held back while the channel was unwritable.
+    private var readHeld = false
 
     init(responder: HTTPResponder, limits: HTTPListenerLimits) {
         self.responder = responder
@@ -123,6 +132,22 @@ final class HTTPRequestHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         requestTimer?.cancel()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, readHeld {
+            readHeld = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

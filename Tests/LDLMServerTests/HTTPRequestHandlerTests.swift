@@ -80,6 +80,31 @@ final class HTTPRequestHandlerTests: XCTestCase {
         XCTAssertTrue(try received().hasPrefix("HTTP/1.1 413"))
     }
 
+    func testNothingMoreIsReadWhileTheClientLeavesItsAnswersUnread() throws {
+        final class ReadCounter: ChannelOutboundHandler {
+            typealias OutboundIn = NIOAny
+            var reads = 0
+            func read(context: ChannelHandlerContext) {
+                reads += 1
+                context.read()
+            }
+        }
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        channel.read()
+        XCTAssertEqual(counter.reads, 1)
+        try send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(try received().contains("GET /a 0"))
+
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.read()
+        XCTAssertEqual(counter.reads, 1, "answers piling up unsent: reading more requests would pile up more")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(counter.reads, 2, "the held read goes out once the answers drain")
+    }
+
     func testConnectionWithoutACompleteRequestIsClosedAfterTheTimeout() throws {
         try send("GET /a HTTP/1.1\r\nHost: x\r\n")
         loop.advanceTime(by: .seconds(4))
