@@ -95,6 +95,10 @@ enum HTTPListener {
 /// without bound. So no read is passed on while the channel is unwritable;
 /// the client's requests wait in its own socket buffers, and the request
 /// timeout closes a connection that stays so.
+///
+/// A drain's `ChannelShouldQuiesceEvent` never reaches this handler: the
+/// pipelining handler takes it, closes an idle connection at once and a busy
+/// one after the answer in hand, which it marks `Connection: close`.
 final class HTTPRequestHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -197,14 +201,6 @@ final class HTTPRequestHandler: ChannelDuplexHandler {
     /// failure ends the connection.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
-        switch state {
-        case .idle: context.close(promise: nil)
-        case .reading, .discarding, .answering: closesAfterAnswer = true
-        }
     }
 
     private func write(_ response: HTTPResponse, version: HTTPVersion, context: ChannelHandlerContext) {
