@@ -19,6 +19,9 @@ struct HTTPResponse {
     var status: HTTPResponseStatus
     var headers: HTTPHeaders
     var body: ByteBuffer
+    /// Called when the answer surely did not reach the client: its
+    /// connection closed before the answer was written, or the write failed.
+    var onUndelivered: (() -> Void)?
 
     init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
         self.status = status
@@ -204,7 +207,10 @@ final class HTTPRequestHandler: ChannelDuplexHandler {
     }
 
     private func write(_ response: HTTPResponse, version: HTTPVersion, context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
+        guard context.channel.isActive else {
+            response.onUndelivered?()
+            return
+        }
         var headers = response.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
         if closesAfterAnswer { headers.replaceOrAdd(name: "Connection", value: "close") }
@@ -215,6 +221,9 @@ final class HTTPRequestHandler: ChannelDuplexHandler {
         }
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        if let onUndelivered = response.onUndelivered {
+            written.futureResult.whenFailure { _ in onUndelivered() }
+        }
         state = .idle
         if closesAfterAnswer {
             written.futureResult.whenComplete { _ in context.close(promise: nil) }

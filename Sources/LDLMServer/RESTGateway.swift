@@ -25,6 +25,10 @@ struct RESTResponse {
     var status: Int
     var headers: [(name: String, value: String)] = []
     var body: [UInt8] = []
+    /// Undoes what the answer reports when it surely did not reach the
+    /// client: a grant whose key nobody learned would otherwise stay held by
+    /// the session, unusable, until the session ends.
+    var onUndelivered: (() -> Void)?
 
     /// A JSON answer.
     static func json(_ status: Int, _ body: [UInt8]) -> RESTResponse {
@@ -295,8 +299,11 @@ final class RESTGateway {
             guard let grant = try manager.tryLock(arguments, session: session) else {
                 return respond(.json(200, RESTMessages.lockResponse(locked: false, name: request.name)))
             }
-            let body = RESTMessages.lockResponse(locked: true, name: request.name, key: grant.key.description, fencingToken: grant.fencingToken)
-            manager.afterSync { respond(.json(200, body)) }
+            let key = grant.key.description
+            var response = RESTResponse.json(200, RESTMessages.lockResponse(locked: true, name: request.name, key: key, fencingToken: grant.fencingToken))
+            // As over gRPC: a grant whose answer never left is released.
+            response.onUndelivered = { [manager] in try? manager.unlock(name: request.name, key: key) }
+            manager.afterSync { respond(response) }
         } catch {
             respond(failed(error, session: session) {
                 RESTMessages.lockResponse(locked: false, name: request.name, error: LockResponses.ldlmError(error))

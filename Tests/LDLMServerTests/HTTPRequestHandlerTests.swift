@@ -137,6 +137,22 @@ final class HTTPRequestHandlerTests: XCTestCase {
         XCTAssertFalse(channel.isActive)
     }
 
+    func testAnAnswerForAClosedConnectionIsReportedUndeliveredAndADeliveredOneIsNot() throws {
+        var undelivered: [String] = []
+        try send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        var delivered = HTTPResponse.text(.ok, "delivered")
+        delivered.onUndelivered = { undelivered.append("delivered") }
+        responder.pending.removeFirst().succeed(delivered)
+        XCTAssertTrue(try received().contains("delivered"))
+
+        try send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        try channel.close().wait()
+        var lost = HTTPResponse.text(.ok, "lost")
+        lost.onUndelivered = { undelivered.append("lost") }
+        responder.pending.removeFirst().succeed(lost)
+        XCTAssertEqual(undelivered, ["lost"])
+    }
+
     func testDrainClosesAnIdleConnectionAtOnce() throws {
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         loop.run()
