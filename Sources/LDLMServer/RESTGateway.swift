@@ -108,7 +108,9 @@ final class RESTGateway {
             return respond(openSession(request))
         }
         if request.path == Self.sessionPath, request.method == "DELETE" {
-            return respond(deleteSession(request))
+            // The locks the session released are answered for as an unlock is.
+            let response = deleteSession(request)
+            return manager.afterSync { respond(response) }
         }
         guard let id = Self.cookie(in: request) else {
             return respond(.json(401, Array(#"{"error": "session cookie not found. create a new session at /session"}"#.utf8)))
