@@ -220,16 +220,19 @@ final class HTTPRequestHandler: ChannelDuplexHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
         if let onUndelivered = response.onUndelivered {
             written.futureResult.whenFailure { _ in onUndelivered() }
         }
+        // Ready for the next request before the end goes out: writing it
+        // lets the pipelining handler pass on, from within this call, a
+        // request it held back while this one was being answered.
         state = .idle
         if closesAfterAnswer {
             written.futureResult.whenComplete { _ in context.close(promise: nil) }
         } else {
             armRequestTimer(context)
         }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
     }
 
     private func armRequestTimer(_ context: ChannelHandlerContext) {

@@ -64,6 +64,28 @@ final class HTTPRequestHandlerTests: XCTestCase {
         XCTAssertTrue(channel.isActive, "keep-alive requests leave the connection open")
     }
 
+    func testARequestPipelinedBehindALateAnswerIsAnsweredToo() throws {
+        try send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try received(), "", "the first answer is not ready yet")
+        responder.pending.removeFirst().succeed(.text(.ok, "late"))
+        let answers = try received()
+        let first = try XCTUnwrap(answers.range(of: "late"), answers)
+        let second = try XCTUnwrap(answers.range(of: "GET /b 0"), answers)
+        XCTAssertLessThan(first.lowerBound, second.lowerBound)
+        XCTAssertTrue(channel.isActive)
+    }
+
+    func testTheTimeoutPausesForALateAnswerPipelinedBehindAnother() throws {
+        try send("GET /slow/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        responder.pending.removeFirst().succeed(.text(.ok, "one"))
+        guard responder.pending.count == 1 else { return XCTFail("the second request never reached the responder") }
+        loop.advanceTime(by: .seconds(10))
+        XCTAssertTrue(channel.isActive, "an answer being prepared is not an idle connection")
+        responder.pending.removeFirst().succeed(.text(.ok, "two"))
+        let answers = try received()
+        XCTAssertTrue(answers.contains("one") && answers.contains("two"), answers)
+    }
+
     func testBodyOverTheLimitIsRefusedWith413AndTheConnectionCloses() throws {
         try send("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n5\r\nmore!\r\n0\r\n\r\n")
         let answer = try received()
