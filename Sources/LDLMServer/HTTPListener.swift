@@ -19,6 +19,9 @@ struct HTTPResponse {
     var status: HTTPResponseStatus
     var headers: HTTPHeaders
     var body: ByteBuffer
+    /// Called when the answer surely did not reach the client: its
+    /// connection closed before the answer was written, or the write failed.
+    var onUndelivered: (() -> Void)?
 
     init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
         self.status = status
@@ -89,8 +92,19 @@ enum HTTPListener {
 /// Collects each request with its body, has the responder answer it, and
 /// writes the answer with its length. NIO's pipelining handler ahead of it
 /// holds back a client's next request until this one is answered.
-final class HTTPRequestHandler: ChannelInboundHandler {
+///
+/// That handler does not look at writability: a client that pipelines
+/// requests and never reads the answers would have them pile up in memory
+/// without bound. So no read is passed on while the channel is unwritable;
+/// the client's requests wait in its own socket buffers, and the request
+/// timeout closes a connection that stays so.
+///
+/// A drain's `ChannelShouldQuiesceEvent` never reaches this handler: the
+/// pipelining handler takes it, closes an idle connection at once and a busy
+/// one after the answer in hand, which it marks `Connection: close`.
+final class HTTPRequestHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
@@ -106,6 +120,8 @@ final class HTTPRequestHandler: ChannelInboundHandler {
     private var state = State.idle
     private var closesAfterAnswer = false
     private var requestTimer: Scheduled<Void>?
+    /// A read held back while the channel was unwritable.
+    private var readHeld = false
 
     init(responder: HTTPResponder, limits: HTTPListenerLimits) {
         self.responder = responder
@@ -123,6 +139,22 @@ final class HTTPRequestHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         requestTimer?.cancel()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, readHeld {
+            readHeld = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -174,16 +206,11 @@ final class HTTPRequestHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
-        switch state {
-        case .idle: context.close(promise: nil)
-        case .reading, .discarding, .answering: closesAfterAnswer = true
-        }
-    }
-
     private func write(_ response: HTTPResponse, version: HTTPVersion, context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
+        guard context.channel.isActive else {
+            response.onUndelivered?()
+            return
+        }
         var headers = response.headers
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
         if closesAfterAnswer { headers.replaceOrAdd(name: "Connection", value: "close") }
@@ -193,13 +220,19 @@ final class HTTPRequestHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        if let onUndelivered = response.onUndelivered {
+            written.futureResult.whenFailure { _ in onUndelivered() }
+        }
+        // Ready for the next request before the end goes out: writing it
+        // lets the pipelining handler pass on, from within this call, a
+        // request it held back while this one was being answered.
         state = .idle
         if closesAfterAnswer {
             written.futureResult.whenComplete { _ in context.close(promise: nil) }
         } else {
             armRequestTimer(context)
         }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
     }
 
     private func armRequestTimer(_ context: ChannelHandlerContext) {

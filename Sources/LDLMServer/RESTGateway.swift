@@ -25,6 +25,10 @@ struct RESTResponse {
     var status: Int
     var headers: [(name: String, value: String)] = []
     var body: [UInt8] = []
+    /// Undoes what the answer reports when it surely did not reach the
+    /// client: a grant whose key nobody learned would otherwise stay held by
+    /// the session, unusable, until the session ends.
+    var onUndelivered: (() -> Void)?
 
     /// A JSON answer.
     static func json(_ status: Int, _ body: [UInt8]) -> RESTResponse {
@@ -104,7 +108,9 @@ final class RESTGateway {
             return respond(openSession(request))
         }
         if request.path == Self.sessionPath, request.method == "DELETE" {
-            return respond(deleteSession(request))
+            // The locks the session released are answered for as an unlock is.
+            let response = deleteSession(request)
+            return manager.afterSync { respond(response) }
         }
         guard let id = Self.cookie(in: request) else {
             return respond(.json(401, Array(#"{"error": "session cookie not found. create a new session at /session"}"#.utf8)))
@@ -295,8 +301,11 @@ final class RESTGateway {
             guard let grant = try manager.tryLock(arguments, session: session) else {
                 return respond(.json(200, RESTMessages.lockResponse(locked: false, name: request.name)))
             }
-            let body = RESTMessages.lockResponse(locked: true, name: request.name, key: grant.key.description, fencingToken: grant.fencingToken)
-            manager.afterSync { respond(.json(200, body)) }
+            let key = grant.key.description
+            var response = RESTResponse.json(200, RESTMessages.lockResponse(locked: true, name: request.name, key: key, fencingToken: grant.fencingToken))
+            // As over gRPC: a grant whose answer never left is released.
+            response.onUndelivered = { [manager] in try? manager.unlock(name: request.name, key: key) }
+            manager.afterSync { respond(response) }
         } catch {
             respond(failed(error, session: session) {
                 RESTMessages.lockResponse(locked: false, name: request.name, error: LockResponses.ldlmError(error))

@@ -17,11 +17,13 @@ struct RESTResponder: HTTPResponder {
             remoteAddress: request.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" }
         )
         gateway.handle(restRequest) { response in
-            answer.succeed(HTTPResponse(
+            var http = HTTPResponse(
                 status: HTTPResponseStatus(statusCode: response.status),
                 headers: HTTPHeaders(response.headers.map { ($0.name, $0.value) }),
                 body: ByteBuffer(bytes: response.body)
-            ))
+            )
+            http.onUndelivered = response.onUndelivered
+            answer.succeed(http)
         }
         return answer.futureResult
     }

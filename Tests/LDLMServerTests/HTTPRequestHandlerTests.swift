@@ -64,6 +64,28 @@ final class HTTPRequestHandlerTests: XCTestCase {
         XCTAssertTrue(channel.isActive, "keep-alive requests leave the connection open")
     }
 
+    func testARequestPipelinedBehindALateAnswerIsAnsweredToo() throws {
+        try send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try received(), "", "the first answer is not ready yet")
+        responder.pending.removeFirst().succeed(.text(.ok, "late"))
+        let answers = try received()
+        let first = try XCTUnwrap(answers.range(of: "late"), answers)
+        let second = try XCTUnwrap(answers.range(of: "GET /b 0"), answers)
+        XCTAssertLessThan(first.lowerBound, second.lowerBound)
+        XCTAssertTrue(channel.isActive)
+    }
+
+    func testTheTimeoutPausesForALateAnswerPipelinedBehindAnother() throws {
+        try send("GET /slow/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        responder.pending.removeFirst().succeed(.text(.ok, "one"))
+        guard responder.pending.count == 1 else { return XCTFail("the second request never reached the responder") }
+        loop.advanceTime(by: .seconds(10))
+        XCTAssertTrue(channel.isActive, "an answer being prepared is not an idle connection")
+        responder.pending.removeFirst().succeed(.text(.ok, "two"))
+        let answers = try received()
+        XCTAssertTrue(answers.contains("one") && answers.contains("two"), answers)
+    }
+
     func testBodyOverTheLimitIsRefusedWith413AndTheConnectionCloses() throws {
         try send("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n5\r\nmore!\r\n0\r\n\r\n")
         let answer = try received()
@@ -78,6 +100,31 @@ final class HTTPRequestHandlerTests: XCTestCase {
         try send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
         try send(String(repeating: "x", count: 1_000_000))
         XCTAssertTrue(try received().hasPrefix("HTTP/1.1 413"))
+    }
+
+    func testNothingMoreIsReadWhileTheClientLeavesItsAnswersUnread() throws {
+        final class ReadCounter: ChannelOutboundHandler {
+            typealias OutboundIn = NIOAny
+            var reads = 0
+            func read(context: ChannelHandlerContext) {
+                reads += 1
+                context.read()
+            }
+        }
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        channel.read()
+        XCTAssertEqual(counter.reads, 1)
+        try send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(try received().contains("GET /a 0"))
+
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.read()
+        XCTAssertEqual(counter.reads, 1, "answers piling up unsent: reading more requests would pile up more")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(counter.reads, 2, "the held read goes out once the answers drain")
     }
 
     func testConnectionWithoutACompleteRequestIsClosedAfterTheTimeout() throws {
@@ -110,6 +157,22 @@ final class HTTPRequestHandlerTests: XCTestCase {
         XCTAssertTrue(answer.contains("last") && answer.lowercased().contains("connection: close"), answer)
         loop.run()
         XCTAssertFalse(channel.isActive)
+    }
+
+    func testAnAnswerForAClosedConnectionIsReportedUndeliveredAndADeliveredOneIsNot() throws {
+        var undelivered: [String] = []
+        try send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        var delivered = HTTPResponse.text(.ok, "delivered")
+        delivered.onUndelivered = { undelivered.append("delivered") }
+        responder.pending.removeFirst().succeed(delivered)
+        XCTAssertTrue(try received().contains("delivered"))
+
+        try send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        try channel.close().wait()
+        var lost = HTTPResponse.text(.ok, "lost")
+        lost.onUndelivered = { undelivered.append("lost") }
+        responder.pending.removeFirst().succeed(lost)
+        XCTAssertEqual(undelivered, ["lost"])
     }
 
     func testDrainClosesAnIdleConnectionAtOnce() throws {

@@ -208,6 +208,18 @@ final class RESTGatewayTests: XCTestCase {
         XCTAssertEqual((try json(again)["error"] as? NSDictionary)?["code"] as? String, "LockDoesNotExist")
     }
 
+    func testAGrantWhoseAnswerNeverLeftIsReleasedAsOverGRPC() throws {
+        start()
+        let session = try openSession()
+        let granted = try send("POST", "/v1/lock", body: #"{"name": "lost"}"#, cookie: session)
+        XCTAssertEqual(try json(granted)["locked"] as? Bool, true)
+        try XCTUnwrap(granted.onUndelivered)()
+        let grpc = try server.connect()
+        let taken = try grpc.call("TryLock", TryLockRequest(name: "lost"))
+        XCTAssertEqual(try grpc.response(of: taken, as: LockResponse.self)?.locked, true, "no key went out, so nobody could ever unlock it")
+        XCTAssertEqual(try lock("lost", in: session)["locked"] as? Bool, false)
+    }
+
     func testLockIsATryLockRefusedWhileAGRPCClientHoldsIt() throws {
         start()
         let grpc = try server.connect()

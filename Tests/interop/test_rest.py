@@ -224,3 +224,49 @@ def test_a_rest_address_in_use_stops_the_start_with_status_2(run_server_expect_e
                                             "--rest_listen_address", f"127.0.0.1:{port}")
     assert rc == 2, err
     assert f"cannot listen on 127.0.0.1:{port}" in err, err
+
+
+def raw_lock_request(cookie: str, name: str) -> bytes:
+    body = ('{"name": "%s"}' % name).encode()
+    return (b"POST /v1/lock HTTP/1.1\r\nHost: x\r\nCookie: ldlm-session=" + cookie.encode()
+            + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def test_pipelined_requests_are_all_answered_when_answers_wait_for_the_state_file(start_rest, tmp_path):
+    _, base = start_rest("--state_file", tmp_path / "state")
+    client = new_session(base)
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
+        cookie = client.cookies["ldlm-session"]
+        conn.sendall(raw_lock_request(cookie, "first") + raw_lock_request(cookie, "second"))
+        answers = b""
+        while answers.count(b'"locked":true') < 2:
+            chunk = conn.recv(65536)
+            assert chunk, f"closed with only {answers!r}"
+            answers += chunk
+    assert answers.index(b'"name":"first"') < answers.index(b'"name":"second"')
+
+
+def vm_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_a_client_that_never_reads_its_answers_is_not_read_from(start_rest, connect):
+    server, base = start_rest()
+    port = int(base.rsplit(":", 1)[1])
+    before = vm_rss_kib(server.proc.pid)
+    flood = raw_lock_request("0" * 32, "x") * 1000
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.settimeout(3)
+        try:
+            while sent < 64 * 1024 * 1024:
+                conn.sendall(flood)
+                sent += len(flood)
+        except socket.timeout:
+            pass
+        assert sent < 16 * 1024 * 1024, "the server kept reading though no answer was taken"
+        assert vm_rss_kib(server.proc.pid) - before < 64 * 1024
+        assert connect(server).try_lock("served").locked is True
