@@ -113,6 +113,9 @@ final class HTTPRequestHandler: ChannelDuplexHandler {
         /// The body went over the limit: the rest of it is dropped, then 413.
         case discarding(HTTPRequestHead)
         case answering
+        /// Answered 413 on its declared length; the connection closes once
+        /// that is written, and nothing more of it is read.
+        case refused
     }
 
     private let responder: HTTPResponder
@@ -161,7 +164,12 @@ final class HTTPRequestHandler: ChannelDuplexHandler {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
-                state = .discarding(head)
+                // Refused before its body: a client waiting for 100-continue,
+                // or one sending megabytes, learns it at once.
+                requestTimer?.cancel()
+                closesAfterAnswer = true
+                write(.payloadTooLarge(limits.maxBodyBytes), version: head.version, context: context)
+                state = .refused
             } else {
                 state = .reading(head, context.channel.allocator.buffer(capacity: 0))
             }
@@ -172,7 +180,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler {
                 body.writeBuffer(&chunk)
                 state = .reading(head, body)
             }
-        case (.body, .discarding):
+        case (.body, .discarding), (.body, .refused), (.end, .refused):
             break
         case (.end, .reading(let head, let body)):
             requestTimer?.cancel()
@@ -192,7 +200,7 @@ final class HTTPRequestHandler: ChannelDuplexHandler {
             state = .answering
             // The client may still be sending a body nobody will read.
             closesAfterAnswer = true
-            write(.text(.payloadTooLarge, "request body over \(limits.maxBodyBytes) bytes\n"), version: head.version, context: context)
+            write(.payloadTooLarge(limits.maxBodyBytes), version: head.version, context: context)
         case (.head, _), (.body, _), (.end, _):
             // The pipelining handler passes one request at a time; anything
             // else is a codec fault, not something a client can cause.
@@ -240,5 +248,11 @@ final class HTTPRequestHandler: ChannelDuplexHandler {
         requestTimer = context.eventLoop.scheduleTask(in: limits.requestTimeout) {
             context.close(promise: nil)
         }
+    }
+}
+
+private extension HTTPResponse {
+    static func payloadTooLarge(_ limit: Int) -> HTTPResponse {
+        .text(.payloadTooLarge, "request body over \(limit) bytes\n")
     }
 }
