@@ -101,7 +101,9 @@ final class RESTGateway {
             return respond(.statusError(503, grpcCode: 14, "server is shutting down"))
         }
         guard isAuthorized(request) else {
-            logger.warning("refused REST request with a wrong or missing password", metadata: ["remote": "\(request.remoteAddress ?? "?")"])
+            // Debug, as over gRPC: a client guessing passwords must not be
+            // able to fill the log; the metrics count these refusals.
+            logger.debug("refused REST request with a wrong or missing password", metadata: ["remote": "\(request.remoteAddress ?? "?")"])
             return respond(RESTResponse(status: 401, headers: [("WWW-Authenticate", #"Basic realm="Restricted""#)]))
         }
         if request.path == Self.sessionPath, request.method == "POST" {
