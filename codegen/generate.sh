@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Regenerates Sources/CLDLMProto from Protos/*.proto with protoc-c.
+# Regenerates Sources/CLDLMProto from Protos/*.proto with protoc-c: the C
+# messages, and the descriptors that gRPC server reflection serves.
 #
 # protoc-c 1.4.1 rejects proto3 `optional`, so each proto is first rewritten into
 # the wire-identical form protoc itself uses internally: `optional <scalar> x = N;`
 # becomes `oneof _x { <scalar> x = N; }` (presence then shows as `_x_case` in C),
 # and `optional` on a message field is dropped (absent message fields are NULL).
+#
+# Reflection serves the ORIGINAL Protos/*.proto, as users must see the real
+# schema: protoc-c (a full protoc front end, libprotoc 3.21) writes their
+# FileDescriptorSet, comments included, and reflection_index.py turns it into
+# reflection_descriptors.c/.h, the bytes of each file and which file declares
+# each symbol. reflection_v1alpha.proto is wire-identical to reflection.proto,
+# so it gets descriptors but no C messages of its own.
 #
 #   codegen/generate.sh          write the generated files
 #   codegen/generate.sh --check  exit 1 if the committed files are stale
@@ -28,7 +36,8 @@ for proto in "$root"/Protos/*.proto; do
 done
 
 mkdir -p "$work/gen"
-(cd "$work" && protoc-c --c_out=gen ./*.proto)
+(cd "$work" && rm reflection_v1alpha.proto && protoc-c --c_out=gen ./*.proto)
+(cd "$root/Protos" && protoc-c --descriptor_set_out="$work/descriptors.pb" --include_imports --include_source_info ./*.proto)
 
 # The C target keeps its public header under include/ so SwiftPM exports it.
 mkdir -p "$work/target/include"
@@ -38,6 +47,8 @@ done
 for h in "$work"/gen/*.pb-c.h; do
   cp "$h" "$work/target/include/"
 done
+python3 "$root/codegen/reflection_index.py" "$work/descriptors.pb" \
+  "$work/target/reflection_descriptors.c" "$work/target/include/reflection_descriptors.h"
 
 if [ "$mode" = "--check" ]; then
   if diff -r "$work/target" "$out" >/dev/null 2>&1; then
