@@ -170,9 +170,10 @@ typedef struct {
   bool is_message;
 } LDLMReflectionSymbol;
 
-extern const LDLMReflectionFile ldlm_reflection_files[];
+// Pointers rather than arrays of unknown size, which Swift cannot import.
+extern const LDLMReflectionFile *const ldlm_reflection_files;
 extern const size_t ldlm_reflection_file_count;
-extern const LDLMReflectionSymbol ldlm_reflection_symbols[];
+extern const LDLMReflectionSymbol *const ldlm_reflection_symbols;
 extern const size_t ldlm_reflection_symbol_count;
 
 #endif
@@ -188,19 +189,21 @@ extern const size_t ldlm_reflection_symbol_count;
         if dependencies:
             out.append(f"static const uint16_t dependencies_{index}[] = {{{', '.join(map(str, dependencies))}}};")
         out.append("")
-    out.append("const LDLMReflectionFile ldlm_reflection_files[] = {")
+    out.append("static const LDLMReflectionFile files[] = {")
     for index, file in enumerate(files):
         dependencies = closure(index, [])
         dependency_array = f"dependencies_{index}" if dependencies else "NULL"
         out.append(f"    {{{c_string(names[index])}, descriptor_{index}, {len(file)}, {dependency_array}, {len(dependencies)}}},")
     out.append("};")
+    out.append("const LDLMReflectionFile *const ldlm_reflection_files = files;")
     out.append(f"const size_t ldlm_reflection_file_count = {len(files)};")
     out.append("")
-    out.append("const LDLMReflectionSymbol ldlm_reflection_symbols[] = {")
+    out.append("static const LDLMReflectionSymbol symbols[] = {")
     for symbol in sorted(symbols):
         file, is_message = symbols[symbol]
         out.append(f"    {{{c_string(symbol)}, {file}, {'true' if is_message else 'false'}}},")
     out.append("};")
+    out.append("const LDLMReflectionSymbol *const ldlm_reflection_symbols = symbols;")
     out.append(f"const size_t ldlm_reflection_symbol_count = {len(symbols)};")
 
     with open(c_path, "w") as c_file:

@@ -1213,16 +1213,17 @@ static const uint8_t descriptor_4[] = {
     0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 };
 
-const LDLMReflectionFile ldlm_reflection_files[] = {
+static const LDLMReflectionFile files[] = {
     {"health.proto", descriptor_0, 1317, NULL, 0},
     {"ldlm.proto", descriptor_1, 4796, NULL, 0},
     {"ldlm_admin.proto", descriptor_2, 4397, NULL, 0},
     {"reflection.proto", descriptor_3, 4137, NULL, 0},
     {"reflection_v1alpha.proto", descriptor_4, 4392, NULL, 0},
 };
+const LDLMReflectionFile *const ldlm_reflection_files = files;
 const size_t ldlm_reflection_file_count = 5;
 
-const LDLMReflectionSymbol ldlm_reflection_symbols[] = {
+static const LDLMReflectionSymbol symbols[] = {
     {"grpc.health.v1.Health", 0, false},
     {"grpc.health.v1.Health.Check", 0, false},
     {"grpc.health.v1.Health.Watch", 0, false},
@@ -1397,4 +1398,5 @@ const LDLMReflectionSymbol ldlm_reflection_symbols[] = {
     {"ldlm.admin.v1.Session.remote_address", 2, false},
     {"ldlm.admin.v1.Session.waiting_calls", 2, false},
 };
+const LDLMReflectionSymbol *const ldlm_reflection_symbols = symbols;
 const size_t ldlm_reflection_symbol_count = 173;

@@ -1,3 +1,5 @@
+import CProtobufC
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -45,6 +47,21 @@ struct EncodeArena {
             (pointer + index).initialize(to: element)
         }
         return pointer
+    }
+
+    /// A copy of the elements of a repeated scalar or bytes field; NULL when empty.
+    mutating func values<Value>(_ values: [Value]) -> UnsafeMutablePointer<Value>? {
+        guard !values.isEmpty else { return nil }
+        let pointer = memory(for: Value.self, count: values.count)
+        pointer.initialize(from: values, count: values.count)
+        return pointer
+    }
+
+    /// A copy of `bytes` as a bytes field.
+    mutating func bytes(_ bytes: [UInt8]) -> ProtobufCBinaryData {
+        let pointer = memory(for: UInt8.self, count: max(bytes.count, 1))
+        pointer.initialize(from: bytes, count: bytes.count)
+        return ProtobufCBinaryData(len: bytes.count, data: pointer)
     }
 
     private mutating func memory<Value>(for _: Value.Type, count: Int) -> UnsafeMutablePointer<Value> {

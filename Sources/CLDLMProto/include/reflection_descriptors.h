@@ -26,9 +26,10 @@ typedef struct {
   bool is_message;
 } LDLMReflectionSymbol;
 
-extern const LDLMReflectionFile ldlm_reflection_files[];
+// Pointers rather than arrays of unknown size, which Swift cannot import.
+extern const LDLMReflectionFile *const ldlm_reflection_files;
 extern const size_t ldlm_reflection_file_count;
-extern const LDLMReflectionSymbol ldlm_reflection_symbols[];
+extern const LDLMReflectionSymbol *const ldlm_reflection_symbols;
 extern const size_t ldlm_reflection_symbol_count;
 
 #endif
