@@ -51,7 +51,7 @@ extension GRPCServerConnection {
             streams[streamID] = .receiving(head, UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes))
             return
         }
-        streams[streamID] = .requestStream(GRPCRequestStream(head: head, maxMessageBytes: limits.maxMessageBytes))
+        streams[streamID] = .requestStream(GRPCRequestStream(maxMessageBytes: limits.maxMessageBytes))
         onEvent(.requestStream(GRPCRequest(streamID: streamID, path: head.path, headers: headers, timeoutNanoseconds: timeout, message: [])))
     }
 

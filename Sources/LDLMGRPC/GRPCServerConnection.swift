@@ -348,20 +348,22 @@ public final class GRPCServerConnection {
         case .data(let streamID, let bytes):
             receiveData(streamID: streamID, bytes)
         case .endStream(let streamID):
-            if case .requestStream(let stream) = streams[streamID] {
+            switch streams[streamID] {
+            case .receiving(let head, let body):
+                do {
+                    let message = try body.message()
+                    // The request carries what the owner needs; a queued Lock may
+                    // wait long, so the stream keeps no copy of its headers or body.
+                    streams[streamID] = .dispatched
+                    onEvent(.request(GRPCRequest(streamID: streamID, path: head.path, headers: head.headers, timeoutNanoseconds: head.timeoutNanoseconds, message: message)))
+                } catch {
+                    sendStatus(streamID: streamID, error)
+                }
+            case .requestStream(let stream):
                 stream.clientEnded = true
                 deliverMessages(of: stream, streamID: streamID)
-                return
-            }
-            guard case .receiving(let head, let body) = streams[streamID] else { return }
-            do {
-                let message = try body.message()
-                // The request carries what the owner needs; a queued Lock may
-                // wait long, so the stream keeps no copy of its headers or body.
-                streams[streamID] = .dispatched
-                onEvent(.request(GRPCRequest(streamID: streamID, path: head.path, headers: head.headers, timeoutNanoseconds: head.timeoutNanoseconds, message: message)))
-            } catch {
-                sendStatus(streamID: streamID, error)
+            default:
+                break
             }
         case .streamClosed(let streamID, let errorCode):
             guard let state = streams.removeValue(forKey: streamID) else { return }
@@ -390,6 +392,11 @@ public final class GRPCServerConnection {
     private func receiveData(streamID: Int32, _ bytes: [UInt8]) {
         var unadmitted: GRPCRequestHead?
         var requestStream: GRPCRequestStream?
+        // A unary body is kept whole until it ends, within the message size
+        // limit, so its window is given back as it comes; a small one (every
+        // LDLM request) never needs it back, as its stream ends well inside
+        // the window, which saves the common call a trip into nghttp2.
+        var consumed = bytes.count
         let failure = streams.modifyValue(forKey: streamID) { state -> GRPCStatus? in
             if case .requestStream(let stream) = state {
                 requestStream = stream
@@ -404,7 +411,9 @@ public final class GRPCServerConnection {
             } catch {
                 return error
             }
-            if !head.admitted, body.buffer.count > Self.admissionThreshold {
+            let received = body.buffer.count
+            consumed = received <= Self.admissionThreshold ? 0 : received - bytes.count <= Self.admissionThreshold ? received : bytes.count
+            if !head.admitted, received > Self.admissionThreshold {
                 head.admitted = true
                 unadmitted = head
             }
@@ -416,9 +425,9 @@ public final class GRPCServerConnection {
             deliverMessages(of: requestStream, streamID: streamID)
             return
         }
-        // A unary body is kept whole until it ends, within the message size
-        // limit, so its window is given back at once, as nghttp2 would.
-        http2.consume(streamID: streamID, byteCount: bytes.count)
+        if consumed > 0 {
+            http2.consume(streamID: streamID, byteCount: consumed)
+        }
         if let refusal = failure ?? unadmitted.flatMap({ admission?(streamID, $0.path, $0.headers) }) {
             sendStatus(streamID: streamID, refusal)
         }

@@ -54,7 +54,6 @@ enum GRPCServerStream {
 /// A call whose client streams, from its headers to our status. A class, as
 /// it changes with every message and outlives the calls into its owner.
 final class GRPCRequestStream {
-    let head: GRPCRequestHead
     /// Nil until the owner accepts the call; messages wait meanwhile.
     var receiver: GRPCRequestStreamReceiver?
     var deframer: GRPCMessageDeframer
@@ -69,8 +68,7 @@ final class GRPCRequestStream {
     /// a client that sends without reading cannot make answers pile up here.
     var awaitsQueuedAnswers = false
 
-    init(head: GRPCRequestHead, maxMessageBytes: Int) {
-        self.head = head
+    init(maxMessageBytes: Int) {
         self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
     }
 }

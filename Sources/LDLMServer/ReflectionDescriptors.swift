@@ -47,10 +47,6 @@ struct ReflectionDescriptors {
         symbols[symbol]?.isMessage ?? false
     }
 
-    func declares(_ symbol: String) -> Bool {
-        symbols[symbol] != nil
-    }
-
     private func descriptorsWithDependencies(_ index: Int) -> [[UInt8]] {
         [files[index].descriptor] + files[index].dependencies.map { files[$0].descriptor }
     }
