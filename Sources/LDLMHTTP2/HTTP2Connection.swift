@@ -17,6 +17,10 @@ public final class HTTP2Connection {
     /// Whether the owner gives back each stream's receive window itself, with
     /// ``consume(streamID:byteCount:)``, rather than nghttp2 as data arrives.
     private let consumesStreamDataManually: Bool
+    /// Data received in the current ``receive(_:)`` whose connection window
+    /// is given back once it returns: one call into nghttp2 per read.
+    @exclusivity(unchecked)
+    private var unconsumedConnectionBytes = 0
     @exclusivity(unchecked)
     private var session: OpaquePointer!
     /// Reused from batch to batch: a received batch costs no allocation.
@@ -134,10 +138,7 @@ public final class HTTP2Connection {
             let bytes = Array(UnsafeBufferPointer(start: data, count: length))
             let connection = HTTP2Connection.from(userData)
             connection.events.append(.data(streamID: streamID, bytes: bytes))
-            if connection.consumesStreamDataManually {
-                // Fails only when out of memory, which nghttp2 reports again on its next call.
-                _ = nghttp2_session_consume_connection(connection.session, length)
-            }
+            connection.unconsumedConnectionBytes += length
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
@@ -167,7 +168,13 @@ public final class HTTP2Connection {
     private func memRecv(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard !failed else { return Int(NGHTTP2_ERR_INVALID_STATE.rawValue) }
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
-        return nghttp2_session_mem_recv(session, base, bytes.count)
+        let result = nghttp2_session_mem_recv(session, base, bytes.count)
+        if consumesStreamDataManually, unconsumedConnectionBytes > 0 {
+            // Fails only when out of memory, which nghttp2 reports again on its next call.
+            _ = nghttp2_session_consume_connection(session, unconsumedConnectionBytes)
+        }
+        unconsumedConnectionBytes = 0
+        return result
     }
 
     /// nghttp2 answers recoverable protocol errors itself (RST_STREAM, GOAWAY);
