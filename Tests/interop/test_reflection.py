@@ -15,7 +15,7 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from conftest import PROTOS, _import_generated
-from helpers import DATA, END_HEADERS, HEADERS, RawH2, grpc_frame, grpc_request_block, h2_frame, pb_string_field, rss_bytes
+from helpers import ACK, DATA, END_HEADERS, HEADERS, RST_STREAM, SETTINGS, RawH2, grpc_frame, grpc_request_block, h2_frame, pb_string_field, rss_bytes
 from test_hostile import Bystander
 
 SERVICES = [
@@ -169,13 +169,15 @@ def test_a_flood_of_requests_whose_answers_are_never_read_keeps_memory_bounded(s
     # 60,000 requests: just under the 1 MiB the server's stream window lets a client send.
     per_frame = 16384 // len(request)
     attacker = RawH2(server.port)
-    assert attacker.send(h2_frame(HEADERS, END_HEADERS, 1, grpc_request_block(V1_PATH.encode())))
+    # Acknowledged, the server's SETTINGS open its 1 MiB stream window (65,535 bytes before).
+    assert attacker.send(h2_frame(SETTINGS, ACK, 0) + h2_frame(HEADERS, END_HEADERS, 1, grpc_request_block(V1_PATH.encode())))
     with Bystander(server, connect):
         for _ in range(60_000 // per_frame):
             assert attacker.send(h2_frame(DATA, 0, 1, request * per_frame)), "the server closed the connection"
         attacker.sync()
     growth = rss_bytes(server.pid) - rss_before
     assert growth < 32 * 2**20, f"server RSS grew by {growth / 2**20:.1f} MiB"
+    assert not any(f.kind == RST_STREAM for f in attacker.frames), "the stream stays open, within flow control"
     answered = sum(len(f.payload) for f in attacker.frames if f.kind == DATA and f.stream_id == 1)
     assert 0 < answered <= 70_000, "answers go out only as the client's 64 KiB window allows"
     assert not attacker.closed, "flow control, not a disconnect, holds the client back"
