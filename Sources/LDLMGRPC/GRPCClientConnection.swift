@@ -123,7 +123,7 @@ public final class GRPCClientConnection {
             } else {
                 calls[streamID]?.body.append(contentsOf: bytes)
             }
-        case .endStream, .resetAfterClose, .headerListTooLarge:
+        case .endStream, .resetAfterClose, .headerListTooLarge, .queuedDataSent:
             break
         case .streamClosed(let streamID, let errorCode):
             guard let call = calls.removeValue(forKey: streamID) else { return }

@@ -63,12 +63,60 @@ struct UnaryMessageAccumulator {
     }
 
     private func declaredLength() throws(GRPCStatus) -> Int {
-        switch buffer[0] {
+        try GRPCMessageFraming.declaredLength(prefixAt: 0, of: buffer, maxMessageBytes: maxMessageBytes)
+    }
+}
+
+/// Splits the body of a call whose client streams into its messages, checking
+/// each prefix as soon as it arrives, so a message over the size limit is
+/// refused before its body is buffered.
+struct GRPCMessageDeframer {
+    let maxMessageBytes: Int
+    private var buffer: [UInt8] = []
+    /// Where the next message's prefix begins in `buffer`.
+    private var start = 0
+
+    init(maxMessageBytes: Int) {
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    /// Bytes received and not yet returned as a message.
+    var bufferedByteCount: Int { buffer.count - start }
+
+    mutating func append(_ bytes: [UInt8]) {
+        if start == buffer.count {
+            // Everything before was taken: keep the chunk rather than copy it.
+            buffer = bytes
+        } else {
+            buffer.removeFirst(start)
+            buffer.append(contentsOf: bytes)
+        }
+        start = 0
+    }
+
+    /// The next complete message without its prefix, or nil until it has
+    /// arrived; throws as soon as its prefix shows it must be refused.
+    mutating func next() throws(GRPCStatus) -> ArraySlice<UInt8>? {
+        guard bufferedByteCount >= GRPCMessageFraming.prefixLength else { return nil }
+        let length = try GRPCMessageFraming.declaredLength(prefixAt: start, of: buffer, maxMessageBytes: maxMessageBytes)
+        let end = start + GRPCMessageFraming.prefixLength + length
+        guard end <= buffer.count else { return nil }
+        let message = buffer[(start + GRPCMessageFraming.prefixLength)..<end]
+        start = end
+        return message
+    }
+}
+
+extension GRPCMessageFraming {
+    /// The length the prefix at `index` declares, if the message it announces
+    /// may be read: uncompressed and within `maxMessageBytes`.
+    static func declaredLength(prefixAt index: Int, of buffer: [UInt8], maxMessageBytes: Int) throws(GRPCStatus) -> Int {
+        switch buffer[index] {
         case 0: break
         case 1: throw GRPCStatus(.unimplemented, "compressed messages are not supported")
-        default: throw GRPCStatus(.invalidArgument, "invalid message prefix: compression flag \(buffer[0])")
+        default: throw GRPCStatus(.invalidArgument, "invalid message prefix: compression flag \(buffer[index])")
         }
-        let length = Int(buffer[1]) << 24 | Int(buffer[2]) << 16 | Int(buffer[3]) << 8 | Int(buffer[4])
+        let length = Int(buffer[index + 1]) << 24 | Int(buffer[index + 2]) << 16 | Int(buffer[index + 3]) << 8 | Int(buffer[index + 4])
         guard length <= maxMessageBytes else {
             throw GRPCStatus(.resourceExhausted, "request message of \(length) bytes exceeds the limit of \(maxMessageBytes) bytes")
         }

@@ -6,10 +6,11 @@ extension GRPCServerConnection {
 
     /// Starts a stream from its request headers, answering at once a call that
     /// is not gRPC (wrong method or content type) or has a malformed timeout.
-    func begin(streamID: Int32, headers: HTTP2HeaderFields) {
+    func begin(streamID: Int32, headers: HTTP2HeaderFields, _ onEvent: (GRPCServerEvent) -> Void) {
         var isPost = false
         var method: String?
         var path: String?
+        var opensRequestStream = false
         var hasContentType = false
         /// Built only when the value is not the usual `application/grpc`.
         var unusualContentType: String?
@@ -19,7 +20,7 @@ extension GRPCServerConnection {
                 isPost = value.matches("POST")
                 method = String(decoding: value, as: UTF8.self)
             } else if name.matches(":path") {
-                path = internedPath(value)
+                (path, opensRequestStream) = internedPath(value)
             } else if name.matches("content-type") {
                 hasContentType = true
                 unusualContentType = value.matches("application/grpc") ? nil : String(decoding: value, as: UTF8.self)
@@ -46,19 +47,26 @@ extension GRPCServerConnection {
             timeout = parsed
         }
         let head = GRPCRequestHead(path: path ?? "", headers: headers, timeoutNanoseconds: timeout)
-        streams[streamID] = .receiving(head, UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes))
+        guard opensRequestStream else {
+            streams[streamID] = .receiving(head, UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes))
+            return
+        }
+        streams[streamID] = .requestStream(GRPCRequestStream(maxMessageBytes: limits.maxMessageBytes))
+        onEvent(.requestStream(GRPCRequest(streamID: streamID, path: head.path, headers: headers, timeoutNanoseconds: timeout, message: [])))
     }
 
-    private func internedPath(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+    /// The path as a String, and whether its method's client streams.
+    private func internedPath(_ bytes: UnsafeBufferPointer<UInt8>) -> (String, Bool) {
         for known in knownPaths {
-            let isSame = known.utf8.withContiguousStorageIfAvailable { $0.hasSameBytes(as: bytes) } ?? false
+            let isSame = known.path.utf8.withContiguousStorageIfAvailable { $0.hasSameBytes(as: bytes) } ?? false
             if isSame { return known }
         }
         let path = String(decoding: bytes, as: UTF8.self)
+        let opensRequestStream = requestStreamPaths.contains(path)
         if knownPaths.count < Self.maxKnownPaths {
-            knownPaths.append(path)
+            knownPaths.append((path, opensRequestStream))
         }
-        return path
+        return (path, opensRequestStream)
     }
 
     static func isGRPCContentType(_ value: String) -> Bool {

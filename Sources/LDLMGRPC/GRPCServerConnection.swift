@@ -24,6 +24,11 @@ public struct GRPCRequest: Sendable {
 /// What the owner of a ``GRPCServerConnection`` has to act on.
 public enum GRPCServerEvent: Sendable {
     case request(GRPCRequest)
+    /// A call to a method whose client streams opened; its `message` is
+    /// empty, as the messages follow. The owner accepts it with
+    /// ``GRPCServerConnection/acceptRequestStream(streamID:_:)`` or refuses it
+    /// with ``GRPCServerConnection/sendStatus(streamID:_:)``.
+    case requestStream(GRPCRequest)
     case pingAcknowledged
     case goAway
     /// A request's header list was over the limit; its stream was reset.
@@ -32,6 +37,10 @@ public enum GRPCServerEvent: Sendable {
 
 public struct GRPCServerLimits: Sendable {
     public var maxMessageBytes = 4 * 1024 * 1024
+    /// Answers queued on one stream and not yet sent, past which the stream's
+    /// next request messages wait (and, unread, hold back its client by flow
+    /// control) until they have gone out.
+    public var maxQueuedStreamBytes = 64 * 1024
 
     public init() {}
 }
@@ -45,7 +54,10 @@ public struct GRPCServerLimits: Sendable {
 /// ``sendStatus(streamID:_:)``, or later after ``deferAnswer(streamID:_:)``;
 /// a server-streaming call with ``beginStream(streamID:firstMessage:_:)``,
 /// any number of ``sendMessage(streamID:prefixedMessage:)`` and a final
-/// ``sendStatus(streamID:_:)``.
+/// ``sendStatus(streamID:_:)``. A call to one of `requestStreamPaths` is
+/// handed over when its headers arrive (``GRPCServerEvent/requestStream(_:)``)
+/// and, once accepted, each request message as it arrives; the owner answers
+/// with messages and a status as for a server-streaming call.
 /// Every call's state lives here, in one place: a call withdrawn by its client
 /// is cancelled, and an answer that never reached its client is undone.
 public final class GRPCServerConnection {
@@ -62,9 +74,12 @@ public final class GRPCServerConnection {
     @exclusivity(unchecked)
     private var drainStatus: GRPCStatus?
     /// Paths this connection has seen, so a request reuses a String rather than
-    /// building one. Bounded: a client inventing paths gets fresh Strings.
+    /// building one, and whether each opens a request stream. Bounded: a
+    /// client inventing paths gets fresh Strings.
     @exclusivity(unchecked)
-    var knownPaths: [String] = []
+    var knownPaths: [(path: String, opensRequestStream: Bool)] = []
+    /// The methods whose client streams, by `:path`.
+    let requestStreamPaths: Set<String>
     /// Asked once a call's body grows past ``admissionThreshold`` before it
     /// is complete: a status refuses the call at once, so a caller without
     /// credentials cannot make the connection buffer large bodies. Smaller
@@ -77,10 +92,17 @@ public final class GRPCServerConnection {
     @exclusivity(unchecked)
     public private(set) var lastStreamID: Int32 = 0
 
-    public init(limits: GRPCServerLimits = GRPCServerLimits(), http2Settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
+    public init(
+        limits: GRPCServerLimits = GRPCServerLimits(),
+        http2Settings: HTTP2Settings = HTTP2Settings(),
+        requestStreamPaths: Set<String> = []
+    ) throws(HTTP2Error) {
         self.limits = limits
         self.http2Settings = http2Settings
-        self.http2 = try HTTP2Connection(role: .server, settings: http2Settings)
+        self.requestStreamPaths = requestStreamPaths
+        // A request stream's messages may have to wait for its answers to go
+        // out; the client is then held back by not giving its window back.
+        self.http2 = try HTTP2Connection(role: .server, settings: http2Settings, consumesStreamDataManually: true)
     }
 
     /// Processes bytes from the client, handing what the owner must act on to
@@ -154,11 +176,46 @@ public final class GRPCServerConnection {
         }
     }
 
-    /// Sends one more message of a streaming call, prefixed in place as in
-    /// ``sendResponse(streamID:prefixedMessage:onUndelivered:)``; nothing once
-    /// the call has ended.
+    /// Takes the messages of a request stream to `receiver`, those already
+    /// here first, until its status is sent. A stream that cannot be accepted
+    /// (gone, or the server drains) is withdrawn.
+    public func acceptRequestStream(streamID: Int32, _ receiver: GRPCRequestStreamReceiver) {
+        guard case .requestStream(let stream) = streams[streamID], stream.receiver == nil else {
+            _ = receiver.call.cancel()
+            return
+        }
+        stream.receiver = receiver
+        if let drainStatus {
+            _ = receiver.call.cancel()
+            sendStatus(streamID: streamID, drainStatus)
+            return
+        }
+        if let deadline = receiver.call.deadline {
+            deadlines.add(deadline, streamID: streamID, liveDeadlines: { deferredCallsWithDeadline })
+        }
+        deliverMessages(of: stream, streamID: streamID)
+    }
+
+    /// Sends one more message of a streaming call or request stream, prefixed
+    /// in place as in ``sendResponse(streamID:prefixedMessage:onUndelivered:)``;
+    /// nothing once the call has ended.
     public func sendMessage(streamID: Int32, prefixedMessage: [UInt8]) {
-        guard case .streaming = streams[streamID] else { return }
+        switch streams[streamID] {
+        case .streaming:
+            break
+        case .requestStream(let stream):
+            if !stream.responseBegun {
+                stream.responseBegun = true
+                do {
+                    try http2.beginStreamingResponse(streamID: streamID, headers: Self.responseHeaders)
+                } catch {
+                    http2.resetStream(streamID, errorCode: HTTP2ErrorCode.internalError)
+                    return
+                }
+            }
+        default:
+            return
+        }
         var framed = prefixedMessage
         GRPCMessageFraming.writePrefix(into: &framed)
         http2.sendData(streamID: streamID, framed)
@@ -178,7 +235,16 @@ public final class GRPCServerConnection {
             sendTrailersOnly(streamID: streamID, httpStatus: "200", status: status, stopClient: false)
         case .streaming:
             streams[streamID] = .answered(onUndelivered: nil)
-            http2.endStreamingResponse(streamID: streamID, trailers: Self.trailers(for: status))
+            http2.endStreamingBody(streamID: streamID, trailers: Self.trailers(for: status))
+        case .requestStream(let stream):
+            streams[streamID] = .answered(onUndelivered: nil)
+            // A client still sending is told to stop once the status is out.
+            if stream.responseBegun {
+                let reset = stream.clientEnded ? nil : HTTP2ErrorCode.noError
+                http2.endStreamingBody(streamID: streamID, trailers: Self.trailers(for: status), resetAfterSending: reset)
+            } else {
+                sendTrailersOnly(streamID: streamID, httpStatus: "200", status: status, stopClient: !stream.clientEnded)
+            }
         case .answered, .refused:
             break
         }
@@ -277,20 +343,27 @@ public final class GRPCServerConnection {
         case .headers(let streamID, let headers):
             if streams[streamID] == nil {
                 lastStreamID = max(lastStreamID, streamID)
-                begin(streamID: streamID, headers: headers)
+                begin(streamID: streamID, headers: headers, onEvent)
             }
         case .data(let streamID, let bytes):
             receiveData(streamID: streamID, bytes)
         case .endStream(let streamID):
-            guard case .receiving(let head, let body) = streams[streamID] else { return }
-            do {
-                let message = try body.message()
-                // The request carries what the owner needs; a queued Lock may
-                // wait long, so the stream keeps no copy of its headers or body.
-                streams[streamID] = .dispatched
-                onEvent(.request(GRPCRequest(streamID: streamID, path: head.path, headers: head.headers, timeoutNanoseconds: head.timeoutNanoseconds, message: message)))
-            } catch {
-                sendStatus(streamID: streamID, error)
+            switch streams[streamID] {
+            case .receiving(let head, let body):
+                do {
+                    let message = try body.message()
+                    // The request carries what the owner needs; a queued Lock may
+                    // wait long, so the stream keeps no copy of its headers or body.
+                    streams[streamID] = .dispatched
+                    onEvent(.request(GRPCRequest(streamID: streamID, path: head.path, headers: head.headers, timeoutNanoseconds: head.timeoutNanoseconds, message: message)))
+                } catch {
+                    sendStatus(streamID: streamID, error)
+                }
+            case .requestStream(let stream):
+                stream.clientEnded = true
+                deliverMessages(of: stream, streamID: streamID)
+            default:
+                break
             }
         case .streamClosed(let streamID, let errorCode):
             guard let state = streams.removeValue(forKey: streamID) else { return }
@@ -305,6 +378,10 @@ public final class GRPCServerConnection {
             recentlyDelivered.take(streamID)?()
         case .headerListTooLarge(let streamID):
             onEvent(.headerListTooLarge(streamID: streamID, limit: http2Settings.maxHeaderListSize))
+        case .queuedDataSent(let streamID):
+            guard case .requestStream(let stream) = streams[streamID], stream.awaitsQueuedAnswers else { return }
+            stream.awaitsQueuedAnswers = false
+            deliverMessages(of: stream, streamID: streamID)
         case .pingAcknowledged:
             onEvent(.pingAcknowledged)
         case .goAway:
@@ -314,7 +391,17 @@ public final class GRPCServerConnection {
 
     private func receiveData(streamID: Int32, _ bytes: [UInt8]) {
         var unadmitted: GRPCRequestHead?
+        var requestStream: GRPCRequestStream?
+        // A unary body is kept whole until it ends, within the message size
+        // limit, so its window is given back as it comes; a small one (every
+        // LDLM request) never needs it back, as its stream ends well inside
+        // the window, which saves the common call a trip into nghttp2.
+        var consumed = bytes.count
         let failure = streams.modifyValue(forKey: streamID) { state -> GRPCStatus? in
+            if case .requestStream(let stream) = state {
+                requestStream = stream
+                return nil
+            }
             guard case .receiving(var head, var body) = state else { return nil }
             // Leave no second reference to the body while appending, or it copies.
             state = .refused
@@ -324,14 +411,78 @@ public final class GRPCServerConnection {
             } catch {
                 return error
             }
-            if !head.admitted, body.buffer.count > Self.admissionThreshold {
+            let received = body.buffer.count
+            consumed = received <= Self.admissionThreshold ? 0 : received - bytes.count <= Self.admissionThreshold ? received : bytes.count
+            if !head.admitted, received > Self.admissionThreshold {
                 head.admitted = true
                 unadmitted = head
             }
             return nil
         } ?? nil
+        if let requestStream {
+            requestStream.deframer.append(bytes)
+            requestStream.unconsumedByteCount += bytes.count
+            deliverMessages(of: requestStream, streamID: streamID)
+            return
+        }
+        if consumed > 0 {
+            http2.consume(streamID: streamID, byteCount: consumed)
+        }
         if let refusal = failure ?? unadmitted.flatMap({ admission?(streamID, $0.path, $0.headers) }) {
             sendStatus(streamID: streamID, refusal)
+        }
+    }
+
+    /// Hands the request stream's complete messages to its receiver, then its
+    /// end once the client has half-closed, until the answers queued on the
+    /// stream pass ``GRPCServerLimits/maxQueuedStreamBytes``: the rest wait
+    /// until those are sent, and their bytes are not given back to the
+    /// client's window meanwhile, so a client that does not read is stopped
+    /// by flow control.
+    private func deliverMessages(of stream: GRPCRequestStream, streamID: Int32) {
+        // The receiver may end the call, and with it this stream's state.
+        func isCurrent() -> Bool {
+            if case .requestStream(let current) = streams[streamID], current === stream { return true }
+            return false
+        }
+        while let receiver = stream.receiver, !stream.awaitsQueuedAnswers, isCurrent() {
+            let message: ArraySlice<UInt8>?
+            do throws(GRPCStatus) {
+                message = try stream.deframer.next()
+            } catch {
+                fail(stream, streamID: streamID, error)
+                return
+            }
+            guard let message else { break }
+            let framedLength = GRPCMessageFraming.prefixLength + message.count
+            let consumed = min(framedLength, stream.unconsumedByteCount)
+            stream.unconsumedByteCount -= consumed
+            http2.consume(streamID: streamID, byteCount: consumed)
+            receiver.receive(message)
+            if http2.queuedDataCount(streamID: streamID) > limits.maxQueuedStreamBytes {
+                stream.awaitsQueuedAnswers = true
+                http2.reportWhenQueuedDataSent(streamID: streamID)
+            }
+        }
+        guard let receiver = stream.receiver, !stream.awaitsQueuedAnswers, isCurrent() else { return }
+        // What is left is part of a message, which may need more than the
+        // window to arrive: give its bytes back.
+        http2.consume(streamID: streamID, byteCount: stream.unconsumedByteCount)
+        stream.unconsumedByteCount = 0
+        guard stream.clientEnded, !stream.endDelivered else { return }
+        guard stream.deframer.bufferedByteCount == 0 else {
+            let count = stream.deframer.bufferedByteCount
+            fail(stream, streamID: streamID, GRPCStatus(.invalidArgument, "request message is truncated: the stream ended \(count) bytes into it"))
+            return
+        }
+        stream.endDelivered = true
+        receiver.clientEnded()
+    }
+
+    /// Ends an accepted request stream the connection cannot go on reading.
+    private func fail(_ stream: GRPCRequestStream, streamID: Int32, _ status: GRPCStatus) {
+        if stream.receiver?.call.cancel() ?? true {
+            sendStatus(streamID: streamID, status)
         }
     }
 
@@ -341,6 +492,8 @@ public final class GRPCServerConnection {
         switch state {
         case .deferred(let call), .streaming(let call):
             _ = call.cancel()
+        case .requestStream(let stream):
+            _ = stream.receiver?.call.cancel()
         case .answered(let onUndelivered?) where !delivered:
             onUndelivered()
         case .receiving, .dispatched, .answered, .refused:

@@ -7,6 +7,8 @@ import LDLMHTTP2
 /// connection may still do with the stream. A server-streaming call (health
 /// `Watch`) goes from `dispatched` to `streaming` and, once its status is
 /// sent, to `answered`; the unary path never passes through `streaming`.
+/// A call whose client streams (reflection) is `requestStream` from its
+/// headers until its status is sent.
 enum GRPCServerStream {
     /// Headers accepted; the request body is arriving.
     case receiving(GRPCRequestHead, UnaryMessageAccumulator)
@@ -20,6 +22,9 @@ enum GRPCServerStream {
     /// it, the connection closes, the deadline passes, the server drains),
     /// `call.cancel` tells the owner to stop sending.
     case streaming(GRPCDeferredCall)
+    /// A client-streaming or bidirectional call: its messages go to the owner
+    /// one by one as they arrive, and the owner's messages and status go back.
+    case requestStream(GRPCRequestStream)
     /// Our answer is queued or sent. `onUndelivered` runs if the stream closes
     /// before all of it reached the client.
     case answered(onUndelivered: (() -> Void)?)
@@ -31,16 +36,58 @@ enum GRPCServerStream {
     var awaitsAnswer: Bool {
         switch self {
         case .dispatched, .deferred: return true
-        case .receiving, .streaming, .answered, .refused: return false
+        case .receiving, .streaming, .requestStream, .answered, .refused: return false
         }
     }
 
-    /// The call its owner answers later: a deferred or a streaming call.
+    /// The call its owner answers later: a deferred or a streaming call, or
+    /// a request stream the owner accepted.
     var pendingCall: GRPCDeferredCall? {
         switch self {
         case .deferred(let call), .streaming(let call): return call
+        case .requestStream(let stream): return stream.receiver?.call
         case .receiving, .dispatched, .answered, .refused: return nil
         }
+    }
+}
+
+/// A call whose client streams, from its headers to our status. A class, as
+/// it changes with every message and outlives the calls into its owner.
+final class GRPCRequestStream {
+    /// Nil until the owner accepts the call; messages wait meanwhile.
+    var receiver: GRPCRequestStreamReceiver?
+    var deframer: GRPCMessageDeframer
+    /// Received and not yet given back to the client's flow-control window.
+    var unconsumedByteCount = 0
+    /// The client half-closed: once its last message is delivered, the owner hears so.
+    var clientEnded = false
+    var endDelivered = false
+    /// Our response headers are out.
+    var responseBegun = false
+    /// Messages wait until the answers queued on the stream have gone out, so
+    /// a client that sends without reading cannot make answers pile up here.
+    var awaitsQueuedAnswers = false
+
+    init(maxMessageBytes: Int) {
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: maxMessageBytes)
+    }
+}
+
+/// Where a request stream's messages go, given by its owner when it accepts it.
+public struct GRPCRequestStreamReceiver {
+    /// Its deadline and how the connection withdraws it, as for a streaming
+    /// call: the client reset it or left, the deadline passed, the server
+    /// drains, or a message could not be read.
+    public let call: GRPCDeferredCall
+    /// Each request message without its prefix, in order.
+    public let receive: (ArraySlice<UInt8>) -> Void
+    /// The client half-closed, after its last message.
+    public let clientEnded: () -> Void
+
+    public init(call: GRPCDeferredCall, receive: @escaping (ArraySlice<UInt8>) -> Void, clientEnded: @escaping () -> Void) {
+        self.call = call
+        self.receive = receive
+        self.clientEnded = clientEnded
     }
 }
 

@@ -14,6 +14,13 @@ public final class HTTP2Connection {
 
     public let role: Role
     private let settings: HTTP2Settings
+    /// Whether the owner gives back each stream's receive window itself, with
+    /// ``consume(streamID:byteCount:)``, rather than nghttp2 as data arrives.
+    private let consumesStreamDataManually: Bool
+    /// Data received in the current ``receive(_:)`` whose connection window
+    /// is given back once it returns: one call into nghttp2 per read.
+    @exclusivity(unchecked)
+    private var unconsumedConnectionBytes = 0
     @exclusivity(unchecked)
     private var session: OpaquePointer!
     /// Reused from batch to batch: a received batch costs no allocation.
@@ -52,6 +59,9 @@ public final class HTTP2Connection {
         var isLocallyEnded = false
         /// Reset the stream with this code once our response has gone out.
         var resetAfterResponse: UInt32?
+        /// Report ``HTTP2Event/queuedDataSent(streamID:)`` once the body
+        /// queued so far has gone to nghttp2.
+        var reportsQueuedDataSent = false
     }
 
     private struct OutboundBody {
@@ -63,9 +73,15 @@ public final class HTTP2Connection {
         var isOpen = false
     }
 
-    public init(role: Role, settings: HTTP2Settings = HTTP2Settings()) throws(HTTP2Error) {
+    /// With `consumesStreamDataManually`, a stream's receive window opens
+    /// again only as the owner consumes its data: a stream whose messages the
+    /// owner cannot take yet stops its sender, as HTTP/2 flow control meant.
+    /// The connection's window is given back as data arrives either way, so
+    /// one stopped stream never stops the others.
+    public init(role: Role, settings: HTTP2Settings = HTTP2Settings(), consumesStreamDataManually: Bool = false) throws(HTTP2Error) {
         self.role = role
         self.settings = settings
+        self.consumesStreamDataManually = consumesStreamDataManually
 
         var callbacks: OpaquePointer?
         try check(nghttp2_session_callbacks_new(&callbacks))
@@ -82,6 +98,9 @@ public final class HTTP2Connection {
         // does not use; dropping them at once also lets `sendResponse` see that
         // a stream is gone.
         nghttp2_option_set_no_closed_streams(options, 1)
+        if consumesStreamDataManually {
+            nghttp2_option_set_no_auto_window_update(options, 1)
+        }
 
         let userData = Unmanaged.passUnretained(self).toOpaque()
         var created: OpaquePointer?
@@ -117,7 +136,9 @@ public final class HTTP2Connection {
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
             let bytes = Array(UnsafeBufferPointer(start: data, count: length))
-            HTTP2Connection.from(userData).events.append(.data(streamID: streamID, bytes: bytes))
+            let connection = HTTP2Connection.from(userData)
+            connection.events.append(.data(streamID: streamID, bytes: bytes))
+            connection.unconsumedConnectionBytes += length
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
@@ -147,7 +168,13 @@ public final class HTTP2Connection {
     private func memRecv(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard !failed else { return Int(NGHTTP2_ERR_INVALID_STATE.rawValue) }
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return 0 }
-        return nghttp2_session_mem_recv(session, base, bytes.count)
+        let result = nghttp2_session_mem_recv(session, base, bytes.count)
+        if consumesStreamDataManually, unconsumedConnectionBytes > 0 {
+            // Fails only when out of memory, which nghttp2 reports again on its next call.
+            _ = nghttp2_session_consume_connection(session, unconsumedConnectionBytes)
+        }
+        unconsumedConnectionBytes = 0
+        return result
     }
 
     /// nghttp2 answers recoverable protocol errors itself (RST_STREAM, GOAWAY);
@@ -178,6 +205,14 @@ public final class HTTP2Connection {
     private static let retainedEventCapacity = 256
 
     public var hasEvents: Bool { !events.isEmpty }
+
+    /// Gives `byteCount` bytes of a stream's received data back to its
+    /// sender's window (see `consumesStreamDataManually`); nothing for a
+    /// stream that is gone.
+    public func consume(streamID: Int32, byteCount: Int) {
+        // Fails only for a closed stream, whose window no longer matters, or when out of memory.
+        _ = nghttp2_session_consume_stream(session, streamID, byteCount)
+    }
 
     /// Streams we still keep sending state for; tests check it drains to 0.
     var outboundStreamCount: Int { outboundStreams.count }
@@ -258,7 +293,7 @@ public final class HTTP2Connection {
 
     /// Sends response headers and keeps the stream open for a body that comes
     /// in pieces, each sent with ``sendData(streamID:_:)``, until
-    /// ``endStreamingResponse(streamID:trailers:)`` ends it: a gRPC
+    /// ``endStreamingBody(streamID:trailers:)`` ends it: a gRPC
     /// server-streaming call. A stream already gone is ignored, as in
     /// ``sendResponse(streamID:headers:body:trailers:resetAfterSending:)``.
     public func beginStreamingResponse(streamID: Int32, headers: HTTP2HeaderBlock) throws(HTTP2Error) {
@@ -284,21 +319,51 @@ public final class HTTP2Connection {
         if queued { resumeBody(streamID) }
     }
 
-    /// Ends a streamed body with `trailers` once what was queued is out.
-    public func endStreamingResponse(streamID: Int32, trailers: HTTP2HeaderBlock) {
+    /// Ends a streamed body, with `trailers` if given, once what was queued is
+    /// out; with `resetAfterSending`, as in ``sendResponse(streamID:headers:body:trailers:resetAfterSending:)``.
+    public func endStreamingBody(streamID: Int32, trailers: HTTP2HeaderBlock?, resetAfterSending: UInt32? = nil) {
         let ended = outboundStreams.modifyValue(forKey: streamID) { stream -> Bool in
             guard stream.body?.isOpen == true else { return false }
             stream.body!.isOpen = false
             stream.body!.trailers = trailers
+            stream.resetAfterResponse = resetAfterSending
             return true
         } ?? false
         if ended { resumeBody(streamID) }
+    }
+
+    /// Bytes of a streamed body queued and not yet handed to nghttp2, which
+    /// sends them as the peer's flow-control window allows.
+    public func queuedDataCount(streamID: Int32) -> Int {
+        guard let body = outboundStreams[streamID]?.body else { return 0 }
+        return body.bytes.count - body.offset
+    }
+
+    /// Asks for one ``HTTP2Event/queuedDataSent(streamID:)`` once the
+    /// streamed body queued so far has gone to nghttp2.
+    public func reportWhenQueuedDataSent(streamID: Int32) {
+        outboundStreams.modifyValue(forKey: streamID) { $0.reportsQueuedDataSent = true }
     }
 
     private func resumeBody(_ streamID: Int32) {
         // Fails only when nghttp2 is not waiting on this body, and then it
         // reads the body by itself.
         _ = nghttp2_session_resume_data(session, streamID)
+    }
+
+    /// Opens a stream with `headers` whose body follows in pieces, each sent
+    /// with ``sendData(streamID:_:)``, until ``endStreamingBody(streamID:trailers:resetAfterSending:)``
+    /// with no trailers ends it: a client-streaming call. Client role.
+    public func beginStreamingRequest(headers: HTTP2HeaderBlock) throws(HTTP2Error) -> Int32 {
+        var provider = Self.dataProvider
+        let streamID = headers.withFields { fields, count in
+            nghttp2_submit_request(session, nil, fields, count, &provider, nil)
+        }
+        if streamID < 0 {
+            throw HTTP2Error(code: streamID)
+        }
+        outboundStreams[streamID] = OutboundStream(body: OutboundBody(bytes: [], isOpen: true))
+        return streamID
     }
 
     /// Opens a stream with `headers` and sends `body`, ending the stream. Client role.
@@ -453,6 +518,10 @@ public final class HTTP2Connection {
                     // old buffer, which emptying would copy.
                     stream.body!.bytes = []
                     stream.body!.offset = 0
+                    if stream.reportsQueuedDataSent {
+                        stream.reportsQueuedDataSent = false
+                        events.append(.queuedDataSent(streamID: streamID))
+                    }
                     return (count, nil, false)
                 }
                 stream.body = nil

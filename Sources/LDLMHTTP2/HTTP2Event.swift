@@ -17,6 +17,9 @@ public enum HTTP2Event: Equatable, Sendable {
     /// The peer sent a header block over `SETTINGS_MAX_HEADER_LIST_SIZE`;
     /// the stream was reset and the block dropped.
     case headerListTooLarge(streamID: Int32)
+    /// What a streamed body had queued when
+    /// ``HTTP2Connection/reportWhenQueuedDataSent(streamID:)`` asked has gone out.
+    case queuedDataSent(streamID: Int32)
     /// The peer answered one of our PINGs.
     case pingAcknowledged
     /// The peer is shutting the connection down.

@@ -51,7 +51,7 @@ struct ConnectionPipeline {
         http2Settings.maxConcurrentStreams = UInt32(config.maxConcurrentStreams)
         http2Settings.maxHeaderListSize = UInt32(config.maxHeaderListBytes)
         let grpcHandler = GRPCConnectionHandler(
-            grpc: try GRPCServerConnection(limits: limits, http2Settings: http2Settings),
+            grpc: try GRPCServerConnection(limits: limits, http2Settings: http2Settings, requestStreamPaths: router.requestStreamPaths),
             router: router,
             connection: connection,
             outputBuffer: outputBuffer,

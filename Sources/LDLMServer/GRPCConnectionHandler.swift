@@ -122,6 +122,8 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         switch event {
         case .request(let request):
             serve(request)
+        case .requestStream(let request):
+            serveRequestStream(request)
         case .pingAcknowledged:
             context?.fireChannelRead(wrapInboundOut(.pingAcknowledged))
         case .goAway:
@@ -158,6 +160,26 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             answer(streamID: streamID, with: .reply(message, onUndelivered: onUndelivered))
         case .failure(let status):
             answer(streamID: streamID, with: .failure(status))
+        }
+    }
+
+    private func serveRequestStream(_ request: GRPCRequest) {
+        let streamID = request.streamID
+        guard let session = connection.session else {
+            grpc.sendStatus(streamID: streamID, GRPCStatus(.unavailable, "connection is closing"))
+            return
+        }
+        let responder = RPCResponder(sink: self, streamID: streamID)
+        switch router.routeRequestStream(request, from: connection, session: session, responder: responder) {
+        case .success(let handler):
+            let call = GRPCDeferredCall(deadline: deadline(of: request)) {
+                handler.cancel()
+                return true
+            }
+            grpc.acceptRequestStream(streamID: streamID, GRPCRequestStreamReceiver(call: call, receive: handler.receive, clientEnded: handler.clientEnded))
+            rescheduleDeadlineTimer()
+        case .failure(let status):
+            grpc.sendStatus(streamID: streamID, status)
         }
     }
 

@@ -144,18 +144,21 @@ public final class LockServer: Service {
         return channel
     }
 
-    /// Every service the server offers. Adding one is one line here.
+    /// Every service the server offers. Adding one is one line in `served`;
+    /// reflection lists it and describes it from its proto.
     static func services(manager: LockManager, logger: Logger) -> [RPCService] {
-        [
+        let served: [RPCService] = [
             LockService(manager: manager),
             AdminService(manager: manager, logger: logger),
             HealthService(manager: manager),
         ]
+        return served + ReflectionService.bothVersions(listing: served)
     }
 
     /// Each guards the services it names (``RPCInterceptor/guards(service:)``):
-    /// the lock password the lock service, the admin rule the admin service;
-    /// none the health service, which probes must reach without secrets.
+    /// the lock password the lock service and reflection, the admin rule the
+    /// admin service; none the health service, which probes must reach
+    /// without secrets.
     static func interceptors(_ config: ServerConfig) -> [RPCInterceptor] {
         var interceptors: [RPCInterceptor] = [
             AdminAccessInterceptor(password: config.adminPassword, identities: config.adminIdentities),

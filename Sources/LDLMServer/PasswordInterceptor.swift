@@ -1,6 +1,8 @@
 import LDLMGRPC
 
-/// Refuses calls whose `authorization` metadata is not the server password.
+/// Refuses calls whose `authorization` metadata is not the server password:
+/// lock calls, and reflection, as a server guards its schema like its other
+/// services, and a caller who may not lock has no use for it.
 ///
 /// Not for the admin service, whose own rule (``AdminAccessInterceptor``)
 /// keeps the lock password from granting it; not for the health service, which

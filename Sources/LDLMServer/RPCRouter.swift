@@ -29,6 +29,10 @@ final class RPCRouter {
 
     private let interceptors: [RPCInterceptor]
     private var routes: [String: Route] = [:]
+    private var requestStreamRoutes: [String: (method: RPCRequestStreamMethod, interceptors: [RPCInterceptor])] = [:]
+    /// The paths of the methods whose client streams, for the gRPC layer,
+    /// which hands their calls over as soon as they open.
+    let requestStreamPaths: Set<String>
 
     init(services: [RPCService], interceptors: [RPCInterceptor]) {
         self.interceptors = interceptors
@@ -40,7 +44,11 @@ final class RPCRouter {
                     method: method, interceptors: guarding, acceptsLargeRequests: service.acceptsLargeRequests
                 )
             }
+            for (name, method) in service.requestStreamMethods {
+                requestStreamRoutes["/\(service.serviceName)/\(name)"] = (method, guarding)
+            }
         }
+        requestStreamPaths = Set(requestStreamRoutes.keys)
     }
 
     /// The method serving `path`, if any.
@@ -51,7 +59,11 @@ final class RPCRouter {
     /// Why the interceptors guarding `route` refuse `request`, if they do.
     /// Also asked before a large request has fully arrived, without its message.
     func refusal(of request: GRPCRequest, to route: Route?, from connection: ConnectionContext) -> GRPCStatus? {
-        for interceptor in route?.interceptors ?? interceptors(forUnknown: request.path) {
+        refusal(of: request, by: route?.interceptors ?? interceptors(forUnknown: request.path), from: connection)
+    }
+
+    private func refusal(of request: GRPCRequest, by interceptors: [RPCInterceptor], from connection: ConnectionContext) -> GRPCStatus? {
+        for interceptor in interceptors {
             if let status = interceptor.refusal(of: request, from: connection) {
                 connection.logger.warning("refused call", metadata: ["path": "\(request.path)", "reason": "\(status.message)"])
                 return status
@@ -97,6 +109,23 @@ final class RPCRouter {
             return .failure(Self.unknownMethod(request.path))
         }
         return route.method(RPCCall(message: request.message, session: session), makeResponder)
+    }
+
+    /// Opens a call to a method whose client streams (one of
+    /// ``requestStreamPaths``), if the interceptors guarding it admit it.
+    func routeRequestStream(
+        _ request: GRPCRequest,
+        from connection: ConnectionContext,
+        session: SessionID,
+        responder: RPCResponder
+    ) -> Result<RPCRequestStreamHandler, GRPCStatus> {
+        guard let route = requestStreamRoutes[request.path] else {
+            return .failure(Self.unknownMethod(request.path))
+        }
+        if let refusal = refusal(of: request, by: route.interceptors, from: connection) {
+            return .failure(refusal)
+        }
+        return .success(route.method(session, responder))
     }
 
     /// An unknown method is checked as its service's methods would be, so a

@@ -10,6 +10,9 @@ protocol RPCService: AnyObject {
     var serviceName: String { get }
     /// Each method's handler by method name, e.g. `Lock`.
     var methods: [String: RPCMethod] { get }
+    /// The methods whose client sends a stream of messages (client-streaming
+    /// or bidirectional), by method name.
+    var requestStreamMethods: [String: RPCRequestStreamMethod] { get }
     /// False for a service whose requests are always small: a body past the
     /// gRPC layer's admission threshold is then refused before it arrives,
     /// whoever sends it (its methods may need no credentials).
@@ -18,12 +21,29 @@ protocol RPCService: AnyObject {
 
 extension RPCService {
     var acceptsLargeRequests: Bool { true }
+    var requestStreamMethods: [String: RPCRequestStreamMethod] { [:] }
 }
 
 /// Serves one call. `makeResponder` is called only by a method that answers
 /// later (returning ``RPCOutcome/deferred(cancel:)``) or streams (returning
 /// ``RPCOutcome/stream(firstMessage:cancel:)``), once, before returning.
 typealias RPCMethod = (_ call: RPCCall, _ makeResponder: () -> RPCResponder) -> RPCOutcome
+
+/// Serves a call whose client streams, from when it opens: `responder`
+/// carries its answers (messages, then a status), and the handler returned
+/// takes its request messages as they arrive.
+typealias RPCRequestStreamMethod = (_ session: SessionID, _ responder: RPCResponder) -> RPCRequestStreamHandler
+
+/// What a service does with the messages of a call whose client streams.
+struct RPCRequestStreamHandler {
+    /// Each request message without its gRPC prefix, in order.
+    let receive: (ArraySlice<UInt8>) -> Void
+    /// The client has sent its last message.
+    let clientEnded: () -> Void
+    /// The call ended without the service (client gone, deadline, drain, a
+    /// message that could not be read): send nothing more.
+    let cancel: () -> Void
+}
 
 /// One call as a service sees it.
 struct RPCCall {
@@ -100,5 +120,10 @@ struct RPCResponder {
 
     func fail(_ status: GRPCStatus) {
         sink?.answer(streamID: streamID, with: .failure(status))
+    }
+
+    /// Ends a streaming call with status OK.
+    func finish() {
+        sink?.answer(streamID: streamID, with: .failure(GRPCStatus(.ok)))
     }
 }

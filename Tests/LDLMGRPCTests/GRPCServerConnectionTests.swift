@@ -308,6 +308,19 @@ final class GRPCServerConnectionTests: XCTestCase {
         try assertConnectionStillServesCalls(pair)
     }
 
+    func testUnaryMessagesLargerThanTheStreamWindowArriveWhole() throws {
+        // The server gives each stream's window back itself; a body beyond
+        // one window (1 MiB) arrives only if it does so as the body comes.
+        let pair = try GRPCPair()
+        let message = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        for _ in 0..<6 {
+            let request = try pair.dispatchCall(message: message)
+            XCTAssertEqual(Array(request.message), message)
+            pair.sendResponse(streamID: request.streamID, message: [1])
+        }
+        XCTAssertGreaterThan(pair.bytesSentByClient, 18_000_000, "more than the 16 MiB connection window, which must be given back too")
+    }
+
     func testCompressedMessageGetsUnimplemented() throws {
         let pair = try GRPCPair()
         let streamID = try pair.startCall(body: messagePrefix(compressed: 1, length: 3) + [1, 2, 3])

@@ -10,6 +10,7 @@ final class GRPCPair {
     private(set) var clientEvents: [HTTP2Event] = []
     private(set) var serverEvents: [GRPCServerEvent] = []
     private(set) var bytesSentByClient = 0
+    private var unreadByClient: [UInt8] = []
     /// Streams answered through ``sendResponse(streamID:message:)``, in order,
     /// until ``takeEndings()`` reports their end.
     private var answered: [Int32] = []
@@ -18,13 +19,21 @@ final class GRPCPair {
     private(set) var undoCount = 0
     var undeliveredStreams: Set<Int32> { undelivered }
 
-    init(limits: GRPCServerLimits = GRPCServerLimits()) throws {
-        client = try HTTP2Connection(role: .client)
-        server = try GRPCServerConnection(limits: limits)
+    init(
+        limits: GRPCServerLimits = GRPCServerLimits(),
+        requestStreamPaths: Set<String> = [],
+        clientSettings: HTTP2Settings = HTTP2Settings()
+    ) throws {
+        client = try HTTP2Connection(role: .client, settings: clientSettings)
+        server = try GRPCServerConnection(limits: limits, requestStreamPaths: requestStreamPaths)
     }
 
     /// Carries bytes both ways until neither side has anything left to send.
     func pump(file: StaticString = #filePath, line: UInt = #line) throws {
+        if !unreadByClient.isEmpty {
+            try client.receive(unreadByClient)
+            unreadByClient = []
+        }
         for _ in 0..<10_000 {
             let fromClient = try client.drainOutput()
             bytesSentByClient += fromClient.count
@@ -54,6 +63,16 @@ final class GRPCPair {
         let ended = answered.filter { server.streams[$0] == nil }
         answered.removeAll { server.streams[$0] == nil }
         return ended.map { EndedCall(streamID: $0, responseDelivered: !undelivered.contains($0)) }
+    }
+
+    /// Carries the client's bytes to the server and keeps the server's from
+    /// the client until the next ``pump()``, as for a client that does not read.
+    func pumpClientOnly() throws {
+        let fromClient = try client.drainOutput()
+        bytesSentByClient += fromClient.count
+        if !fromClient.isEmpty { serverEvents += try server.receive(fromClient) }
+        unreadByClient += try server.http2.drainOutput()
+        serverEvents += server.takeEvents()
     }
 
     func takeServerEvents() -> [GRPCServerEvent] {
@@ -113,7 +132,7 @@ struct CallOutcome {
             case .data(_, let bytes): body += bytes
             case .endStream: ended = true
             case .streamClosed(_, let code): closeCode = code
-            case .pingAcknowledged, .goAway, .resetAfterClose, .headerListTooLarge: break
+            case .pingAcknowledged, .goAway, .resetAfterClose, .headerListTooLarge, .queuedDataSent: break
             }
         }
     }
@@ -151,7 +170,7 @@ extension HTTP2Event {
     var streamID: Int32? {
         switch self {
         case .headers(let id, _), .data(let id, _), .endStream(let id), .streamClosed(let id, _): return id
-        case .resetAfterClose(let id), .headerListTooLarge(let id): return id
+        case .resetAfterClose(let id), .headerListTooLarge(let id), .queuedDataSent(let id): return id
         case .pingAcknowledged, .goAway: return nil
         }
     }
@@ -160,6 +179,10 @@ extension HTTP2Event {
 extension Array where Element == GRPCServerEvent {
     var requests: [GRPCRequest] {
         compactMap { if case .request(let request) = $0 { return request } else { return nil } }
+    }
+
+    var requestStreams: [GRPCRequest] {
+        compactMap { if case .requestStream(let request) = $0 { return request } else { return nil } }
     }
 
 }

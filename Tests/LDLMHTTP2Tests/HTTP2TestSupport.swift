@@ -61,7 +61,7 @@ extension Array where Element == HTTP2Event {
         filter { event in
             switch event {
             case .headers(let id, _), .data(let id, _), .endStream(let id), .streamClosed(let id, _), .resetAfterClose(let id),
-                .headerListTooLarge(let id):
+                .headerListTooLarge(let id), .queuedDataSent(let id):
                 return id == streamID
             case .pingAcknowledged, .goAway:
                 return false
@@ -102,6 +102,7 @@ extension Array where Element == HTTP2Event {
             case .streamClosed(_, let code): shape.append("closed(\(code))")
             case .resetAfterClose: shape.append("resetAfterClose")
             case .headerListTooLarge: shape.append("headerListTooLarge")
+            case .queuedDataSent: break
             case .pingAcknowledged, .goAway: break
             }
         }
