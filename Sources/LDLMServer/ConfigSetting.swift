@@ -31,6 +31,7 @@ enum ConfigSetting: String, CaseIterable {
     case maxConcurrentStreams = "max_concurrent_streams"
     case maxHeaderListBytes = "max_header_list_bytes"
     case prefaceTimeout = "preface_timeout"
+    case metricsListenAddress = "metrics_listen_address"
     // go-ldlm garbage-collects idle locks on a timer and shards its lock table;
     // here an idle lock is freed at once and one event loop owns every lock, so
     // these are accepted for drop-in command lines only.
@@ -48,7 +49,7 @@ enum ConfigSetting: String, CaseIterable {
     var kind: Kind {
         switch self {
         case .listenAddress, .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile,
-            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile, .debugFault:
+            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile, .debugFault, .metricsListenAddress:
             return .text
         case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout, .defaultLockTimeout,
             .prefaceTimeout,
@@ -89,7 +90,7 @@ enum ConfigSetting: String, CaseIterable {
     /// Placeholder for the value in `--help`.
     var valueName: String {
         switch self {
-        case .listenAddress: return "host:port"
+        case .listenAddress, .metricsListenAddress: return "host:port"
         case .password, .adminPassword: return "string"
         case .adminIdentities, .debugFault: return "names"
         case .logLevel: return "level"
@@ -150,6 +151,8 @@ enum ConfigSetting: String, CaseIterable {
             return "largest request header list, as HTTP/2 counts it; a larger one has its stream reset"
         case .prefaceTimeout:
             return "time a connection gets to send its HTTP/2 preface (after TLS), and to finish any header block it starts"
+        case .metricsListenAddress:
+            return "host:port serving Prometheus /metrics and the /healthz and /readyz probes over HTTP/1.1; empty is off (default off)"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
         case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
         case .debugFault: return "for testing checkers only: comma-separated deliberate bugs (skip_size_check, ack_before_sync)"
@@ -178,7 +181,8 @@ enum ConfigSetting: String, CaseIterable {
         // go-ldlm's garbage collector and shard defaults would only suggest
         // that these do something here.
         case .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile, .configFile,
-            .tlsCert, .tlsKey, .clientCA, .stateFile, .lockGCInterval, .lockGCMinIdle, .shards, .debugFault:
+            .tlsCert, .tlsKey, .clientCA, .stateFile, .lockGCInterval, .lockGCMinIdle, .shards, .debugFault,
+            .metricsListenAddress:
             return nil
         }
     }

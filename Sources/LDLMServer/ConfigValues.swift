@@ -63,6 +63,13 @@ extension ServerConfig {
             maxHeaderListBytes = try Self.positiveInteger(value, for: setting, atMost: Int(UInt32.max))
         case .prefaceTimeout:
             prefaceTimeout = try Self.duration(value, for: setting)
+        case .metricsListenAddress:
+            do throws(ConfigError) {
+                if !value.isEmpty { _ = try ListenAddress(parsing: value) }
+            } catch {
+                throw ConfigError("\(setting.name): \(error.message)")
+            }
+            metricsListenAddress = value.isEmpty ? nil : value
         // Checked so that a typo fails here as it would in go-ldlm, then unused.
         case .clientCertVerify:
             _ = try Self.bool(value, for: setting)

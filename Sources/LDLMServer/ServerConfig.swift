@@ -55,6 +55,9 @@ public struct ServerConfig: Equatable, Sendable {
     /// accept or from the end of its TLS handshake, and to finish a header
     /// block once it has begun one.
     public var prefaceTimeout: Duration = .seconds(10)
+    /// Where Prometheus metrics and the HTTP probes are served; nil: nowhere,
+    /// and the server keeps no metrics at all.
+    public var metricsListenAddress: String?
     /// Deliberate bugs, for testing checkers only (`--debug_fault`).
     public var debugFaults: Set<DebugFault> = []
 
