@@ -59,6 +59,7 @@ struct ServerFlags: ParsableCommand {
     @Option(.maxConcurrentStreams) var maxConcurrentStreams: String?
     @Option(.maxHeaderListBytes) var maxHeaderListBytes: String?
     @Option(.prefaceTimeout) var prefaceTimeout: String?
+    @Option(.metricsListenAddress) var metricsListenAddress: String?
     @Option(.lockGCInterval) var lockGCInterval: String?
     @Option(.lockGCMinIdle) var lockGCMinIdle: String?
     @Option(.shards) var shards: String?
@@ -96,6 +97,7 @@ struct ServerFlags: ParsableCommand {
             .maxLocks: maxLocks, .maxWaiters: maxWaiters, .maxConnections: maxConnections,
             .maxConnectionsPerIP: maxConnectionsPerIP, .maxConcurrentStreams: maxConcurrentStreams,
             .maxHeaderListBytes: maxHeaderListBytes, .prefaceTimeout: prefaceTimeout,
+            .metricsListenAddress: metricsListenAddress,
             .lockGCInterval: lockGCInterval, .lockGCMinIdle: lockGCMinIdle, .shards: shards,
             .debugFault: debugFault,
         ]
