@@ -17,7 +17,7 @@ final class ClientStallTimeout {
     private let metrics: ServerMetrics?
     private var timeoutTask: Scheduled<Void>?
 
-    init(timeout: TimeAmount, startsAfterTLSHandshake: Bool, connection: ConnectionContext, metrics: ServerMetrics? = nil) {
+    init(timeout: TimeAmount, startsAfterTLSHandshake: Bool, connection: ConnectionContext, metrics: ServerMetrics?) {
         self.timeout = timeout
         self.startsAfterTLSHandshake = startsAfterTLSHandshake
         self.connection = connection

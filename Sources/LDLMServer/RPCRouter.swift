@@ -24,7 +24,7 @@ final class RPCRouter {
         /// The method's index in ``ServerMetrics``' tables.
         let metricsIndex: Int
 
-        init(method: @escaping RPCMethod, interceptors: [RPCInterceptor], acceptsLargeRequests: Bool = true, metricsIndex: Int = 0) {
+        init(method: @escaping RPCMethod, interceptors: [RPCInterceptor], acceptsLargeRequests: Bool, metricsIndex: Int) {
             self.method = method
             self.interceptors = interceptors
             self.acceptsLargeRequests = acceptsLargeRequests
