@@ -30,7 +30,7 @@ fi
 swift build -c release --product ldlm-bench >/dev/null
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${LDLM_KEEP_CALLGRIND:-}" ] && cp "$work"/pair.out "$LDLM_KEEP_CALLGRIND"; rm -rf "$work"' EXIT
 # valgrind 3.19 cannot read the DWARF 5 the Swift toolchain emits; symbols suffice.
 cp "$server_bin" "$work/ldlm-server"
 strip --strip-debug "$work/ldlm-server"

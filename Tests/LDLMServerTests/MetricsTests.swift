@@ -65,7 +65,7 @@ final class MetricsTests: XCTestCase {
         let scraped = try scrape(server)
         XCTAssertEqual(scraped.rpcs("Lock", "OK"), 1)
         let lock = lockService.merging(["method": "Lock"]) { $1 }
-        XCTAssertEqual(scraped.value("ldlm_rpc_duration_seconds_bucket", lock.merging(["le": "1.0"]) { $1 }), 0)
+        XCTAssertEqual(scraped.value("ldlm_rpc_duration_seconds_bucket", lock.merging(["le": "1"]) { $1 }), 0)
         XCTAssertEqual(scraped.value("ldlm_rpc_duration_seconds_bucket", lock.merging(["le": "2.5"]) { $1 }), 1)
         XCTAssertEqual(scraped.value("ldlm_rpc_duration_seconds_sum", lock), 1.5)
         XCTAssertEqual(scraped.value("ldlm_lock_waiters"), 0)
@@ -106,6 +106,23 @@ final class MetricsTests: XCTestCase {
         client.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         try client.exchange()
         XCTAssertEqual(try scrape(server).value("ldlm_rpcs_total", health.merging(["outcome": "UNAVAILABLE"]) { $1 }), 1)
+    }
+
+    func testADurationOnABoundCountsInThatBucketAndBeyondTheLastOnlyInInf() {
+        let histogram = RPCDurationHistogram(labels: #"method="M""#)
+        histogram.record(nanoseconds: 50_000)
+        histogram.record(nanoseconds: 50_001)
+        histogram.record(nanoseconds: 61_000_000_000)
+        var text: [UInt8] = []
+        histogram.emit(into: &text)
+        let scraped = Exposition(RPCDurationHistogram.header + String(decoding: text, as: UTF8.self), lockService: [:])
+        XCTAssertEqual(scraped.value("ldlm_rpc_duration_seconds_bucket", ["method": "M", "le": "0.00005"]), 1)
+        XCTAssertEqual(scraped.value("ldlm_rpc_duration_seconds_bucket", ["method": "M", "le": "0.0001"]), 2)
+        XCTAssertEqual(scraped.value("ldlm_rpc_duration_seconds_bucket", ["method": "M", "le": "60"]), 2)
+        XCTAssertEqual(scraped.value("ldlm_rpc_duration_seconds_bucket", ["method": "M", "le": "+Inf"]), 3)
+        XCTAssertEqual(scraped.value("ldlm_rpc_duration_seconds_count", ["method": "M"]), 3)
+        XCTAssertEqual(try XCTUnwrap(scraped.value("ldlm_rpc_duration_seconds_sum", ["method": "M"])), 61.000100001, accuracy: 1e-9)
+        XCTAssertEqual(scraped.types["ldlm_rpc_duration_seconds"], "histogram")
     }
 
     // MARK: Refusals
