@@ -45,6 +45,8 @@ let package = Package(
             providers: [.apt(["libprotobuf-c-dev"])]
         ),
         .target(name: "CLDLMProto", dependencies: ["CProtobufC"]),
+        // etcd's v3 API (Protos/etcd), for the HA layer's etcd client.
+        .target(name: "CEtcdProto", dependencies: ["CProtobufC"]),
         .systemLibrary(name: "CSysRandom"),
         // Go's duration syntax, shared by the server's flags and ldlm-lock's.
         .target(name: "GoDuration"),
@@ -52,10 +54,16 @@ let package = Package(
         // Layer 2: one nghttp2 session, bytes in and bytes out, no sockets.
         .target(name: "LDLMHTTP2", dependencies: ["CNGHTTP2"]),
 
-        // Layer 3: gRPC unary calls over HTTP/2 streams, and the LDLM messages.
+        // Layer 3: gRPC unary calls over HTTP/2 streams (and the NIO handler that drives
+        // a client's), and the LDLM messages.
         .target(
             name: "LDLMGRPC",
-            dependencies: ["LDLMHTTP2", .product(name: "HeapModule", package: "swift-collections")]
+            dependencies: [
+                "LDLMHTTP2",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
         ),
         .target(name: "LDLMProtocol", dependencies: ["CLDLMProto", "CProtobufC"]),
 
@@ -98,6 +106,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        // etcd's KV, lease and auth calls for the HA layer (issue 12), on the same layers.
+        .target(
+            name: "LDLMEtcd",
+            dependencies: [
+                "CEtcdProto", "CProtobufC", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
@@ -160,6 +178,15 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LDLMFuzzTests", dependencies: ["LDLMFuzzTargets"]),
+        // Message round trips, and the client against a real etcd it starts (skipped without /usr/bin/etcd).
+        .testTarget(
+            name: "LDLMEtcdTests",
+            dependencies: [
+                "LDLMEtcd", "LDLMGRPC", "LDLMProtocol", "CEtcdProto", "CProtobufC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "LDLMServerTests",
             dependencies: [

@@ -5,6 +5,10 @@
 set -euo pipefail
 
 apt_packages=(libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler pkg-config nghttp2-client)
+# The etcd client's tests run a real etcd; its protos are checked against Debian's copy.
+if [ "${1:-}" = "--with-test-deps" ]; then
+  apt_packages+=(etcd-server golang-etcd-server-dev)
+fi
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -18,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--with-test-deps" ]; then
-  if ! python3 -c 'import ldlm, grpc, grpc_tools, pytest, prometheus_client' 2>/dev/null \
+  if ! python3 -c 'import ldlm, grpc, grpc_tools, pytest, requests, prometheus_client' 2>/dev/null \
     || [ "$(python3 -c 'import importlib.metadata as m; print(m.version("py-ldlm"))' 2>/dev/null)" != "1.1.3" ]; then
     echo "setup: installing Python test dependencies"
     python3 -m pip install -q -r "$(dirname "$0")/../Tests/interop/requirements.txt"

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --with-test-deps
 
 echo "== generated protobuf-c code"
+codegen/import-etcd-protos.sh --check
 codegen/generate.sh --check
 
 echo "== Swift unit tests"

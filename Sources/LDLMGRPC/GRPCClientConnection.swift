@@ -6,11 +6,17 @@ public struct GRPCResponse: Sendable {
     public let status: GRPCStatus
     /// The response message; nil when the server answered with a status only.
     public let message: ArraySlice<UInt8>?
+    /// False when the server surely never acted on the request: it refused
+    /// the stream (REFUSED_STREAM, or a GOAWAY's last stream ID below it), or
+    /// the call never left this side. Only then may a call that changes
+    /// state be sent again elsewhere without risking applying it twice.
+    public let mayHaveBeenProcessed: Bool
 
-    public init(streamID: Int32, status: GRPCStatus, message: ArraySlice<UInt8>?) {
+    public init(streamID: Int32, status: GRPCStatus, message: ArraySlice<UInt8>?, mayHaveBeenProcessed: Bool = true) {
         self.streamID = streamID
         self.status = status
         self.message = message
+        self.mayHaveBeenProcessed = mayHaveBeenProcessed
     }
 }
 
@@ -33,6 +39,9 @@ public final class GRPCClientConnection {
     @exclusivity(unchecked)
     private var plainRequestHeaders: [String: HTTP2HeaderBlock] = [:]
     private static let maxPlainRequestHeaders = 16
+    /// The server processes no stream above this (RFC 9113 §6.8); set by its GOAWAY.
+    @exclusivity(unchecked)
+    private var lastStreamIDTheServerProcesses = Int32.max
 
     private struct CallState {
         var headers: HTTP2HeaderFields?
@@ -118,21 +127,28 @@ public final class GRPCClientConnection {
             break
         case .streamClosed(let streamID, let errorCode):
             guard let call = calls.removeValue(forKey: streamID) else { return }
-            onEvent(.response(Self.response(streamID: streamID, call: call, errorCode: errorCode)))
+            let refused = errorCode == HTTP2ErrorCode.refusedStream || streamID > lastStreamIDTheServerProcesses
+            onEvent(.response(Self.response(streamID: streamID, call: call, errorCode: errorCode, refused: refused)))
         case .pingAcknowledged:
             onEvent(.pingAcknowledged)
-        case .goAway:
+        case .goAway(let lastStreamID, _):
+            lastStreamIDTheServerProcesses = min(lastStreamIDTheServerProcesses, lastStreamID)
             onEvent(.goAway)
         }
     }
 
-    private static func response(streamID: Int32, call: CallState, errorCode: UInt32) -> GRPCResponse {
+    private static func response(streamID: Int32, call: CallState, errorCode: UInt32, refused: Bool) -> GRPCResponse {
         // A trailers-only response carries grpc-status in its headers.
         let statusFields = call.trailers ?? call.headers ?? HTTP2HeaderFields()
         guard let statusText = statusFields.value(named: "grpc-status") else {
             let httpStatus = call.headers?.value(named: ":status") ?? "none"
             let reason = errorCode != 0 ? "stream reset with HTTP/2 error \(errorCode)" : "no grpc-status (HTTP status \(httpStatus))"
-            return GRPCResponse(streamID: streamID, status: GRPCStatus(errorCode != 0 ? .unavailable : .internal, reason), message: nil)
+            return GRPCResponse(
+                streamID: streamID,
+                status: GRPCStatus(errorCode != 0 ? .unavailable : .internal, reason),
+                message: nil,
+                mayHaveBeenProcessed: !refused
+            )
         }
         let code = Int(statusText).flatMap(GRPCStatus.Code.init(rawValue:)) ?? .unknown
         let message = statusFields.value(named: "grpc-message").map(GRPCPercentEncoding.decode) ?? ""

@@ -2,6 +2,7 @@
 public enum HTTP2ErrorCode {
     public static let noError: UInt32 = 0
     public static let internalError: UInt32 = 2
+    public static let refusedStream: UInt32 = 7
     public static let cancel: UInt32 = 8
     public static let enhanceYourCalm: UInt32 = 0xb
 }

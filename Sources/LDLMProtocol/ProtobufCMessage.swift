@@ -35,7 +35,7 @@ extension LDLMMessage {
 
 /// Unpacks `bytes` with a generated `*__unpack` function, validates its
 /// strings, converts it with `convert` and frees the C message.
-func decodeCMessage<CMessage, Message>(
+package func decodeCMessage<CMessage, Message>(
     _ bytes: UnsafeRawBufferPointer,
     unpack: (UnsafeMutablePointer<ProtobufCAllocator>?, Int, UnsafePointer<UInt8>?) -> UnsafeMutablePointer<CMessage>?,
     free: (UnsafeMutablePointer<CMessage>?, UnsafeMutablePointer<ProtobufCAllocator>?) -> Void,
@@ -64,7 +64,7 @@ func decodeCMessage<CMessage, Message>(
 
 /// Serializes a filled-in C message with its generated size and pack
 /// functions, after `prefixLength` zero bytes.
-func encodeCMessage<CMessage>(
+package func encodeCMessage<CMessage>(
     _ message: inout CMessage,
     prefixLength: Int,
     packedSize: (UnsafePointer<CMessage>?) -> Int,
@@ -77,7 +77,7 @@ func encodeCMessage<CMessage>(
     }
 }
 
-func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+package func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
     pointer.map { String(cString: $0) } ?? ""
 }
 

@@ -101,6 +101,9 @@ extension ServerConfig {
         if prefaceTimeout == .zero {
             throw ConfigError("--preface_timeout must be greater than 0")
         }
+        if restSessionTimeout == .zero {
+            throw ConfigError("--rest_session_timeout must be greater than 0")
+        }
         try validateAdminAccess()
     }
 

@@ -31,6 +31,9 @@ enum ConfigSetting: String, CaseIterable {
     case maxConcurrentStreams = "max_concurrent_streams"
     case maxHeaderListBytes = "max_header_list_bytes"
     case prefaceTimeout = "preface_timeout"
+    case restListenAddress = "rest_listen_address"
+    case restSessionTimeout = "rest_session_timeout"
+    case maxRESTSessions = "max_rest_sessions"
     case metricsListenAddress = "metrics_listen_address"
     // go-ldlm garbage-collects idle locks on a timer and shards its lock table;
     // here an idle lock is freed at once and one event loop owns every lock, so
@@ -49,16 +52,16 @@ enum ConfigSetting: String, CaseIterable {
     var kind: Kind {
         switch self {
         case .listenAddress, .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile,
-            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile, .debugFault, .metricsListenAddress:
+            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile, .debugFault, .restListenAddress, .metricsListenAddress:
             return .text
         case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout, .defaultLockTimeout,
-            .prefaceTimeout,
+            .prefaceTimeout, .restSessionTimeout,
             .lockGCInterval, .lockGCMinIdle:
             return .duration
         case .noClearOnDisconnect, .clientCertVerify:
             return .bool
         case .maxNameBytes, .maxMessageBytes, .shards, .maxLocks, .maxWaiters, .maxConnections, .maxConnectionsPerIP,
-            .maxConcurrentStreams, .maxHeaderListBytes:
+            .maxConcurrentStreams, .maxHeaderListBytes, .maxRESTSessions:
             return .positiveInteger
         }
     }
@@ -76,6 +79,7 @@ enum ConfigSetting: String, CaseIterable {
         case .noClearOnDisconnect: return "n"
         case .stateFile: return "s"
         case .defaultLockTimeout: return "d"
+        case .restListenAddress: return "r"
         default: return nil
         }
     }
@@ -90,7 +94,7 @@ enum ConfigSetting: String, CaseIterable {
     /// Placeholder for the value in `--help`.
     var valueName: String {
         switch self {
-        case .listenAddress, .metricsListenAddress: return "host:port"
+        case .listenAddress, .restListenAddress, .metricsListenAddress: return "host:port"
         case .password, .adminPassword: return "string"
         case .adminIdentities, .debugFault: return "names"
         case .logLevel: return "level"
@@ -151,6 +155,12 @@ enum ConfigSetting: String, CaseIterable {
             return "largest request header list, as HTTP/2 counts it; a larger one has its stream reset"
         case .prefaceTimeout:
             return "time a connection gets to send its HTTP/2 preface (after TLS), and to finish any header block it starts"
+        case .restListenAddress:
+            return "host:port of the REST gateway (HTTP/1.1 + JSON, same password and TLS as gRPC); empty is off (default off)"
+        case .restSessionTimeout:
+            return "a REST session unused this long ends, and its locks go as a closed connection's do"
+        case .maxRESTSessions:
+            return "REST sessions open at once; POST /session beyond it gets 429"
         case .metricsListenAddress:
             return "host:port serving Prometheus /metrics and the /healthz and /readyz probes over HTTP/1.1; empty is off (default off)"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
@@ -173,16 +183,16 @@ enum ConfigSetting: String, CaseIterable {
         case .maxNameBytes: return "4096"
         case .maxMessageBytes: return "4194304"
         case .idleTimeout: return "0"
-        case .defaultLockTimeout: return "10m"
+        case .defaultLockTimeout, .restSessionTimeout: return "10m"
         case .maxLocks: return "1000000"
-        case .maxWaiters, .maxConnections: return "10000"
+        case .maxWaiters, .maxConnections, .maxRESTSessions: return "10000"
         case .maxConnectionsPerIP, .maxConcurrentStreams: return "1000"
         case .maxHeaderListBytes: return "16384"
         // go-ldlm's garbage collector and shard defaults would only suggest
         // that these do something here.
         case .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile, .configFile,
             .tlsCert, .tlsKey, .clientCA, .stateFile, .lockGCInterval, .lockGCMinIdle, .shards, .debugFault,
-            .metricsListenAddress:
+            .restListenAddress, .metricsListenAddress:
             return nil
         }
     }
@@ -195,20 +205,4 @@ enum ConfigSetting: String, CaseIterable {
     /// Left out of `--help` and the templates: nobody should find a way to
     /// break the server there.
     var isHiddenFromHelp: Bool { self == .debugFault }
-}
-
-/// go-ldlm flags that change behaviour this server does not have yet; they are
-/// refused rather than ignored, so nobody believes they are served.
-enum UnsupportedGoFlag: String, CaseIterable {
-    case restListenAddress = "rest_listen_address"
-
-    var shortName: Character {
-        switch self {
-        case .restListenAddress: return "r"
-        }
-    }
-
-    static func named(_ name: Substring) -> UnsupportedGoFlag? {
-        allCases.first { $0.rawValue == name || String($0.shortName) == name }
-    }
 }

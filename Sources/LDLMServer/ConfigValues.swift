@@ -63,6 +63,13 @@ extension ServerConfig {
             maxHeaderListBytes = try Self.positiveInteger(value, for: setting, atMost: Int(UInt32.max))
         case .prefaceTimeout:
             prefaceTimeout = try Self.duration(value, for: setting)
+        case .restListenAddress:
+            if !value.isEmpty { _ = try ListenAddress(parsing: value) }
+            restListenAddress = value.isEmpty ? nil : value
+        case .restSessionTimeout:
+            restSessionTimeout = try Self.duration(value, for: setting)
+        case .maxRESTSessions:
+            maxRESTSessions = try Self.positiveInteger(value, for: setting)
         case .metricsListenAddress:
             do throws(ConfigError) {
                 if !value.isEmpty { _ = try ListenAddress(parsing: value) }

@@ -89,10 +89,6 @@ enum GoCommandLine {
         if let setting = ConfigSetting.named(flag.name) {
             return setting.kind == .bool ? .bool : .value
         }
-        if let unsupported = UnsupportedGoFlag.named(flag.name) {
-            let spelled = flag.name.count == 1 ? "-\(flag.name) (--\(unsupported.rawValue))" : "--\(flag.name)"
-            throw ConfigError("flag \(spelled) is not supported yet")
-        }
         throw ConfigError("unknown flag --\(flag.name) (see --help)")
     }
 

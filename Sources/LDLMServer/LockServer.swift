@@ -73,15 +73,37 @@ public final class LockServer: Service {
                 "default_lock_timeout": "\(formatGoDuration(config.defaultLockTimeout))",
             ])
         }
-        let listeners: [Channel]
+        // Made before any listener is bound, so nothing races it to the manager.
+        let gateway = config.restListenAddress.map { _ in
+            RESTGateway(
+                manager: manager,
+                password: config.password,
+                idleTimeout: config.restSessionTimeout,
+                maxSessions: config.maxRESTSessions,
+                logger: logger
+            )
+        }
+        var boundListeners: [Channel]
         let socketFile: UnixSocketFile?
         do {
-            (listeners, socketFile) = try await ServerListeners.bind(config: config, pipeline: pipeline, connections: connections)
+            (boundListeners, socketFile) = try await ServerListeners.bind(config: config, pipeline: pipeline, connections: connections)
         } catch {
             try? await group.shutdownGracefully()
             throw error
         }
         defer { socketFile?.remove() }
+        logListening(boundListeners[0])
+        if let gateway, let restAddress = config.restListenAddress {
+            do {
+                let rest = try await bindREST(restAddress, gateway: gateway, eventLoop: eventLoop, connections: connections)
+                boundListeners.append(rest)
+            } catch {
+                for listener in boundListeners { try? await listener.close() }
+                try? await group.shutdownGracefully()
+                throw error
+            }
+        }
+        let listeners = boundListeners
         let metricsPort: MetricsPort?
         do {
             metricsPort = try await bindMetrics(core, counting: connections, eventLoop: eventLoop)
@@ -90,7 +112,6 @@ public final class LockServer: Service {
             try? await group.shutdownGracefully()
             throw error
         }
-        logListening(listeners[0])
 
         let drained = eventLoop.makePromise(of: Void.self)
         try await withGracefulShutdownHandler {
@@ -106,6 +127,31 @@ public final class LockServer: Service {
         }
         try await group.shutdownGracefully()
         logger.info("ldlm-server stopped")
+    }
+
+    /// The REST gateway's HTTP/1.1 listener, on the manager's event loop so
+    /// requests reach the gateway without a hop, behind the same TLS (and
+    /// client CA) and connection limits as gRPC; a drain closes it with the rest.
+    private func bindREST(_ address: String, gateway: RESTGateway, eventLoop: EventLoop, connections: OpenConnections) async throws -> Channel {
+        let channel: Channel
+        do {
+            channel = try await HTTPListener.bind(
+                address,
+                eventLoop: eventLoop,
+                tls: tls,
+                limits: HTTPListenerLimits(maxBodyBytes: RESTGateway.maxBodyBytes(maxNameBytes: config.maxNameBytes)),
+                connections: connections,
+                responder: RESTResponder(gateway: gateway)
+            )
+        } catch {
+            throw ListenError(address: address, underlying: error)
+        }
+        logger.info("REST gateway listening", metadata: [
+            "address": "\(channel.localAddress?.ipAddress ?? "?"):\(channel.localAddress?.port ?? 0)",
+            "rest_session_timeout": "\(formatGoDuration(config.restSessionTimeout))",
+            "max_rest_sessions": "\(config.maxRESTSessions)",
+        ])
+        return channel
     }
 
     /// Every service the server offers. Adding one is one line here.

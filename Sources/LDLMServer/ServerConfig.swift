@@ -55,6 +55,15 @@ public struct ServerConfig: Equatable, Sendable {
     /// accept or from the end of its TLS handshake, and to finish a header
     /// block once it has begun one.
     public var prefaceTimeout: Duration = .seconds(10)
+    /// `host:port` of the REST gateway; nil: no gateway.
+    public var restListenAddress: String?
+    /// A REST session no request has used for this long ends, as a closed
+    /// connection's session does.
+    public var restSessionTimeout: Duration = .seconds(600)
+    /// REST sessions open at once; each is a lock session that outlives its
+    /// HTTP connections, so without a bound a `POST /session` flood would grow
+    /// the table until memory ran out.
+    public var maxRESTSessions = 10_000
     /// Where Prometheus metrics and the HTTP probes are served; nil: nowhere,
     /// and the server keeps no metrics at all.
     public var metricsListenAddress: String?

@@ -59,6 +59,9 @@ struct ServerFlags: ParsableCommand {
     @Option(.maxConcurrentStreams) var maxConcurrentStreams: String?
     @Option(.maxHeaderListBytes) var maxHeaderListBytes: String?
     @Option(.prefaceTimeout) var prefaceTimeout: String?
+    @Option(.restListenAddress) var restListenAddress: String?
+    @Option(.restSessionTimeout) var restSessionTimeout: String?
+    @Option(.maxRESTSessions) var maxRESTSessions: String?
     @Option(.metricsListenAddress) var metricsListenAddress: String?
     @Option(.lockGCInterval) var lockGCInterval: String?
     @Option(.lockGCMinIdle) var lockGCMinIdle: String?
@@ -97,6 +100,7 @@ struct ServerFlags: ParsableCommand {
             .maxLocks: maxLocks, .maxWaiters: maxWaiters, .maxConnections: maxConnections,
             .maxConnectionsPerIP: maxConnectionsPerIP, .maxConcurrentStreams: maxConcurrentStreams,
             .maxHeaderListBytes: maxHeaderListBytes, .prefaceTimeout: prefaceTimeout,
+            .restListenAddress: restListenAddress, .restSessionTimeout: restSessionTimeout, .maxRESTSessions: maxRESTSessions,
             .metricsListenAddress: metricsListenAddress,
             .lockGCInterval: lockGCInterval, .lockGCMinIdle: lockGCMinIdle, .shards: shards,
             .debugFault: debugFault,

@@ -87,11 +87,11 @@ final class ServerMetrics {
             "ldlm_lock_holders", "Holds of all locks together (a lock of size N has up to N)"
         ))
         lockWaiters = registry.makeGauge(descriptor: Self.name("ldlm_lock_waiters", "Lock calls queued for a lock held by others"))
-        sessions = registry.makeGauge(descriptor: Self.name("ldlm_sessions", "Lock sessions, one per open connection"))
+        sessions = registry.makeGauge(descriptor: Self.name("ldlm_sessions", "Lock sessions: one per gRPC connection, plus the REST gateway's"))
         draining = registry.makeGauge(descriptor: Self.name(
             "ldlm_draining", "1 from SIGTERM or SIGINT until the server exits (/readyz answers 503), else 0"
         ))
-        let connectionsName = Self.name("ldlm_connections", "Open connections, by transport")
+        let connectionsName = Self.name("ldlm_connections", "Open connections to the gRPC port, the Unix socket and the REST port, by transport")
         tcpConnections = registry.makeGauge(descriptor: connectionsName, labels: [("transport", tcpTransport)])
         unixSocketConnections = registry.makeGauge(descriptor: connectionsName, labels: [("transport", "unix")])
         leaseExpiries = MirroredCounter(registry.makeCounter(descriptor: Self.name(

@@ -74,9 +74,15 @@ final class ConfigFileTests: XCTestCase {
         assertFile(#"  {"no_clear_on_disconnect": false, "max_name_bytes": 8}"#, path: "/c.json", is: configWith { $0.maxNameBytes = 8 })
     }
 
+    func testRESTGatewayKeys() {
+        assertFile("rest_listen_address: :8080\nrest_session_timeout: 1m\n", is: configWith {
+            $0.restListenAddress = ":8080"
+            $0.restSessionTimeout = .seconds(60)
+        })
+    }
+
     func testUnknownKeysAreRefused() {
         assertFileError("unknown_key: 1\n", is: #"config file /c.yaml: unknown option "unknown_key""#)
-        assertFileError("rest_listen_address: :1\n", is: #"config file /c.yaml: unknown option "rest_listen_address""#)
         assertFileError(#"{"version": true}"#, path: "/c.json", is: #"config file /c.json: unknown option "version""#)
     }
 

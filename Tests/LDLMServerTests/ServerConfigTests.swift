@@ -63,9 +63,22 @@ final class ServerConfigTests: XCTestCase {
         XCTAssertConfigError(["-l"], is: "flag -l (--listen_address) needs a value")
     }
 
-    func testGoLDLMFlagsNotSupportedYetAreRefused() {
-        XCTAssertConfigError(["-r", ":8080"], is: "flag -r (--rest_listen_address) is not supported yet")
-        XCTAssertConfigError(["--rest_listen_address", ":1"], is: "flag --rest_listen_address is not supported yet")
+    func testRESTGatewayTakesGoLDLMsFlagsAndEnvironment() {
+        XCTAssertNil(ServerConfig().restListenAddress)
+        XCTAssertEqual(ServerConfig().restSessionTimeout, .seconds(600))
+        XCTAssertConfig(["-r", ":8080"], is: configWith { $0.restListenAddress = ":8080" })
+        XCTAssertConfig(["--rest_listen_address", "127.0.0.1:1", "--rest_session_timeout", "30s"], is: configWith {
+            $0.restListenAddress = "127.0.0.1:1"
+            $0.restSessionTimeout = .seconds(30)
+        })
+        XCTAssertConfig([], environment: ["LDLM_REST_LISTEN_ADDRESS": ":9", "LDLM_MAX_REST_SESSIONS": "5"], is: configWith {
+            $0.restListenAddress = ":9"
+            $0.maxRESTSessions = 5
+        })
+        XCTAssertConfig(["--rest_listen_address="], is: configWith())
+        XCTAssertConfigError(["-r", "nowhere"], is: #"invalid listen address "nowhere": expected host:port"#)
+        XCTAssertConfigError(["--rest_session_timeout", "0"], is: "--rest_session_timeout must be greater than 0")
+        XCTAssertConfigError(["--max_rest_sessions", "0"], is: #"invalid value "0" for --max_rest_sessions: must be a positive integer"#)
     }
 
     func testStateFileAndDefaultLockTimeoutTakeGoLDLMsNames() {

@@ -115,16 +115,6 @@ def test_bad_config_file_exits_2(run_server_expect_exit, tmp_path, name, content
     assert_config_error(rc, out, err, f"config file {name}")
 
 
-@pytest.mark.parametrize("flags", [["-r", "127.0.0.1:8080"], ["--rest_listen_address", ":1"]],
-                         ids=["short", "long"])
-def test_go_ldlm_flags_not_supported_yet_exit_2(run_server_expect_exit, flags):
-    """go-ldlm's -r is refused, never silently ignored."""
-    port = free_port()
-    rc, out, err = run_server_expect_exit("--listen_address", f"127.0.0.1:{port}", *flags)
-    assert_config_error(rc, out, err, flags)
-    assert "not supported" in err, err
-
-
 def test_version_exits_0(run_server_expect_exit):
     rc, out, err = run_server_expect_exit("--version")
     assert rc == 0, f"expected exit code 0, got {rc}; stderr:\n{err}"

@@ -1,3 +1,5 @@
+import LDLMGRPC
+import LDLMHTTP2
 import NIOCore
 import NIOSSL
 
@@ -41,6 +43,15 @@ package struct ConnectionOptions: Sendable {
         self.tls = tls
         self.keepalive = keepalive
         self.connectTimeout = connectTimeout
+    }
+
+    var channelOptions: GRPCClientChannelOptions {
+        GRPCClientChannelOptions(
+            metadata: password.map { [HTTP2Header("authorization", $0)] } ?? [],
+            usesTLS: tls != nil,
+            keepalive: keepalive,
+            connectTimeout: connectTimeout
+        )
     }
 
     var authority: String {

@@ -14,9 +14,9 @@ import NIOSSL
 package final class LDLMClientConnection {
     package let channel: Channel
     package var eventLoop: EventLoop { channel.eventLoop }
-    private let handler: LDLMClientHandler
+    private let handler: GRPCClientChannelHandler
 
-    private init(channel: Channel, handler: LDLMClientHandler) {
+    private init(channel: Channel, handler: GRPCClientChannelHandler) {
         self.channel = channel
         self.handler = handler
     }
@@ -46,7 +46,7 @@ package final class LDLMClientConnection {
             ?? bootstrap.connect(host: options.host, port: options.port)
         return connected
             .flatMap { channel in
-                channel.pipeline.handler(type: LDLMClientHandler.self).flatMap { handler in
+                channel.pipeline.handler(type: GRPCClientChannelHandler.self).flatMap { handler in
                     handler.ready.futureResult.map { LDLMClientConnection(channel: channel, handler: handler) }
                 }
             }
@@ -59,7 +59,7 @@ package final class LDLMClientConnection {
             try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: options.serverHostname))
         }
         let ready = channel.eventLoop.makePromise(of: Void.self)
-        try pipeline.addHandler(LDLMClientHandler(grpc: grpc, options: options, ready: ready))
+        try pipeline.addHandler(GRPCClientChannelHandler(grpc: grpc, options: options.channelOptions, ready: ready))
     }
 
     /// False once the connection closed or the server sent GOAWAY: new calls
