@@ -6,10 +6,12 @@
 # Prints a markdown table and writes it, with the machine facts and the exact
 # commands, between the compare.sh markers in BENCHMARKS.md.
 #
-#   bench/compare.sh [seconds-per-run] [--no-write]
+#   bench/compare.sh [seconds-per-run] [--no-write] [--metrics]
 #
 #   seconds-per-run  measured seconds per run (default 8; 2 s warm-up on top)
 #   --no-write       print only, leave BENCHMARKS.md alone
+#   --metrics        our servers also serve --metrics_listen_address (scraped
+#                    once at the end, to show the counts kept up)
 #   LDLM_BENCH=path  use this ldlm-bench instead of building .build/release/ldlm-bench
 #
 # Installs nghttp2-client, nghttp2-server, redis-server and redis-tools from
@@ -21,10 +23,12 @@ repo=$PWD
 
 duration=8
 write=1
+metrics=0
 for arg in "$@"; do
   case $arg in
     --no-write) write=0 ;;
-    ''|*[!0-9]*) echo "usage: bench/compare.sh [seconds-per-run] [--no-write]" >&2; exit 2 ;;
+    --metrics) metrics=1 ;;
+    ''|*[!0-9]*) echo "usage: bench/compare.sh [seconds-per-run] [--no-write] [--metrics]" >&2; exit 2 ;;
     *) duration=$arg ;;
   esac
 done
@@ -114,6 +118,12 @@ wait_port() { # port name log
 
 ldlm_port=$(free_port); nghttpd_port=$(free_port); redis_port=$(free_port); aof_port=$(free_port)
 durable_port=$(free_port)
+metrics_flags=() durable_metrics_flags=()
+if [ "$metrics" = 1 ]; then
+  metrics_port=$(free_port); durable_metrics_port=$(free_port)
+  metrics_flags=(--metrics_listen_address "127.0.0.1:$metrics_port")
+  durable_metrics_flags=(--metrics_listen_address "127.0.0.1:$durable_metrics_port")
+fi
 
 # A TryLock request for "bench": gRPC prefix (flag 0, length 7) + field 1 "bench".
 record_line "printf '\\x00\\x00\\x00\\x00\\x07\\x0a\\x05bench' > \$work/trylock.bin"
@@ -122,10 +132,11 @@ printf '\x00\x00\x00\x00\x07\x0a\x05bench' > "$work/trylock.bin"
 record_line "mkdir -p \$work/docroot/ldlm.LDLM && : > \$work/docroot/ldlm.LDLM/TryLock"
 mkdir -p "$work/docroot/ldlm.LDLM" && : > "$work/docroot/ldlm.LDLM/TryLock"
 
-cmd=("$server" --listen_address "127.0.0.1:$ldlm_port" --log_level warn)
+cmd=("$server" --listen_address "127.0.0.1:$ldlm_port" --log_level warn ${metrics_flags[@]+"${metrics_flags[@]}"})
 record "${cmd[@]}"; "${cmd[@]}" 2>>"$work/ldlm-server.log" & pids+=($!)
 # The durable server's log sits next to Redis's AOF, on the same disk.
-cmd=("$server" --listen_address "127.0.0.1:$durable_port" --log_level warn --state_file "$aof_dir/ldlm.state")
+cmd=("$server" --listen_address "127.0.0.1:$durable_port" --log_level warn --state_file "$aof_dir/ldlm.state"
+  ${durable_metrics_flags[@]+"${durable_metrics_flags[@]}"})
 record "${cmd[@]}"; "${cmd[@]}" 2>>"$work/ldlm-server-durable.log" & pids+=($!)
 cmd=(nghttpd --no-tls --address 127.0.0.1 -d "$work/docroot" "$nghttpd_port")
 record "${cmd[@]}"; "${cmd[@]}" >>"$work/nghttpd.log" 2>&1 & pids+=($!)
@@ -284,6 +295,18 @@ redis_pair fsync "$aof_port"
 
 # --- 4. contended hand-off and fairness -------------------------------------
 bench_run contended; contended_json=$REPLY
+
+# --- metrics, when on: one scrape, to show the counts kept up ----------------
+if [ "$metrics" = 1 ]; then
+  for port in "$metrics_port" "$durable_metrics_port"; do
+    counted=$(python3 -c '
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
+print(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("ldlm_rpcs_total{")))' "$port")
+    record_line "curl -s http://127.0.0.1:$port/metrics"
+    notes+=("metrics on: the scrape of 127.0.0.1:$port counted $(printf '%.0f' "$counted") RPCs in ldlm_rpcs_total")
+  done
+fi
 
 # --- the table --------------------------------------------------------------
 if [ -s "$work/ldlm-server.log" ]; then

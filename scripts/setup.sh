@@ -22,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--with-test-deps" ]; then
-  if ! python3 -c 'import ldlm, grpc, grpc_tools, grpc_reflection, pytest, requests' 2>/dev/null \
+  if ! python3 -c 'import ldlm, grpc, grpc_tools, grpc_reflection, pytest, requests, prometheus_client' 2>/dev/null \
     || [ "$(python3 -c 'import importlib.metadata as m; print(m.version("py-ldlm"))' 2>/dev/null)" != "1.1.3" ]; then
     echo "setup: installing Python test dependencies"
     python3 -m pip install -q -r "$(dirname "$0")/../Tests/interop/requirements.txt"

@@ -35,6 +35,13 @@ public final class LockTable {
     private var lastSessionID: UInt64 = 0
     @exclusivity(unchecked)
     private var lastTicket: UInt64 = 0
+    /// Holds of every lock together; kept as they change, so a metrics scrape
+    /// reads it without walking the locks.
+    @exclusivity(unchecked)
+    public private(set) var holderCount = 0
+    /// Holds released because their lease ran out, since the table was made.
+    @exclusivity(unchecked)
+    public private(set) var leaseExpiryCount: UInt64 = 0
     /// Told of every hold taken, released or re-leased, before any caller is.
     @exclusivity(unchecked)
     public var journal: LockTableJournal?
@@ -82,6 +89,7 @@ public final class LockTable {
             guard let index = record.holderIndex(for: key) else { continue }
             if releasingLocks {
                 record.holders.remove(at: index)
+                holderCount -= 1
                 journal?.holdReleased(name: record.name, key: key)
                 grantFreeSlots(of: record, into: &grants)
                 removeIfIdle(record)
@@ -93,6 +101,9 @@ public final class LockTable {
     }
 
     public var sessionCount: Int { sessions.count }
+
+    /// `Lock` calls queued on every lock together.
+    public var waiterCount: Int { queuedWaiters.count }
 
     // MARK: Acquiring
 
@@ -264,6 +275,7 @@ public final class LockTable {
             throw .invalidArgument("cannot restore a hold of \(name): its \(size) slots are taken or its key is held twice")
         }
         record.holders.append(Holder(grant, session: nil, leaseDeadline: leaseDeadline))
+        holderCount += 1
         leaseDeadlines.insert((record, grant.key), deadline: leaseDeadline, isStale: Self.isStaleLease)
     }
 
@@ -331,6 +343,7 @@ public final class LockTable {
             return
         }
         removeHolder(at: index, of: record)
+        leaseExpiryCount += 1
         grantFreeSlots(of: record, into: &grants)
         removeIfIdle(record)
     }
@@ -429,6 +442,7 @@ public final class LockTable {
         }
         let grant = LockGrant(key: key, fencingToken: fencingTokens.next())
         record.holders.append(Holder(grant, session: session, leaseDeadline: leaseDeadline))
+        holderCount += 1
         sessionRecord.holdings[key] = record
         journal?.holdGranted(name: record.name, size: record.size, grant: grant, leaseDeadline: leaseDeadline)
         return grant
@@ -444,6 +458,7 @@ public final class LockTable {
 
     private func removeHolder(at index: Int, of record: LockRecord) {
         let holder = record.holders.remove(at: index)
+        holderCount -= 1
         if let session = holder.session {
             sessions[session]?.holdings.removeValue(forKey: holder.key)
         }

@@ -16,6 +16,8 @@ struct AdminAccessInterceptor: RPCInterceptor {
         self.identities = identities
     }
 
+    var credential: RPCCredential { .admin }
+
     func guards(service: String) -> Bool {
         service == AdminService.name
     }

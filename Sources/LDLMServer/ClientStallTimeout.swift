@@ -14,12 +14,14 @@ final class ClientStallTimeout {
     private let timeout: TimeAmount
     private let startsAfterTLSHandshake: Bool
     private let connection: ConnectionContext
+    private let metrics: ServerMetrics?
     private var timeoutTask: Scheduled<Void>?
 
-    init(timeout: TimeAmount, startsAfterTLSHandshake: Bool, connection: ConnectionContext) {
+    init(timeout: TimeAmount, startsAfterTLSHandshake: Bool, connection: ConnectionContext, metrics: ServerMetrics?) {
         self.timeout = timeout
         self.startsAfterTLSHandshake = startsAfterTLSHandshake
         self.connection = connection
+        self.metrics = metrics
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -62,6 +64,7 @@ final class ClientStallTimeout {
             guard let debt = self.state.debt else { return }
             let what = debt == .preface ? "the HTTP/2 connection preface" : "a header block"
             let limit = formatGoDuration(UInt64(self.timeout.nanoseconds))
+            self.metrics?.limitRefused(.prefaceTimeout)
             self.connection.logger.warning("closing connection that did not finish \(what) within \(limit) (preface_timeout)")
             context.close(promise: nil)
         }

@@ -34,6 +34,7 @@ enum ConfigSetting: String, CaseIterable {
     case restListenAddress = "rest_listen_address"
     case restSessionTimeout = "rest_session_timeout"
     case maxRESTSessions = "max_rest_sessions"
+    case metricsListenAddress = "metrics_listen_address"
     // go-ldlm garbage-collects idle locks on a timer and shards its lock table;
     // here an idle lock is freed at once and one event loop owns every lock, so
     // these are accepted for drop-in command lines only.
@@ -51,7 +52,7 @@ enum ConfigSetting: String, CaseIterable {
     var kind: Kind {
         switch self {
         case .listenAddress, .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile,
-            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile, .debugFault, .restListenAddress:
+            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile, .debugFault, .restListenAddress, .metricsListenAddress:
             return .text
         case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout, .defaultLockTimeout,
             .prefaceTimeout, .restSessionTimeout,
@@ -93,7 +94,7 @@ enum ConfigSetting: String, CaseIterable {
     /// Placeholder for the value in `--help`.
     var valueName: String {
         switch self {
-        case .listenAddress, .restListenAddress: return "host:port"
+        case .listenAddress, .restListenAddress, .metricsListenAddress: return "host:port"
         case .password, .adminPassword: return "string"
         case .adminIdentities, .debugFault: return "names"
         case .logLevel: return "level"
@@ -160,6 +161,8 @@ enum ConfigSetting: String, CaseIterable {
             return "a REST session unused this long ends, and its locks go as a closed connection's do"
         case .maxRESTSessions:
             return "REST sessions open at once; POST /session beyond it gets 429"
+        case .metricsListenAddress:
+            return "host:port serving Prometheus /metrics and the /healthz and /readyz probes over HTTP/1.1; empty is off (default off)"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
         case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
         case .debugFault: return "for testing checkers only: comma-separated deliberate bugs (skip_size_check, ack_before_sync)"
@@ -189,7 +192,7 @@ enum ConfigSetting: String, CaseIterable {
         // that these do something here.
         case .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile, .configFile,
             .tlsCert, .tlsKey, .clientCA, .stateFile, .lockGCInterval, .lockGCMinIdle, .shards, .debugFault,
-            .restListenAddress:
+            .restListenAddress, .metricsListenAddress:
             return nil
         }
     }

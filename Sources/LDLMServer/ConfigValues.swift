@@ -70,6 +70,13 @@ extension ServerConfig {
             restSessionTimeout = try Self.duration(value, for: setting)
         case .maxRESTSessions:
             maxRESTSessions = try Self.positiveInteger(value, for: setting)
+        case .metricsListenAddress:
+            do throws(ConfigError) {
+                if !value.isEmpty { _ = try ListenAddress(parsing: value) }
+            } catch {
+                throw ConfigError("\(setting.name): \(error.message)")
+            }
+            metricsListenAddress = value.isEmpty ? nil : value
         // Checked so that a typo fails here as it would in go-ldlm, then unused.
         case .clientCertVerify:
             _ = try Self.bool(value, for: setting)

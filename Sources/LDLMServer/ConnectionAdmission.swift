@@ -5,7 +5,7 @@ struct ConnectionAdmission {
     enum Verdict: Equatable {
         case admitted
         /// The reason goes to the log.
-        case refused(reason: String)
+        case refused(ServerLimit, reason: String)
     }
 
     let maxConnections: Int
@@ -23,12 +23,12 @@ struct ConnectionAdmission {
     /// until ``release(ip:)``.
     mutating func admit(ip: String?) -> Verdict {
         guard openCount < maxConnections else {
-            return .refused(reason: "\(openCount) connections are open, the limit (max_connections)")
+            return .refused(.maxConnections, reason: "\(openCount) connections are open, the limit (max_connections)")
         }
         if let ip {
             let fromIP = openPerIP[ip, default: 0]
             guard fromIP < maxConnectionsPerIP else {
-                return .refused(reason: "\(fromIP) connections from \(ip) are open, the limit (max_connections_per_ip)")
+                return .refused(.maxConnectionsPerIP, reason: "\(fromIP) connections from \(ip) are open, the limit (max_connections_per_ip)")
             }
             openPerIP[ip] = fromIP + 1
         }

@@ -12,6 +12,7 @@ final class ConnectionManagementHandler: ChannelInboundHandler {
 
     private var state: ConnectionManagementStateMachine
     private let connection: ConnectionContext
+    private let metrics: ServerMetrics?
     private let activity: () -> ConnectionManagementStateMachine.Activity
     private var keepaliveTask: RepeatedTask?
     private var pingTimeout: Scheduled<Void>?
@@ -20,10 +21,12 @@ final class ConnectionManagementHandler: ChannelInboundHandler {
     init(
         configuration: ConnectionManagementStateMachine.Configuration,
         connection: ConnectionContext,
+        metrics: ServerMetrics?,
         activity: @escaping () -> ConnectionManagementStateMachine.Activity
     ) {
         self.state = ConnectionManagementStateMachine(configuration: configuration)
         self.connection = connection
+        self.metrics = metrics
         self.activity = activity
     }
 
@@ -84,6 +87,7 @@ final class ConnectionManagementHandler: ChannelInboundHandler {
         let timeout = TimeAmount.nanoseconds(Int64(clamping: state.configuration.keepaliveTimeout))
         pingTimeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] () -> Void in
             guard let self, self.state.pingTimeoutElapsed() else { return }
+            self.metrics?.keepaliveTimedOut()
             self.connection.logger.warning("keepalive timeout: no PING ACK, closing connection")
             context.close(promise: nil)
         }

@@ -58,20 +58,23 @@ struct ConnectionPipeline {
             stallTimeout: ClientStallTimeout(
                 timeout: TimeAmount(config.prefaceTimeout),
                 startsAfterTLSHandshake: tls != nil,
-                connection: connection
+                connection: connection,
+                metrics: router.metrics
             )
         )
         try handlers.addHandler(grpcHandler)
-        try handlers.addHandler(ConnectionManagementHandler(configuration: managementConfiguration, connection: connection) { [manager] in
+        let management = ConnectionManagementHandler(configuration: managementConfiguration, connection: connection, metrics: router.metrics) { [manager] in
             let (openStreams, lastStreamID) = grpcHandler.activity
             let busy = connection.session.map(manager.isBusy) ?? false
             return .init(openStreams: openStreams, lastStreamID: lastStreamID, sessionBusy: busy)
-        })
+        }
+        try handlers.addHandler(management)
     }
 
     /// Sets up a connection over a connection limit to be closed at once:
     /// without TLS, after a GOAWAY that tells an HTTP/2 client why.
-    func refuse(_ channel: Channel, reason: String) throws {
+    func refuse(_ channel: Channel, over limit: ServerLimit, reason: String) throws {
+        router.metrics?.limitRefused(limit)
         let connection = ConnectionContext(logger: logger, remoteAddress: remoteAddress(of: channel), transport: transport)
         let handler = RefusedConnectionHandler(reason: reason, sendsGoAway: tls == nil, connection: connection)
         try channel.pipeline.syncOperations.addHandler(handler)

@@ -27,6 +27,16 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     /// True while a flush is certain to run before control returns to the event
     /// loop, so answers produced meanwhile are batched into it.
     private var flushPending = false
+    /// Nil unless the server keeps metrics: then every call is counted and
+    /// timed when it ends.
+    private let metrics: ServerMetrics?
+    /// The calls answered later whose end the metrics still wait for: method
+    /// index and arrival time. Empty without metrics.
+    private var pendingCalls: [Int32: (method: Int, startedAt: UInt64)] = [:]
+    /// What a call that the gRPC layer withdraws (``pendingCalls``) ended
+    /// with: the status that layer sends while expiring deadlines or draining,
+    /// CANCELLED when the client reset the call or left.
+    private var withdrawalOutcome = GRPCStatus.Code.cancelled
 
     init(
         grpc: GRPCServerConnection,
@@ -40,6 +50,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         self.connection = connection
         self.outputBuffer = outputBuffer
         self.stallTimeout = stallTimeout
+        self.metrics = router.metrics
         // The handler owns `grpc`, which never outlives it, so the closure
         // needs no counted reference back.
         grpc.admission = { [unowned(unsafe) self] streamID, path, headers in
@@ -107,7 +118,9 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             // The lock manager has answered its waiters already; this covers
             // calls any other service deferred, and ends streaming calls,
             // which have sent what the drain changed (health NOT_SERVING).
+            withdrawalOutcome = status.code
             grpc.failDeferredCalls(status)
+            withdrawalOutcome = .cancelled
             grpc.closeGracefully()
         case .closeGracefully:
             grpc.closeGracefully()
@@ -129,6 +142,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         case .goAway:
             connection.logger.debug("client sent GOAWAY")
         case .headerListTooLarge(let streamID, let limit):
+            metrics?.limitRefused(.maxHeaderListBytes)
             connection.logger.warning(
                 "reset a call whose header list is over the limit (max_header_list_bytes)",
                 metadata: ["stream": "\(streamID)", "limit": "\(limit)"]
@@ -137,28 +151,36 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     }
 
     private func serve(_ request: GRPCRequest) {
-        guard let session = connection.session else {
-            grpc.sendStatus(streamID: request.streamID, GRPCStatus(.unavailable, "connection is closing"))
-            return
-        }
         let streamID = request.streamID
         let route = routes.route(for: request.path, in: router)
+        let method = route?.metricsIndex ?? ServerMetrics.unknownMethod
+        let startedAt = metrics == nil ? 0 : now
+        guard let session = connection.session else {
+            let status = GRPCStatus(.unavailable, "connection is closing")
+            callEnded(method, startedAt: startedAt, outcome: RPCOutcomeLabel.of(status.code))
+            grpc.sendStatus(streamID: streamID, status)
+            return
+        }
         let outcome = router.route(request, to: route, from: connection, session: session) {
             RPCResponder(sink: self, streamID: streamID)
         }
         switch outcome {
         case .deferred(let cancel):
-            grpc.deferAnswer(streamID: streamID, GRPCDeferredCall(deadline: deadline(of: request), cancel: cancel))
+            let call = GRPCDeferredCall(deadline: deadline(of: request), cancel: pending(streamID, method, startedAt, cancel))
+            grpc.deferAnswer(streamID: streamID, call)
             rescheduleDeadlineTimer()
         case .stream(let firstMessage, let cancel):
-            grpc.beginStream(streamID: streamID, firstMessage: firstMessage, GRPCDeferredCall(deadline: deadline(of: request)) {
+            let call = GRPCDeferredCall(deadline: deadline(of: request), cancel: pending(streamID, method, startedAt) {
                 cancel()
                 return true
             })
+            grpc.beginStream(streamID: streamID, firstMessage: firstMessage, call)
             rescheduleDeadlineTimer()
-        case .reply(let message, let onUndelivered):
+        case .reply(let message, let onUndelivered, let ldlmError):
+            callEnded(method, startedAt: startedAt, outcome: RPCOutcomeLabel.of(ldlmError))
             answer(streamID: streamID, with: .reply(message, onUndelivered: onUndelivered))
         case .failure(let status):
+            callEnded(method, startedAt: startedAt, outcome: RPCOutcomeLabel.of(status.code))
             answer(streamID: streamID, with: .failure(status))
         }
     }
@@ -183,6 +205,35 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         }
     }
 
+    /// The event loop's clock, as deadlines use it.
+    private var now: UInt64 {
+        context?.eventLoop.now.uptimeNanoseconds ?? 0
+    }
+
+    /// Counts a call that ended, if the server keeps metrics.
+    private func callEnded(_ method: Int, startedAt: UInt64, outcome: Int) {
+        metrics?.rpcEnded(method: method, outcome: outcome, nanoseconds: now &- startedAt)
+    }
+
+    /// With metrics, remembers a call answered later and returns a `cancel`
+    /// that counts its end when the gRPC layer withdraws it; `cancel` as it
+    /// is without.
+    private func pending(_ streamID: Int32, _ method: Int, _ startedAt: UInt64, _ cancel: @escaping () -> Bool) -> () -> Bool {
+        guard metrics != nil else { return cancel }
+        pendingCalls[streamID] = (method, startedAt)
+        // The gRPC connection that calls it never outlives this handler.
+        return { [unowned(unsafe) self] in
+            let withdrawn = cancel()
+            if withdrawn { self.pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(self.withdrawalOutcome)) }
+            return withdrawn
+        }
+    }
+
+    private func pendingCallEnded(_ streamID: Int32, outcome: Int) {
+        guard let call = pendingCalls.removeValue(forKey: streamID) else { return }
+        callEnded(call.method, startedAt: call.startedAt, outcome: outcome)
+    }
+
     private func deadline(of request: GRPCRequest) -> UInt64? {
         request.timeoutNanoseconds.map { timeout in
             UInt64(clamping: context?.eventLoop.now.uptimeNanoseconds ?? 0).addingClamped(timeout)
@@ -192,13 +243,15 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     /// Sends an answer, now or for a deferred call, or a streaming call's message.
     func answer(streamID: Int32, with answer: RPCAnswer) {
         switch answer {
-        case .reply(let message, let onUndelivered):
+        case .reply(let message, let onUndelivered, let ldlmError):
             guard grpc.isAwaitingResponse(streamID) else {
                 onUndelivered?()
                 return
             }
+            if !pendingCalls.isEmpty { pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(ldlmError)) }
             grpc.sendResponse(streamID: streamID, prefixedMessage: message, onUndelivered: onUndelivered)
         case .failure(let status):
+            if !pendingCalls.isEmpty { pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(status.code)) }
             grpc.sendStatus(streamID: streamID, status)
         case .message(let message):
             grpc.sendMessage(streamID: streamID, prefixedMessage: message)
@@ -222,7 +275,9 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         let task = context.eventLoop.scheduleTask(deadline: .uptimeNanoseconds(next)) { [weak self] () -> Void in
             guard let self, let context = self.context else { return }
             self.deadlineTimer = nil
+            self.withdrawalOutcome = .deadlineExceeded
             self.grpc.expireDeadlines(now: context.eventLoop.now.uptimeNanoseconds)
+            self.withdrawalOutcome = .cancelled
             self.rescheduleDeadlineTimer()
             self.flushOutput()
         }

@@ -21,6 +21,10 @@ final class LockManager {
     private var drainObservers: [() -> Void] = []
     /// Writes every change to the state file, if the server keeps one.
     let journal: StateJournal?
+    /// Counts what the manager's callers refuse over a limit, when metrics are served.
+    var metrics: ServerMetrics?
+    /// Holds released because their session ended, since the start.
+    private(set) var locksReleasedOnDisconnect: UInt64 = 0
 
     /// `wallClock` gives Unix time in milliseconds, for when sessions opened.
     init(
@@ -102,6 +106,7 @@ final class LockManager {
         let releasing = clearOnDisconnect && !(isDraining && journal != nil)
         table.closeSession(session, releasingLocks: releasing)
         rescheduleExpiry()
+        if releasing { locksReleasedOnDisconnect += UInt64(held) }
         return releasing ? .released(locks: held) : .kept(locks: held)
     }
 
@@ -112,6 +117,9 @@ final class LockManager {
 
     var lockCount: Int { table.lockCount }
     var sessionCount: Int { table.sessionCount }
+    var holderCount: Int { table.holderCount }
+    var waiterCount: Int { table.waiterCount }
+    var leaseExpiryCount: UInt64 { table.leaseExpiryCount }
 
     // MARK: Locks
 

@@ -18,16 +18,18 @@ enum LockResponses {
     }
 
     static func ldlmError(_ failure: LockFailure) -> LDLMError {
-        let code: ErrorCode
+        LDLMError(code: errorCode(failure), message: failure.message)
+    }
+
+    static func errorCode(_ failure: LockFailure) -> ErrorCode {
         switch failure {
-        case .lockDoesNotExist: code = .lockDoesNotExist
-        case .invalidLockKey: code = .invalidLockKey
-        case .lockWaitTimeout: code = .lockWaitTimeout
-        case .lockDoesNotExistOrInvalidKey: code = .lockDoesNotExistOrInvalidKey
-        case .lockSizeMismatch: code = .lockSizeMismatch
-        case .invalidLockSize: code = .invalidLockSize
-        case .invalidArgument, .tooManyLocks, .tooManyWaiters: code = .unknown
+        case .lockDoesNotExist: return .lockDoesNotExist
+        case .invalidLockKey: return .invalidLockKey
+        case .lockWaitTimeout: return .lockWaitTimeout
+        case .lockDoesNotExistOrInvalidKey: return .lockDoesNotExistOrInvalidKey
+        case .lockSizeMismatch: return .lockSizeMismatch
+        case .invalidLockSize: return .invalidLockSize
+        case .invalidArgument, .tooManyLocks, .tooManyWaiters: return .unknown
         }
-        return LDLMError(code: code, message: failure.message)
     }
 }

@@ -104,6 +104,14 @@ public final class LockServer: Service {
             }
         }
         let listeners = boundListeners
+        let metricsPort: MetricsPort?
+        do {
+            metricsPort = try await bindMetrics(core, counting: connections, eventLoop: eventLoop)
+        } catch {
+            for listener in listeners { try? await listener.close() }
+            try? await group.shutdownGracefully()
+            throw error
+        }
 
         let drained = eventLoop.makePromise(of: Void.self)
         try await withGracefulShutdownHandler {
@@ -113,7 +121,9 @@ public final class LockServer: Service {
                 tasks.cancelAll()
             }
         } onGracefulShutdown: {
-            eventLoop.execute { self.drain(listeners, manager: manager, connections: connections, completing: drained) }
+            eventLoop.execute {
+                self.drain(listeners, manager: manager, connections: connections, metricsPort: metricsPort, completing: drained)
+            }
         }
         try await group.shutdownGracefully()
         logger.info("ldlm-server stopped")
@@ -169,10 +179,56 @@ public final class LockServer: Service {
         return interceptors
     }
 
+    /// The metrics listener and its connections, apart from the gRPC ones: a
+    /// drain does not wait for scrapers or probes, which go on being answered
+    /// (`/readyz` 503) until the drain ends.
+    private struct MetricsPort {
+        let listener: Channel
+        let connections: OpenConnections
+
+        func close() {
+            listener.close(promise: nil)
+            connections.closeAll()
+        }
+    }
+
+    /// Serves ``MetricsResponder`` at `--metrics_listen_address`, if set, with
+    /// the gRPC connections `served` as its connection gauges,
+    /// after the gRPC listeners and the state file, so that `/readyz` is never
+    /// ready before the server is. Plaintext, even with `--tls_cert`:
+    /// orchestrators' probes present no client certificate, and the port
+    /// tells counts, never a lock name, key or secret.
+    private func bindMetrics(_ core: LockServerCore, counting served: OpenConnections, eventLoop: EventLoop) async throws -> MetricsPort? {
+        guard let address = config.metricsListenAddress, let metrics = core.metrics else { return nil }
+        let connections = OpenConnections(maxConnections: Self.maxMetricsConnections, maxConnectionsPerIP: Self.maxMetricsConnections)
+        let responder = MetricsResponder(metrics: metrics, manager: core.manager, connections: served)
+        let listener: Channel
+        do {
+            listener = try await HTTPListener.bind(
+                address, eventLoop: eventLoop, tls: nil, limits: HTTPListenerLimits(), connections: connections, responder: responder
+            )
+        } catch {
+            throw ListenError(address: address, underlying: error)
+        }
+        logger.info("serving metrics and probes", metadata: [
+            "address": "\(listener.localAddress?.ipAddress ?? "?"):\(listener.localAddress?.port ?? 0)",
+        ])
+        return MetricsPort(listener: listener, connections: connections)
+    }
+
+    /// Scrapers and probes open few connections; more are refused at once.
+    private static let maxMetricsConnections = 64
+
     /// Answers every waiting call UNAVAILABLE, stops accepting and asks every
     /// connection to drain; `drained` completes when all have closed, which
-    /// the shutdown timeout forces.
-    private func drain(_ listeners: [Channel], manager: LockManager, connections: OpenConnections, completing drained: EventLoopPromise<Void>) {
+    /// the shutdown timeout forces. The metrics port closes last.
+    private func drain(
+        _ listeners: [Channel],
+        manager: LockManager,
+        connections: OpenConnections,
+        metricsPort: MetricsPort?,
+        completing drained: EventLoopPromise<Void>
+    ) {
         logger.info("ldlm-server draining", metadata: [
             "connections": "\(connections.count)",
             "shutdown_timeout": "\(formatGoDuration(config.shutdownTimeout))",
@@ -185,6 +241,7 @@ public final class LockServer: Service {
         }
         connections.quiesce {
             timeout.cancel()
+            metricsPort?.close()
             guard let journal = manager.journal else { return drained.succeed() }
             journal.close().cascade(to: drained)
         }

@@ -9,6 +9,8 @@ import NIOCore
 package struct LockServerCore {
     let manager: LockManager
     let pipeline: ConnectionPipeline
+    /// Nil unless `--metrics_listen_address` is set.
+    let metrics: ServerMetrics?
 
     /// `journal` writes the state file, whose largest token is `fencingTokenFloor`.
     init(
@@ -31,9 +33,18 @@ package struct LockServerCore {
             journal: journal,
             grantsBeyondSize: config.debugFaults.contains(.skipSizeCheck)
         )
+        metrics = config.metricsListenAddress.map { _ in
+            ServerMetrics(tcpTransport: tls == nil ? "plaintext" : config.clientCAPath == nil ? "tls" : "mtls", stateFile: journal != nil)
+        }
+        manager.metrics = metrics
+        journal?.metrics = metrics
         pipeline = ConnectionPipeline(
             manager: manager,
-            router: RPCRouter(services: LockServer.services(manager: manager, logger: logger), interceptors: LockServer.interceptors(config)),
+            router: RPCRouter(
+                services: LockServer.services(manager: manager, logger: logger),
+                interceptors: LockServer.interceptors(config),
+                metrics: metrics
+            ),
             config: config,
             tls: tls,
             logger: logger

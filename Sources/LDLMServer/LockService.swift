@@ -59,7 +59,9 @@ final class LockService: RPCService {
                         held.hold(message, undo: undo)
                         manager.afterSync { held.deliver(to: responder) }
                     case .timedOut:
-                        responder.reply(LockResponses.lockFailure(name: name, .lockWaitTimeout(name: name)), onUndelivered: nil)
+                        responder.reply(
+                            LockResponses.lockFailure(name: name, .lockWaitTimeout(name: name)), onUndelivered: nil, ldlmError: .lockWaitTimeout
+                        )
                     case .withdrawn:
                         responder.fail(Self.shuttingDown)
                     }
@@ -103,8 +105,9 @@ final class LockService: RPCService {
     /// operator; any other failure is an LDLM error in the response.
     private func failed(_ failure: LockFailure, name: String, _ call: RPCCall) -> RPCOutcome {
         guard failure.isResourceExhausted else {
-            return .reply(LockResponses.lockFailure(name: name, failure), onUndelivered: nil)
+            return .reply(LockResponses.lockFailure(name: name, failure), onUndelivered: nil, ldlmError: LockResponses.errorCode(failure))
         }
+        if let limit = failure.limit { manager.metrics?.limitRefused(limit) }
         manager.peer(of: call.session)?.connection.logger.warning("refused lock call over a server limit", metadata: ["error": "\(failure.message)"])
         return .failure(GRPCStatus(.resourceExhausted, failure.message))
     }
@@ -115,7 +118,7 @@ final class LockService: RPCService {
             return .reply(LockResponses.encoded(UnlockResponse(unlocked: true, name: request.name)), onUndelivered: nil)
         } catch {
             let response = UnlockResponse(unlocked: false, name: request.name, error: LockResponses.ldlmError(error))
-            return .reply(LockResponses.encoded(response), onUndelivered: nil)
+            return .reply(LockResponses.encoded(response), onUndelivered: nil, ldlmError: response.error?.code)
         }
     }
 
@@ -127,7 +130,7 @@ final class LockService: RPCService {
             let response = LockResponse(locked: true, name: request.name, key: request.key, fencingToken: token)
             return .reply(LockResponses.encoded(response), onUndelivered: nil)
         } catch {
-            return .reply(LockResponses.lockFailure(name: request.name, error), onUndelivered: nil)
+            return .reply(LockResponses.lockFailure(name: request.name, error), onUndelivered: nil, ldlmError: LockResponses.errorCode(error))
         }
     }
 

@@ -14,6 +14,8 @@ final class OpenConnections {
     }
 
     var count: Int { channels.count }
+    /// Of ``count``, those on the Unix socket.
+    private(set) var unixSocketCount = 0
 
     /// Adds `channel` unless that would go over a limit; `ip` is its client's
     /// address, nil on the Unix socket. Its slots are released when it closes.
@@ -22,8 +24,10 @@ final class OpenConnections {
         guard verdict == .admitted else { return verdict }
         let id = ObjectIdentifier(channel)
         channels[id] = channel
+        if ip == nil { unixSocketCount += 1 }
         channel.closeFuture.whenComplete { [self] _ in
             channels.removeValue(forKey: id)
+            if ip == nil { unixSocketCount -= 1 }
             admission.release(ip: ip)
             if channels.isEmpty { notifyAllClosed() }
         }

@@ -16,6 +16,8 @@ struct PasswordInterceptor: RPCInterceptor {
         self.password = Array(password.utf8)
     }
 
+    var credential: RPCCredential { .password }
+
     func guards(service: String) -> Bool {
         service != AdminService.name && service != HealthService.name
     }

@@ -9,6 +9,8 @@ protocol RPCInterceptor {
     func guards(service: String) -> Bool
     /// Nil admits the call; a status refuses it with that answer.
     func refusal(of request: GRPCRequest, from connection: ConnectionContext) -> GRPCStatus?
+    /// What a refused call lacked, for `ldlm_auth_failures_total`.
+    var credential: RPCCredential { get }
 }
 
 /// Sends each call through the interceptors that guard its service, then to
@@ -19,11 +21,14 @@ final class RPCRouter {
         let method: RPCMethod
         let interceptors: [RPCInterceptor]
         let acceptsLargeRequests: Bool
+        /// The method's index in ``ServerMetrics``' tables.
+        let metricsIndex: Int
 
-        init(method: @escaping RPCMethod, interceptors: [RPCInterceptor], acceptsLargeRequests: Bool = true) {
+        init(method: @escaping RPCMethod, interceptors: [RPCInterceptor], acceptsLargeRequests: Bool, metricsIndex: Int) {
             self.method = method
             self.interceptors = interceptors
             self.acceptsLargeRequests = acceptsLargeRequests
+            self.metricsIndex = metricsIndex
         }
     }
 
@@ -33,15 +38,18 @@ final class RPCRouter {
     /// The paths of the methods whose client streams, for the gRPC layer,
     /// which hands their calls over as soon as they open.
     let requestStreamPaths: Set<String>
+    let metrics: ServerMetrics?
 
-    init(services: [RPCService], interceptors: [RPCInterceptor]) {
+    init(services: [RPCService], interceptors: [RPCInterceptor], metrics: ServerMetrics? = nil) {
         self.interceptors = interceptors
+        self.metrics = metrics
         for service in services {
             // Chosen here, so a call pays for the checks of its own service only.
             let guarding = interceptors.filter { $0.guards(service: service.serviceName) }
             for (name, method) in service.methods {
                 routes["/\(service.serviceName)/\(name)"] = Route(
-                    method: method, interceptors: guarding, acceptsLargeRequests: service.acceptsLargeRequests
+                    method: method, interceptors: guarding, acceptsLargeRequests: service.acceptsLargeRequests,
+                    metricsIndex: metrics?.addRPCMethod(service: service.serviceName, method: name) ?? ServerMetrics.unknownMethod
                 )
             }
             for (name, method) in service.requestStreamMethods {
@@ -65,6 +73,7 @@ final class RPCRouter {
     private func refusal(of request: GRPCRequest, by interceptors: [RPCInterceptor], from connection: ConnectionContext) -> GRPCStatus? {
         for interceptor in interceptors {
             if let status = interceptor.refusal(of: request, from: connection) {
+                metrics?.authFailed(interceptor.credential)
                 connection.logger.warning("refused call", metadata: ["path": "\(request.path)", "reason": "\(status.message)"])
                 return status
             }

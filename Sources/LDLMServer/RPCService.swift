@@ -67,8 +67,9 @@ extension RPCCall {
 /// How a method answers.
 enum RPCOutcome {
     /// A response message serialized after room for the gRPC prefix.
-    /// `onUndelivered` undoes its effect if it never reaches the client.
-    case reply([UInt8], onUndelivered: (() -> Void)?)
+    /// `onUndelivered` undoes its effect if it never reaches the client;
+    /// `ldlmError` names the error the message carries, for the metrics.
+    case reply([UInt8], onUndelivered: (() -> Void)?, ldlmError: ErrorCode? = nil)
     case failure(GRPCStatus)
     /// The answer comes later through the responder made for this call, unless
     /// `cancel` withdraws the call first (client gone, deadline, drain); `cancel`
@@ -83,7 +84,7 @@ enum RPCOutcome {
 
 /// A deferred call's answer, or a message of a streaming call.
 enum RPCAnswer {
-    case reply([UInt8], onUndelivered: (() -> Void)?)
+    case reply([UInt8], onUndelivered: (() -> Void)?, ldlmError: ErrorCode? = nil)
     /// Ends the call with this status.
     case failure(GRPCStatus)
     /// One more message of a streaming call, which stays open.
@@ -105,12 +106,12 @@ struct RPCResponder {
         self.streamID = streamID
     }
 
-    func reply(_ prefixedMessage: [UInt8], onUndelivered: (() -> Void)?) {
+    func reply(_ prefixedMessage: [UInt8], onUndelivered: (() -> Void)?, ldlmError: ErrorCode? = nil) {
         guard let sink else {
             onUndelivered?()
             return
         }
-        sink.answer(streamID: streamID, with: .reply(prefixedMessage, onUndelivered: onUndelivered))
+        sink.answer(streamID: streamID, with: .reply(prefixedMessage, onUndelivered: onUndelivered, ldlmError: ldlmError))
     }
 
     /// Sends one more message of a streaming call.

@@ -64,6 +64,9 @@ public struct ServerConfig: Equatable, Sendable {
     /// HTTP connections, so without a bound a `POST /session` flood would grow
     /// the table until memory ran out.
     public var maxRESTSessions = 10_000
+    /// Where Prometheus metrics and the HTTP probes are served; nil: nowhere,
+    /// and the server keeps no metrics at all.
+    public var metricsListenAddress: String?
     /// Deliberate bugs, for testing checkers only (`--debug_fault`).
     public var debugFaults: Set<DebugFault> = []
 

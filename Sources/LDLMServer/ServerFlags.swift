@@ -62,6 +62,7 @@ struct ServerFlags: ParsableCommand {
     @Option(.restListenAddress) var restListenAddress: String?
     @Option(.restSessionTimeout) var restSessionTimeout: String?
     @Option(.maxRESTSessions) var maxRESTSessions: String?
+    @Option(.metricsListenAddress) var metricsListenAddress: String?
     @Option(.lockGCInterval) var lockGCInterval: String?
     @Option(.lockGCMinIdle) var lockGCMinIdle: String?
     @Option(.shards) var shards: String?
@@ -100,6 +101,7 @@ struct ServerFlags: ParsableCommand {
             .maxConnectionsPerIP: maxConnectionsPerIP, .maxConcurrentStreams: maxConcurrentStreams,
             .maxHeaderListBytes: maxHeaderListBytes, .prefaceTimeout: prefaceTimeout,
             .restListenAddress: restListenAddress, .restSessionTimeout: restSessionTimeout, .maxRESTSessions: maxRESTSessions,
+            .metricsListenAddress: metricsListenAddress,
             .lockGCInterval: lockGCInterval, .lockGCMinIdle: lockGCMinIdle, .shards: shards,
             .debugFault: debugFault,
         ]

@@ -73,8 +73,8 @@ enum ServerListeners {
                     switch connections.admit(channel, ip: ip) {
                     case .admitted:
                         try pipeline.configure(channel)
-                    case .refused(let reason):
-                        try pipeline.refuse(channel, reason: reason)
+                    case .refused(let limit, let reason):
+                        try pipeline.refuse(channel, over: limit, reason: reason)
                     }
                 }
             }

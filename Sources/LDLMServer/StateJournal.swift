@@ -23,6 +23,8 @@ final class StateJournal: LockTableJournal {
     private let acknowledgesBeforeSync: Bool
     /// Encodes the whole table as a snapshot, on the event loop.
     var snapshot: (() -> [UInt8])?
+    /// Times each sync and counts its records, when metrics are served.
+    var metrics: ServerMetrics?
 
     /// Set once ``close()`` is asked: later changes (leases running out while
     /// the process exits) are not written, and their holds come back leased.
@@ -158,6 +160,7 @@ final class StateJournal: LockTableJournal {
         }
         syncState = .running
         let upTo = recordsMade
+        let startedAt = NIODeadline.now()
         let batch = pending
         pending = []
         let job: @Sendable () throws -> (fileSize: Int, wasSnapshot: Bool)
@@ -176,6 +179,10 @@ final class StateJournal: LockTableJournal {
         syncThread.runIfActive(eventLoop: eventLoop, job).whenComplete { result in
             switch result {
             case .success(let (size, wasSnapshot)):
+                self.metrics?.stateFileSynced(
+                    records: upTo - self.recordsOnDisk,
+                    nanoseconds: NIODeadline.now().uptimeNanoseconds - startedAt.uptimeNanoseconds
+                )
                 self.synced(upTo: upTo, fileSize: size, wasSnapshot: wasSnapshot)
             case .failure(let error):
                 self.failStop(error)

@@ -32,6 +32,8 @@ final class EmbeddedServer {
     let manager: LockManager
     let pipeline: ConnectionPipeline
     let services: [RPCService]
+    /// Kept when the configuration names a metrics address, as the server does.
+    let metrics: ServerMetrics?
 
     init(configure: (inout ServerConfig) -> Void = { _ in }) {
         var config = ServerConfig()
@@ -48,11 +50,14 @@ final class EmbeddedServer {
         )
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         services = LockServer.services(manager: manager, logger: logger)
+        metrics = config.metricsListenAddress.map { _ in ServerMetrics(tcpTransport: "plaintext", stateFile: false) }
+        manager.metrics = metrics
         pipeline = ConnectionPipeline(
             manager: manager,
             router: RPCRouter(
                 services: services,
-                interceptors: LockServer.interceptors(config)
+                interceptors: LockServer.interceptors(config),
+                metrics: metrics
             ),
             config: config,
             tls: nil,

@@ -101,7 +101,7 @@ final class LimitsPipelineTests: XCTestCase {
     func testRefusedConnectionGetsGoAwayEnhanceYourCalmAndIsClosed() throws {
         let server = EmbeddedServer()
         let channel = EmbeddedChannel(loop: server.loop)
-        try server.pipeline.refuse(channel, reason: "2 connections are open, the limit (max_connections)")
+        try server.pipeline.refuse(channel, over: .maxConnections, reason: "2 connections are open, the limit (max_connections)")
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4000)).wait()
 
         let written = try XCTUnwrap(channel.readOutbound(as: ByteBuffer.self))

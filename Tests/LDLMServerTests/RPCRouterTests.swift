@@ -20,6 +20,8 @@ final class RPCRouterTests: XCTestCase {
     }
 
     private struct RefuseAll: RPCInterceptor {
+        var credential: RPCCredential { .password }
+
         func guards(service: String) -> Bool { true }
 
         func refusal(of request: GRPCRequest, from connection: ConnectionContext) -> GRPCStatus? {
@@ -45,7 +47,7 @@ final class RPCRouterTests: XCTestCase {
     func testRoutesByServiceAndMethodName() {
         let service = EchoService()
         let router = RPCRouter(services: [service], interceptors: [])
-        guard case .reply(let message, _) = route(router, "/test.Echo/Say") else { return XCTFail("not routed") }
+        guard case .reply(let message, _, _) = route(router, "/test.Echo/Say") else { return XCTFail("not routed") }
         XCTAssertEqual(message, [1, 2])
         XCTAssertEqual(service.calls, 1)
     }

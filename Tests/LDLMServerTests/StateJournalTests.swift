@@ -233,7 +233,7 @@ private final class RecordingAnswerSink: RPCAnswerSink, @unchecked Sendable {
     var replies: [[UInt8]] = []
 
     func answer(streamID: Int32, with answer: RPCAnswer) {
-        if case .reply(let message, _) = answer { replies.append(message) }
+        if case .reply(let message, _, _) = answer { replies.append(message) }
     }
 }
 
