@@ -80,7 +80,8 @@ public final class LockServer: Service {
                 password: config.password,
                 idleTimeout: config.restSessionTimeout,
                 maxSessions: config.maxRESTSessions,
-                logger: logger
+                logger: logger,
+                metrics: core.metrics
             )
         }
         var boundListeners: [Channel]

@@ -61,6 +61,7 @@ final class RESTGateway {
     private let manager: LockManager
     private let password: [UInt8]?
     private let logger: Logger
+    private let metrics: ServerMetrics?
     private let wallClock: () -> Int64
     private var sessions: RESTSessionTable
     private var expiryTimer: (deadline: UInt64, task: Scheduled<Void>)?
@@ -72,11 +73,13 @@ final class RESTGateway {
         idleTimeout: Duration,
         maxSessions: Int,
         logger: Logger,
+        metrics: ServerMetrics? = nil,
         wallClock: @escaping () -> Int64 = unixMillisecondsNow
     ) {
         self.manager = manager
         self.password = password.map { Array($0.utf8) }
         self.logger = logger
+        self.metrics = metrics
         self.wallClock = wallClock
         sessions = RESTSessionTable(idleTimeoutNanoseconds: UInt64(idleTimeout.nanosecondsClamped), capacity: maxSessions)
         // A strong capture: the gateway lives as long as the manager.
@@ -103,6 +106,7 @@ final class RESTGateway {
         guard isAuthorized(request) else {
             // Debug, as over gRPC: a client guessing passwords must not be
             // able to fill the log; the metrics count these refusals.
+            metrics?.authFailed(.password)
             logger.debug("refused REST request with a wrong or missing password", metadata: ["remote": "\(request.remoteAddress ?? "?")"])
             return respond(RESTResponse(status: 401, headers: [("WWW-Authenticate", #"Basic realm="Restricted""#)]))
         }

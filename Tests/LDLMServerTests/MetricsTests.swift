@@ -1,6 +1,8 @@
+import Foundation
 import LDLMGRPC
 import LDLMHTTP2
 import LDLMProtocol
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -126,6 +128,26 @@ final class MetricsTests: XCTestCase {
     }
 
     // MARK: Refusals
+
+    func testRESTRequestsWithAWrongPasswordAreCountedAsAuthFailures() throws {
+        let server = makeServer { $0.password = "s3cret" }
+        let gateway = RESTGateway(
+            manager: server.manager, password: "s3cret", idleTimeout: .seconds(60), maxSessions: 10,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), metrics: server.metrics
+        )
+        var statuses: [Int] = []
+        for password in ["wrong", "s3cret"] {
+            let credentials = "user:" + password
+            let request = RESTRequest(
+                method: "POST", path: "/session"[...],
+                headers: [(name: "Authorization", value: "Basic " + Data(credentials.utf8).base64EncodedString())],
+                body: [], remoteAddress: "127.0.0.1:5000"
+            )
+            gateway.handle(request) { statuses.append($0.status) }
+        }
+        XCTAssertEqual(statuses, [401, 201])
+        XCTAssertEqual(try scrape(server).value("ldlm_auth_failures_total", ["credential": "password"]), 1)
+    }
 
     func testAuthFailuresAndLimitRefusalsAreCounted() throws {
         let server = makeServer {
