@@ -141,42 +141,45 @@ final class StateJournalTests: XCTestCase {
     }
 
     func testARESTGrantIsAnsweredOnlyOnceOnDiskAndADrainKeepsItOnRecord() throws {
-        let (file, _) = try StateLogFile.open(path: path) { XCTFail("unexpected warning \($0)") }
-        let loop = group.next()
-        let journal = StateJournal(file: file, eventLoop: loop, logger: Logger(label: "test"))
-        try loop.flatSubmit { () -> EventLoopFuture<Void> in
-            let manager = LockManager(
-                eventLoop: loop, clock: EventLoopClock(), fencingTokens: FencingTokenSource(startingAbove: 5),
-                maxNameBytes: 1024, clearOnDisconnect: true, journal: journal
-            )
-            let gateway = RESTGateway(manager: manager, password: nil, idleTimeout: .seconds(60), maxSessions: 10, logger: Logger(label: "test"))
-            let answeredOnDisk = loop.makePromise(of: Void.self)
-            do {
-                try manager.restore(RecoveredState(replaying: []), defaultLease: .seconds(60))
-                var cookie = ""
-                gateway.handle(RESTRequest(method: "POST", path: "/session", headers: [], body: [])) { response in
-                    cookie = response.header("Set-Cookie")?.split(separator: ";").first.map(String.init) ?? ""
-                }
-                var statuses: [Int] = []
-                let lock = RESTRequest(method: "POST", path: "/v1/lock", headers: [("Cookie", cookie)], body: Array(#"{"name":"db"}"#.utf8))
-                gateway.handle(lock) { response in
-                    statuses.append(response.status)
-                    XCTAssertEqual(response.status, 200)
-                    // The drain ends the REST session; with a state file its lock stays on record.
-                    manager.beginDrain()
-                    XCTAssertEqual(manager.lockCount, 1)
-                    answeredOnDisk.succeed()
-                }
-                XCTAssertEqual(statuses, [], "nothing answered before the sync")
-            } catch {
-                answeredOnDisk.fail(error)
+        try withRESTSessionOnAJournal { manager, gateway, _, cookie, answeredOnDisk in
+            var statuses: [Int] = []
+            let lock = RESTRequest(method: "POST", path: "/v1/lock", headers: [("Cookie", cookie)], body: Array(#"{"name":"db"}"#.utf8))
+            gateway.handle(lock) { response in
+                statuses.append(response.status)
+                XCTAssertEqual(response.status, 200)
+                // The drain ends the REST session; with a state file its lock stays on record.
+                manager.beginDrain()
+                XCTAssertEqual(manager.lockCount, 1)
+                answeredOnDisk.succeed()
             }
-            return answeredOnDisk.futureResult.flatMap { journal.close() }
-        }.wait()
+            XCTAssertEqual(statuses, [], "nothing answered before the sync")
+        }
         XCTAssertEqual(try reopen().holds.map(\.name), ["db"], "the grant was on disk when answered, and the drain kept it")
     }
 
     func testADeletedRESTSessionIsAnsweredOnlyOnceItsReleasesAreOnDisk() throws {
+        try withRESTSessionOnAJournal { _, gateway, journal, cookie, answeredOnDisk in
+            let lock = RESTRequest(method: "POST", path: "/v1/lock", headers: [("Cookie", cookie)], body: Array(#"{"name":"db"}"#.utf8))
+            gateway.handle(lock) { response in
+                XCTAssertEqual(response.status, 200)
+                var statuses: [Int] = []
+                gateway.handle(RESTRequest(method: "DELETE", path: "/session", headers: [("Cookie", cookie)], body: [])) { response in
+                    statuses.append(response.status)
+                    XCTAssertFalse(journal.hasUnsyncedChanges, "the session's release is on disk when answered")
+                    answeredOnDisk.succeed()
+                }
+                XCTAssertEqual(statuses, [], "nothing answered before the sync")
+            }
+        }
+        XCTAssertEqual(try reopen().holds, [])
+    }
+
+    /// Runs `body` on the event loop with a REST gateway over a manager that
+    /// journals to the state file, and the cookie of a session opened on it;
+    /// closes the journal once `body` completes the promise.
+    private func withRESTSessionOnAJournal(
+        _ body: @escaping (LockManager, RESTGateway, StateJournal, String, EventLoopPromise<Void>) throws -> Void
+    ) throws {
         let (file, _) = try StateLogFile.open(path: path) { XCTFail("unexpected warning \($0)") }
         let loop = group.next()
         let journal = StateJournal(file: file, eventLoop: loop, logger: Logger(label: "test"))
@@ -193,23 +196,12 @@ final class StateJournalTests: XCTestCase {
                 gateway.handle(RESTRequest(method: "POST", path: "/session", headers: [], body: [])) { response in
                     cookie = response.header("Set-Cookie")?.split(separator: ";").first.map(String.init) ?? ""
                 }
-                let lock = RESTRequest(method: "POST", path: "/v1/lock", headers: [("Cookie", cookie)], body: Array(#"{"name":"db"}"#.utf8))
-                gateway.handle(lock) { response in
-                    XCTAssertEqual(response.status, 200)
-                    var statuses: [Int] = []
-                    gateway.handle(RESTRequest(method: "DELETE", path: "/session", headers: [("Cookie", cookie)], body: [])) { response in
-                        statuses.append(response.status)
-                        XCTAssertFalse(journal.hasUnsyncedChanges, "the session's release is on disk when answered")
-                        answeredOnDisk.succeed()
-                    }
-                    XCTAssertEqual(statuses, [], "nothing answered before the sync")
-                }
+                try body(manager, gateway, journal, cookie, answeredOnDisk)
             } catch {
                 answeredOnDisk.fail(error)
             }
             return answeredOnDisk.futureResult.flatMap { journal.close() }
         }.wait()
-        XCTAssertEqual(try reopen().holds, [])
     }
 
     /// Closes the journal (as a drain does), then reads the file back.
