@@ -187,20 +187,27 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
 
     private func serveRequestStream(_ request: GRPCRequest) {
         let streamID = request.streamID
+        let method = metrics == nil ? ServerMetrics.unknownMethod : router.requestStreamMetricsIndex(request.path)
+        let startedAt = metrics == nil ? 0 : now
         guard let session = connection.session else {
-            grpc.sendStatus(streamID: streamID, GRPCStatus(.unavailable, "connection is closing"))
+            let status = GRPCStatus(.unavailable, "connection is closing")
+            callEnded(method, startedAt: startedAt, outcome: RPCOutcomeLabel.of(status.code))
+            grpc.sendStatus(streamID: streamID, status)
             return
         }
         let responder = RPCResponder(sink: self, streamID: streamID)
         switch router.routeRequestStream(request, from: connection, session: session, responder: responder) {
         case .success(let handler):
-            let call = GRPCDeferredCall(deadline: deadline(of: request)) {
+            // Counted when its status goes out through ``answer(streamID:with:)``,
+            // or when the gRPC layer withdraws it, as a streaming call is.
+            let call = GRPCDeferredCall(deadline: deadline(of: request), cancel: pending(streamID, method, startedAt) {
                 handler.cancel()
                 return true
-            }
+            })
             grpc.acceptRequestStream(streamID: streamID, GRPCRequestStreamReceiver(call: call, receive: handler.receive, clientEnded: handler.clientEnded))
             rescheduleDeadlineTimer()
         case .failure(let status):
+            callEnded(method, startedAt: startedAt, outcome: RPCOutcomeLabel.of(status.code))
             grpc.sendStatus(streamID: streamID, status)
         }
     }
