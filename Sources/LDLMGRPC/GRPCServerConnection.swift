@@ -87,6 +87,11 @@ public final class GRPCServerConnection {
     /// which costs the common call nothing here.
     public var admission: ((_ streamID: Int32, _ path: String, _ headers: HTTP2HeaderFields) -> GRPCStatus?)?
     public static let admissionThreshold = 16 * 1024
+    /// Within a call's `cancel`, the code of the status the connection answers
+    /// the call with once it is withdrawn (deadline, drain, an unreadable
+    /// message); nil when the withdrawal is the client's doing (reset, gone).
+    @exclusivity(unchecked)
+    public private(set) var withdrawalStatus: GRPCStatus.Code?
     /// The highest stream the client opened; it only grows, so an unchanged
     /// value means no call started in between.
     @exclusivity(unchecked)
@@ -169,7 +174,7 @@ public final class GRPCServerConnection {
         if let drainStatus {
             // Its request completed after the drain ended the others: left
             // open, it would hold the connection until the shutdown timeout.
-            _ = call.cancel()
+            _ = withdraw(call, answeringWith: drainStatus)
             sendStatus(streamID: streamID, drainStatus)
         } else if let deadline = call.deadline {
             deadlines.add(deadline, streamID: streamID, liveDeadlines: { deferredCallsWithDeadline })
@@ -186,7 +191,7 @@ public final class GRPCServerConnection {
         }
         stream.receiver = receiver
         if let drainStatus {
-            _ = receiver.call.cancel()
+            _ = withdraw(receiver.call, answeringWith: drainStatus)
             sendStatus(streamID: streamID, drainStatus)
             return
         }
@@ -274,8 +279,9 @@ public final class GRPCServerConnection {
     public func expireDeadlines(now: UInt64) {
         deadlines.popDue(now: now) { streamID in
             guard let call = streams[streamID]?.pendingCall, let deadline = call.deadline, deadline <= now else { return }
-            if call.cancel() {
-                sendStatus(streamID: streamID, GRPCStatus(.deadlineExceeded, "deadline exceeded while waiting for an answer"))
+            let status = GRPCStatus(.deadlineExceeded, "deadline exceeded while waiting for an answer")
+            if withdraw(call, answeringWith: status) {
+                sendStatus(streamID: streamID, status)
             }
         }
     }
@@ -289,7 +295,7 @@ public final class GRPCServerConnection {
         for (streamID, state) in streams {
             if let call = state.pendingCall { deferred.append((streamID, call)) }
         }
-        for (streamID, call) in deferred where call.cancel() {
+        for (streamID, call) in deferred where withdraw(call, answeringWith: status) {
             sendStatus(streamID: streamID, status)
         }
     }
@@ -481,9 +487,17 @@ public final class GRPCServerConnection {
 
     /// Ends an accepted request stream the connection cannot go on reading.
     private func fail(_ stream: GRPCRequestStream, streamID: Int32, _ status: GRPCStatus) {
-        if stream.receiver?.call.cancel() ?? true {
+        if stream.receiver.map({ withdraw($0.call, answeringWith: status) }) ?? true {
             sendStatus(streamID: streamID, status)
         }
+    }
+
+    /// Withdraws `call`, which the connection then answers with `status`;
+    /// see ``withdrawalStatus``.
+    private func withdraw(_ call: GRPCDeferredCall, answeringWith status: GRPCStatus) -> Bool {
+        withdrawalStatus = status.code
+        defer { withdrawalStatus = nil }
+        return call.cancel()
     }
 
     /// Runs what a call's owner asked for when its stream ends early. Called

@@ -33,10 +33,6 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     /// The calls answered later whose end the metrics still wait for: method
     /// index and arrival time. Empty without metrics.
     private var pendingCalls: [Int32: (method: Int, startedAt: UInt64)] = [:]
-    /// What a call that the gRPC layer withdraws (``pendingCalls``) ended
-    /// with: the status that layer sends while expiring deadlines or draining,
-    /// CANCELLED when the client reset the call or left.
-    private var withdrawalOutcome = GRPCStatus.Code.cancelled
 
     init(
         grpc: GRPCServerConnection,
@@ -118,9 +114,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             // The lock manager has answered its waiters already; this covers
             // calls any other service deferred, and ends streaming calls,
             // which have sent what the drain changed (health NOT_SERVING).
-            withdrawalOutcome = status.code
             grpc.failDeferredCalls(status)
-            withdrawalOutcome = .cancelled
             grpc.closeGracefully()
         case .closeGracefully:
             grpc.closeGracefully()
@@ -187,20 +181,27 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
 
     private func serveRequestStream(_ request: GRPCRequest) {
         let streamID = request.streamID
+        let method = metrics == nil ? ServerMetrics.unknownMethod : router.requestStreamMetricsIndex(request.path)
+        let startedAt = metrics == nil ? 0 : now
         guard let session = connection.session else {
-            grpc.sendStatus(streamID: streamID, GRPCStatus(.unavailable, "connection is closing"))
+            let status = GRPCStatus(.unavailable, "connection is closing")
+            callEnded(method, startedAt: startedAt, outcome: RPCOutcomeLabel.of(status.code))
+            grpc.sendStatus(streamID: streamID, status)
             return
         }
         let responder = RPCResponder(sink: self, streamID: streamID)
         switch router.routeRequestStream(request, from: connection, session: session, responder: responder) {
         case .success(let handler):
-            let call = GRPCDeferredCall(deadline: deadline(of: request)) {
+            // Counted when its status goes out through ``answer(streamID:with:)``,
+            // or when the gRPC layer withdraws it, as a streaming call is.
+            let call = GRPCDeferredCall(deadline: deadline(of: request), cancel: pending(streamID, method, startedAt) {
                 handler.cancel()
                 return true
-            }
+            })
             grpc.acceptRequestStream(streamID: streamID, GRPCRequestStreamReceiver(call: call, receive: handler.receive, clientEnded: handler.clientEnded))
             rescheduleDeadlineTimer()
         case .failure(let status):
+            callEnded(method, startedAt: startedAt, outcome: RPCOutcomeLabel.of(status.code))
             grpc.sendStatus(streamID: streamID, status)
         }
     }
@@ -224,7 +225,8 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         // The gRPC connection that calls it never outlives this handler.
         return { [unowned(unsafe) self] in
             let withdrawn = cancel()
-            if withdrawn { self.pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(self.withdrawalOutcome)) }
+            // The status the gRPC layer answers it with, or CANCELLED when the client reset it or left.
+            if withdrawn { self.pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(self.grpc.withdrawalStatus ?? .cancelled)) }
             return withdrawn
         }
     }
@@ -275,9 +277,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         let task = context.eventLoop.scheduleTask(deadline: .uptimeNanoseconds(next)) { [weak self] () -> Void in
             guard let self, let context = self.context else { return }
             self.deadlineTimer = nil
-            self.withdrawalOutcome = .deadlineExceeded
             self.grpc.expireDeadlines(now: context.eventLoop.now.uptimeNanoseconds)
-            self.withdrawalOutcome = .cancelled
             self.rescheduleDeadlineTimer()
             self.flushOutput()
         }

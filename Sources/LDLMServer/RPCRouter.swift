@@ -34,7 +34,7 @@ final class RPCRouter {
 
     private let interceptors: [RPCInterceptor]
     private var routes: [String: Route] = [:]
-    private var requestStreamRoutes: [String: (method: RPCRequestStreamMethod, interceptors: [RPCInterceptor])] = [:]
+    private var requestStreamRoutes: [String: (method: RPCRequestStreamMethod, interceptors: [RPCInterceptor], metricsIndex: Int)] = [:]
     /// The paths of the methods whose client streams, for the gRPC layer,
     /// which hands their calls over as soon as they open.
     let requestStreamPaths: Set<String>
@@ -53,7 +53,9 @@ final class RPCRouter {
                 )
             }
             for (name, method) in service.requestStreamMethods {
-                requestStreamRoutes["/\(service.serviceName)/\(name)"] = (method, guarding)
+                requestStreamRoutes["/\(service.serviceName)/\(name)"] = (
+                    method, guarding, metrics?.addRPCMethod(service: service.serviceName, method: name) ?? ServerMetrics.unknownMethod
+                )
             }
         }
         requestStreamPaths = Set(requestStreamRoutes.keys)
@@ -118,6 +120,11 @@ final class RPCRouter {
             return .failure(Self.unknownMethod(request.path))
         }
         return route.method(RPCCall(message: request.message, session: session), makeResponder)
+    }
+
+    /// The ``ServerMetrics`` index of the method whose client streams at `path`.
+    func requestStreamMetricsIndex(_ path: String) -> Int {
+        requestStreamRoutes[path]?.metricsIndex ?? ServerMetrics.unknownMethod
     }
 
     /// Opens a call to a method whose client streams (one of

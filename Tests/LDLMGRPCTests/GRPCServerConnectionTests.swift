@@ -321,6 +321,36 @@ final class GRPCServerConnectionTests: XCTestCase {
         XCTAssertGreaterThan(pair.bytesSentByClient, 18_000_000, "more than the 16 MiB connection window, which must be given back too")
     }
 
+    func testBodiesOfRefusedAndResetCallsGiveTheConnectionWindowBack() throws {
+        // Nobody reads these bodies, so nobody gives their stream windows
+        // back; the connection's window must come back regardless, or after
+        // 16 MiB of them the connection stops carrying anything.
+        var limits = GRPCServerLimits()
+        limits.maxMessageBytes = 1_024
+        let pair = try GRPCPair(limits: limits)
+        let body = messagePrefix(length: 1_000_000) + Array(repeating: 1, count: 1_000_000)
+        var resetBytes = 0
+        for round in 0..<40 {
+            let streamID = try pair.startCall(body: body)
+            if round.isMultiple(of: 2) {
+                // Refused by its prefix, with up to a stream window of its body in flight.
+                try pair.pump()
+                XCTAssertEqual(pair.outcome(of: streamID).grpcStatus, "8")
+            } else {
+                let flight = try pair.client.drainOutput()
+                resetBytes += flight.count
+                _ = try pair.server.receive(flight)
+                pair.client.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
+                try pair.pump()
+            }
+            _ = pair.takeServerEvents()
+            _ = pair.takeEndings()
+            _ = pair.takeClientEvents()
+        }
+        XCTAssertGreaterThan(pair.bytesSentByClient + resetBytes, 17_000_000, "more than the 16 MiB connection window crossed")
+        try assertConnectionStillServesCalls(pair)
+    }
+
     func testCompressedMessageGetsUnimplemented() throws {
         let pair = try GRPCPair()
         let streamID = try pair.startCall(body: messagePrefix(compressed: 1, length: 3) + [1, 2, 3])

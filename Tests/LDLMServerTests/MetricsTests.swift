@@ -110,6 +110,61 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(try scrape(server).value("ldlm_rpcs_total", health.merging(["outcome": "UNAVAILABLE"]) { $1 }), 1)
     }
 
+    func testAReflectionStreamIsCountedWhenItEndsHoweverItEnds() throws {
+        let server = makeServer { $0.password = "s3cret" }
+        let client = try server.connect()
+        let reflection = ["service": "grpc.reflection.v1.ServerReflection", "method": "ServerReflectionInfo"]
+        func outcome(_ label: String) throws -> Double? {
+            try scrape(server).value("ldlm_rpcs_total", reflection.merging(["outcome": label]) { $1 })
+        }
+        var headers = [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"),
+            HTTP2Header(":path", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"), HTTP2Header(":authority", "localhost"),
+            HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+        ]
+        let listServices = GRPCMessageFraming.frame(ServerReflectionRequest(query: .listServices("")).serializedBytes())
+        try client.http2.sendRequest(headers: headers, body: listServices)
+        try client.exchange()
+        XCTAssertEqual(try outcome("UNAUTHENTICATED"), 1)
+        XCTAssertEqual(try scrape(server).value("ldlm_auth_failures_total", ["credential": "password"]), 1)
+
+        headers.append(HTTP2Header("authorization", "s3cret"))
+        try client.http2.sendRequest(headers: headers, body: listServices)
+        try client.exchange()
+        XCTAssertEqual(try outcome("OK"), 1)
+        XCTAssertEqual(try scrape(server).value("ldlm_rpc_duration_seconds_count", reflection), 2)
+
+        let open = try client.http2.beginStreamingRequest(headers: HTTP2HeaderBlock(headers))
+        client.http2.sendData(streamID: open, listServices)
+        try client.exchange()
+        XCTAssertNil(try outcome("UNAVAILABLE"), "still open")
+        server.manager.beginDrain()
+        client.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        try client.exchange()
+        XCTAssertEqual(try outcome("UNAVAILABLE"), 1, "the drain ends it")
+    }
+
+    func testAReflectionStreamTheConnectionCannotReadIsCountedWithTheStatusItGets() throws {
+        let server = makeServer { $0.maxMessageBytes = 1_024 }
+        let client = try server.connect()
+        let headers = [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"),
+            HTTP2Header(":path", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"), HTTP2Header(":authority", "localhost"),
+            HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+        ]
+        let tooLarge = try client.http2.sendRequest(headers: headers, body: GRPCMessageFraming.frame(Array(repeating: 0, count: 2_000)))
+        let truncated = try client.http2.sendRequest(headers: headers, body: Array(GRPCMessageFraming.frame([1, 2, 3, 4]).dropLast()))
+        try client.exchange()
+        XCTAssertEqual(client.status(of: tooLarge)?.code, GRPCStatus.Code.resourceExhausted.rawValue)
+        XCTAssertEqual(client.status(of: truncated)?.code, GRPCStatus.Code.invalidArgument.rawValue)
+
+        let scraped = try scrape(server)
+        let reflection = ["service": "grpc.reflection.v1.ServerReflection", "method": "ServerReflectionInfo"]
+        XCTAssertEqual(scraped.value("ldlm_rpcs_total", reflection.merging(["outcome": "RESOURCE_EXHAUSTED"]) { $1 }), 1)
+        XCTAssertEqual(scraped.value("ldlm_rpcs_total", reflection.merging(["outcome": "INVALID_ARGUMENT"]) { $1 }), 1)
+        XCTAssertNil(scraped.value("ldlm_rpcs_total", reflection.merging(["outcome": "CANCELLED"]) { $1 }), "the client cancelled nothing")
+    }
+
     func testADurationOnABoundCountsInThatBucketAndBeyondTheLastOnlyInInf() {
         let histogram = RPCDurationHistogram(labels: #"method="M""#)
         histogram.record(nanoseconds: 50_000)
