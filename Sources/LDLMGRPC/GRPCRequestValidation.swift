@@ -51,8 +51,22 @@ extension GRPCServerConnection {
             streams[streamID] = .receiving(head, UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes))
             return
         }
+        guard openRequestStreamCount < limits.maxOpenRequestStreams else {
+            let status = GRPCStatus(.resourceExhausted, "more than \(limits.maxOpenRequestStreams) client-streaming calls open on one connection")
+            sendTrailersOnly(streamID: streamID, httpStatus: "200", status: status, stopClient: true)
+            return
+        }
         streams[streamID] = .requestStream(GRPCRequestStream(maxMessageBytes: limits.maxMessageBytes))
         onEvent(.requestStream(GRPCRequest(streamID: streamID, path: head.path, headers: headers, timeoutNanoseconds: timeout, message: [])))
+    }
+
+    /// Counted when one opens, which is rare (reflection), rather than kept
+    /// up to date on every change of every stream's state.
+    private var openRequestStreamCount: Int {
+        streams.values.reduce(0) { count, state in
+            if case .requestStream = state { return count + 1 }
+            return count
+        }
     }
 
     /// The path as a String, and whether its method's client streams.

@@ -41,6 +41,10 @@ public struct GRPCServerLimits: Sendable {
     /// next request messages wait (and, unread, hold back its client by flow
     /// control) until they have gone out.
     public var maxQueuedStreamBytes = 64 * 1024
+    /// Client-streaming calls open at once on one connection. Each may hold
+    /// its stream window (1 MiB) of requests not yet given back, so this
+    /// bounds what one connection can make the server buffer.
+    public var maxOpenRequestStreams = 16
 
     public init() {}
 }

@@ -102,6 +102,26 @@ final class GRPCRequestStreamTests: XCTestCase {
         XCTAssertFalse(receiver.cancelled)
     }
 
+    func testClientStreamingCallsOverTheConnectionsLimitAreRefusedUntilOneEnds() throws {
+        var limits = GRPCServerLimits()
+        limits.maxOpenRequestStreams = 2
+        let pair = try GRPCPair(limits: limits, requestStreamPaths: [Self.path])
+        let (first, _) = try openStream(pair)
+        _ = try openStream(pair)
+        let headers = HTTP2HeaderBlock([
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"), HTTP2Header(":path", Self.path),
+            HTTP2Header(":authority", "localhost"), HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+        ])
+        let third = try pair.client.beginStreamingRequest(headers: headers)
+        try pair.pump()
+        XCTAssertEqual(pair.takeServerEvents().requestStreams.map(\.streamID), [], "the third is not handed over")
+        XCTAssertEqual(pair.outcome(of: third).grpcStatus, String(GRPCStatus.Code.resourceExhausted.rawValue))
+
+        pair.server.sendStatus(streamID: first, GRPCStatus(.ok))
+        try pair.pump()
+        _ = try openStream(pair)
+    }
+
     func testClientResetMidStreamCancelsTheReceiver() throws {
         let pair = try GRPCPair(requestStreamPaths: [Self.path])
         let (streamID, receiver) = try openStream(pair)
