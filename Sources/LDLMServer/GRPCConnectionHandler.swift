@@ -237,9 +237,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     }
 
     private func deadline(of request: GRPCRequest) -> UInt64? {
-        request.timeoutNanoseconds.map { timeout in
-            UInt64(clamping: context?.eventLoop.now.uptimeNanoseconds ?? 0).addingClamped(timeout)
-        }
+        request.timeoutNanoseconds.map(now.addingClamped)
     }
 
     /// Sends an answer, now or for a deferred call, or a streaming call's message.
