@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from ldlm import exceptions as ldlm_errors
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import END_HEADERS, HEADERS, RawH2, free_port, grpc_request_block, h2_frame, wait_until
@@ -93,7 +94,7 @@ def test_series_follow_locks_taken_released_expired_and_dropped(metrics_server, 
     assert held.value("ldlm_rpc_duration_seconds_count", method="Lock", **LOCK) == 1
 
     client.unlock("metrics-a", lock.key)
-    with pytest.raises(Exception):
+    with pytest.raises(ldlm_errors.LockDoesNotExistError):
         client.unlock("metrics-a", lock.key)
     released = Scrape(port)
     assert released.value("ldlm_locks_held") == 0
