@@ -42,9 +42,8 @@ final class HealthService: RPCService {
 
     private func check(_ request: HealthCheckRequest) -> RPCOutcome {
         guard Self.reportedServices.contains(request.service) else {
-            // Quoted in part: the status travels in a header, which has a size limit.
-            let quoted = String(String.UnicodeScalarView(request.service.unicodeScalars.prefix(64)))
-            return .failure(GRPCStatus(.notFound, "unknown service \"\(quoted)\""))
+            // The status travels in a header, which has a size limit.
+            return .failure(GRPCStatus(.notFound, "unknown service \(quotedEcho(request.service, maxScalars: 64))"))
         }
         return .reply(Self.encoded(status), onUndelivered: nil)
     }

@@ -128,3 +128,9 @@ struct RPCResponder {
         sink?.answer(streamID: streamID, with: .failure(GRPCStatus(.ok)))
     }
 }
+
+/// A name a client sent, quoted for an answer that echoes it: only its first
+/// `maxScalars` Unicode scalars, since the client picks its length.
+func quotedEcho(_ name: String, maxScalars: Int) -> String {
+    "\"\(String(String.UnicodeScalarView(name.unicodeScalars.prefix(maxScalars))))\""
+}

@@ -23,6 +23,8 @@ final class ReflectionService: RPCService {
     /// What `list_services` answers, sorted.
     private let listedServices: [String]
     private let descriptors = ReflectionDescriptors.generated
+    /// How much of an unknown name an error answer echoes.
+    private static let echoedNameScalars = 200
 
     private init(serviceName: String, listedServices: [String]) {
         self.serviceName = serviceName
@@ -70,17 +72,17 @@ final class ReflectionService: RPCService {
         case .listServices:
             return .services(listedServices)
         case .fileByFilename(let name):
-            return descriptors.descriptors(ofFile: name).map { .fileDescriptors($0) } ?? Self.notFound("file \(Self.quoted(name)) not found")
+            return descriptors.descriptors(ofFile: name).map { .fileDescriptors($0) } ?? Self.notFound("file \(quotedEcho(name, maxScalars: Self.echoedNameScalars)) not found")
         case .fileContainingSymbol(let symbol):
-            return descriptors.descriptors(declaring: symbol).map { .fileDescriptors($0) } ?? Self.notFound("symbol \(Self.quoted(symbol)) not found")
+            return descriptors.descriptors(declaring: symbol).map { .fileDescriptors($0) } ?? Self.notFound("symbol \(quotedEcho(symbol, maxScalars: Self.echoedNameScalars)) not found")
         case .fileContainingExtension(let containingType, let number):
             guard descriptors.isMessageType(containingType) else {
-                return Self.notFound("message type \(Self.quoted(containingType)) not found")
+                return Self.notFound("message type \(quotedEcho(containingType, maxScalars: Self.echoedNameScalars)) not found")
             }
             return Self.notFound("extension \(number) of \(containingType) not found: the server's protos declare no extensions")
         case .allExtensionNumbersOfType(let type):
             guard descriptors.isMessageType(type) else {
-                return Self.notFound("message type \(Self.quoted(type)) not found")
+                return Self.notFound("message type \(quotedEcho(type, maxScalars: Self.echoedNameScalars)) not found")
             }
             return .extensionNumbers(baseTypeName: type, numbers: [])
         case nil:
@@ -90,10 +92,5 @@ final class ReflectionService: RPCService {
 
     private static func notFound(_ message: String) -> ServerReflectionResponse.Answer {
         .error(code: Int32(GRPCStatus.Code.notFound.rawValue), message: message)
-    }
-
-    /// Quoted in part: a name is echoed back, and a client picks its length.
-    private static func quoted(_ name: String) -> String {
-        "\"\(String(String.UnicodeScalarView(name.unicodeScalars.prefix(200))))\""
     }
 }
