@@ -168,7 +168,11 @@ let package = Package(
         .executableTarget(name: "fuzz-server-connection", dependencies: ["LDLMFuzzTargets"]),
         .executableTarget(name: "fuzz-message-decoding", dependencies: ["LDLMFuzzTargets"]),
 
-        .target(name: "LDLMTestSupport", dependencies: ["LDLMHTTP2"], path: "Tests/LDLMTestSupport"),
+        .target(
+            name: "LDLMTestSupport",
+            dependencies: ["LDLMHTTP2", "LDLMEtcd", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/LDLMTestSupport"
+        ),
         .testTarget(name: "LDLMHTTP2Tests", dependencies: ["LDLMHTTP2", "LDLMTestSupport"]),
         .testTarget(name: "LDLMGRPCTests", dependencies: ["LDLMGRPC", "LDLMHTTP2", "LDLMTestSupport"]),
         .testTarget(name: "LDLMProtocolTests", dependencies: ["LDLMProtocol"]),
@@ -189,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "LDLMEtcdTests",
             dependencies: [
-                "LDLMEtcd", "LDLMGRPC", "LDLMProtocol", "CEtcdProto", "CProtobufC",
+                "LDLMEtcd", "LDLMGRPC", "LDLMProtocol", "CEtcdProto", "CProtobufC", "LDLMTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -198,6 +202,7 @@ let package = Package(
             name: "LDLMServerTests",
             dependencies: [
                 "LDLMServer", "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMStateLog", "LDLMTestSupport",
+                "LDLMEtcd", "LDLMReplication",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
