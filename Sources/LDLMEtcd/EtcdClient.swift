@@ -185,6 +185,10 @@ public final class EtcdClient: @unchecked Sendable {
                     return promise.completeWith(self.send(path, prefixedMessage, isRetrySafe: isRetrySafe, deadline: deadline, attemptsLeft: attemptsLeft, hasRenewedToken: true))
                 }
                 guard attemptsLeft > 1, Self.mayTryNextMember(after: error, isRetrySafe: isRetrySafe) else {
+                    // A member that let a call's deadline pass may be frozen,
+                    // which keepalive would notice only seconds later: the
+                    // next call starts with the next member.
+                    if response.status.code == .deadlineExceeded { self.leave(connection) }
                     return promise.fail(error)
                 }
                 self.leave(connection)
