@@ -16,9 +16,15 @@ import NIOCore
 /// and carries the largest fencing token handed out, so a token is in etcd
 /// before any grant that carries it is answered.
 ///
-/// Any failure (a refused guard, an error, an answer that may or may not have
-/// been applied) ends the journal: the answers waiting for it are never
-/// given, and `onFailure` makes the replica step down.
+/// A Txn that failed in a way that may pass (the member it went to died,
+/// etcd is electing a leader, an answer was lost) is sent again, to whichever
+/// member answers, until it is committed: every write in it sets a key to
+/// the value this primary holds, so applying it twice changes nothing, and
+/// only one Txn is ever in flight, so none overtakes it. Clients see a pause,
+/// bounded by the replica's lease (its watchdog steps down when that lapses).
+/// Any other failure, above all a refused guard, ends the journal: the
+/// answers waiting for it are never given, and `onFailure` makes the replica
+/// step down.
 final class EtcdJournal: DurableJournal {
     private let client: EtcdClient
     private let keys: ReplicaKeys
@@ -143,16 +149,32 @@ final class EtcdJournal: DurableJournal {
             term: term, writes: writes, fencingHighWater: highWater > fencingTokenCommitted ? highWater : nil
         )
         isCommitting = true
+        send(request, upTo: upTo, fencingToken: highWater)
+    }
+
+    private func send(_ request: EtcdTxnRequest, upTo: UInt64, fencingToken: UInt64) {
         client.submitTxn(request, timeout: commitTimeout).hop(to: eventLoop).whenComplete { result in
-            self.isCommitting = false
+            guard !self.hasFailed else { return }
             switch result {
             case .success(let response) where response.succeeded:
-                self.committed(upTo: upTo, fencingToken: highWater)
+                self.isCommitting = false
+                self.committed(upTo: upTo, fencingToken: fencingToken)
             case .success:
                 self.fail("etcd refused a write: this replica's primary key is gone (another replica may be primary)")
+            case .failure(let error as EtcdError) where Self.mayPass(error):
+                self.eventLoop.scheduleTask(in: Self.retryDelay) { self.send(request, upTo: upTo, fencingToken: fencingToken) }
             case .failure(let error):
                 self.fail("etcd write failed: \(error)")
             }
+        }
+    }
+
+    private static let retryDelay = TimeAmount.milliseconds(50)
+
+    private static func mayPass(_ error: EtcdError) -> Bool {
+        switch error.kind {
+        case .indeterminate, .unavailable, .noLeader, .notLeader: return true
+        default: return false
         }
     }
 
