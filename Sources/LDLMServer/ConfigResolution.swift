@@ -66,12 +66,15 @@ extension ServerConfig {
             guard let value = merged[setting] else { continue }
             try config.apply(setting, value: value, readFile: readFile)
         }
-        try config.validate(clientCertVerify: merged[.clientCertVerify])
+        try config.validate(
+            clientCertVerify: merged[.clientCertVerify],
+            replicaSettingsGiven: merged.keys.contains { $0.isReplicaSetting && $0 != .haEtcdEndpoints }
+        )
         return .run(config)
     }
 
     /// Checks that need more than one setting.
-    private func validate(clientCertVerify: String?) throws(ConfigError) {
+    private func validate(clientCertVerify: String?, replicaSettingsGiven: Bool) throws(ConfigError) {
         if keepaliveInterval > .zero, keepaliveTimeout == .zero {
             throw ConfigError("--keepalive_timeout must be greater than 0 when keepalive is on")
         }
@@ -105,15 +108,13 @@ extension ServerConfig {
             throw ConfigError("--rest_session_timeout must be greater than 0")
         }
         try validateAdminAccess()
-        try validateReplication()
+        try validateReplication(settingsGiven: replicaSettingsGiven)
     }
 
-    private func validateReplication() throws(ConfigError) {
-        let haSettingGiven = haCluster != nil || haAdvertiseAddress != nil || haEtcdCAPath != nil || haEtcdCertificatePath != nil
-            || haEtcdKeyPath != nil || haEtcdUser != nil || haEtcdPassword != nil
-            || haLease != ServerConfig().haLease || haReclaimGrace != ServerConfig().haReclaimGrace
+    /// `settingsGiven`: whether any `--ha_*` setting other than the endpoints was given, even at its default.
+    private func validateReplication(settingsGiven: Bool) throws(ConfigError) {
         guard isReplica else {
-            if haSettingGiven {
+            if settingsGiven {
                 throw ConfigError("the --ha_* settings need --ha_etcd_endpoints, the etcd cluster the replicas share")
             }
             return

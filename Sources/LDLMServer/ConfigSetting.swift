@@ -100,6 +100,9 @@ enum ConfigSetting: String, CaseIterable {
         allCases.first { $0.name == name || ($0.shortName.map { String($0) == name } ?? false) }
     }
 
+    /// The `--ha_*` settings, which only a replica may be given.
+    var isReplicaSetting: Bool { rawValue.hasPrefix("ha_") }
+
     var environmentVariable: String { "LDLM_" + rawValue.uppercased() }
 
     /// Placeholder for the value in `--help`.
