@@ -178,6 +178,7 @@ REFUSALS = {
     "advertise-without-endpoints": (lambda e, tmp: ["--ha_advertise_address", "127.0.0.1:1"], ["ha_etcd_endpoints"]),
     "user-without-endpoints": (lambda e, tmp: ["--ha_etcd_user", "u", "--ha_etcd_password", "p"],
                                ["ha_etcd_endpoints"]),
+    "tls-without-endpoints": (lambda e, tmp: ["--ha_etcd_ca", __file__], ["ha_etcd_endpoints"]),
     "no-cluster": (lambda e, tmp: ["--ha_etcd_endpoints", e.endpoints,
                                    "--ha_advertise_address", f"127.0.0.1:{free_port()}"], ["ha_cluster"]),
     "no-advertise": (lambda e, tmp: ["--ha_etcd_endpoints", e.endpoints, "--ha_cluster", "x"],
@@ -301,13 +302,18 @@ def test_sigkill_of_the_primary_under_load_fails_over_and_holds_are_reclaimable(
     assert len(held) >= 6, f"too few holds at the kill: {held}"
 
     # Every acknowledged grant is there for its holder: same key, same token.
+    # One is unlocked by its key instead (Unlock works during the grace).
     reclaimer = connect(q.address)
+    unlocked_name, (_, unlocked_key, _) = next(iter(held.items()))
+    held.pop(unlocked_name)
     lost = []
-    for n, (_, key, token) in held.items():
-        r = reclaimer.renew(n, key, 30)
+    for i, (n, (_, key, token)) in enumerate(held.items()):
+        r = reclaimer.renew_via("Renew" if i % 2 == 0 else "RefreshLock", n, key, 30)
         if not (r.locked and r.key == key and r.fencing_token == token):
             lost.append((n, key, token, str(r)))
     assert not lost, f"acknowledged grants not reclaimable on the new primary ({len(lost)}/{len(held)}): {lost}"
+    assert reclaimer.unlock(unlocked_name, unlocked_key).unlocked, "Unlock of a loaded hold during the grace"
+    free.append(unlocked_name)
     # The published client reclaims too (the child's connection died with the primary).
     assert ldlm_client(q.address).renew("ha-reclaimed", reclaim_key, 30).locked
 
@@ -458,7 +464,7 @@ def _service_back_within(connect, rs, prefix, bound):
 
 
 @pytest.mark.watchdog_timeout(150)
-def test_service_survives_losing_an_etcd_follower_and_then_the_etcd_leader(replica_set, own_etcd, connect):
+def test_service_survives_losing_an_etcd_follower_and_then_the_etcd_leader(own_etcd, replica_set, connect):
     rs = replica_set(2, etcd_cluster=own_etcd)
     rs.wait_for_primary(timeout=15)
     assert _lock_cycle(connect, rs, "ha-etcd-before")
