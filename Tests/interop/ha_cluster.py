@@ -432,7 +432,15 @@ class EtcdCluster:
             raise RuntimeError(f"etcd range failed: {status} {body}")
         return int(body["header"]["revision"])
 
-    def put(self, key: str, value: str, timeout: float = 2.0) -> None:
+    def get_raw(self, key: str, timeout: float = 2.0) -> bytes | None:
+        """The value of one key as bytes (linearizable), None if absent."""
+        status, body = _http_json(self._any_client_url() + "/v3/kv/range", {"key": _b64(key)}, timeout=timeout)
+        if status != 200 or body is None:
+            raise RuntimeError(f"etcd range {key!r} failed: {status} {body}")
+        kvs = body.get("kvs") or []
+        return base64.b64decode(kvs[0].get("value", "")) if kvs else None
+
+    def put(self, key: str, value: str | bytes, timeout: float = 2.0) -> None:
         status, body = _http_json(self._any_client_url() + "/v3/kv/put", {"key": _b64(key), "value": _b64(value)},
                                   timeout=timeout)
         if status != 200:

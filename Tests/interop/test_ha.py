@@ -361,8 +361,17 @@ def test_fencing_tokens_after_failover_are_above_every_token_before(replica_set,
         r = locked(c.try_lock(f"ha-fence-{i % 3}"))
         before.append(r.fencing_token)
         assert c.unlock(f"ha-fence-{i % 3}", r.key).unlocked
-    high = etcd.get_prefix(f"/{rs.cluster}/fencing").get(f"/{rs.cluster}/fencing")
+    key = f"/{rs.cluster}/fencing"
+    high = etcd.get_raw(key)
     assert high is not None, "no fencing high-water in etcd"
+    # Tokens start near the wall clock in microseconds, so a new primary would
+    # hand out larger ones even without the high-water.  Raise the high-water
+    # (as if the old primary had handed out tokens up to ~11 days ahead of the
+    # clock) in the format the server wrote it: the new primary must go on above.
+    raised = decode_token(high)
+    assert raised is not None and raised >= max(before), f"unexpected high-water {high!r}, tokens up to {max(before)}"
+    raised += 10**12
+    etcd.put(key, encode_token_like(high, raised))
 
     t_kill = time.monotonic()
     p.kill()
@@ -372,6 +381,34 @@ def test_fencing_tokens_after_failover_are_above_every_token_before(replica_set,
     after = [locked(c2.try_lock(f"ha-fence-{i}")).fencing_token for i in range(3)]
     after.append(locked(c2.try_lock("ha-fence-new")).fencing_token)
     assert min(after) > max(before), (max(before), after)
+    assert min(after) > raised, f"the new primary ignored the high-water {raised} in etcd: {after}"
+
+
+def decode_token(raw: bytes) -> int | None:
+    """The fencing high-water as the server stores it: decimal text, or 8
+    bytes big-endian (or a JSON number)."""
+    text = raw.decode(errors="replace").strip()
+    if text.isdigit():
+        return int(text)
+    if len(raw) == 8:
+        return int.from_bytes(raw, "big")
+    try:
+        import json
+        v = json.loads(text)
+        return int(v) if isinstance(v, (int, str)) and str(v).isdigit() else None
+    except ValueError:
+        return None
+
+
+def encode_token_like(raw: bytes, value: int) -> bytes:
+    text = raw.decode(errors="replace").strip()
+    if text.isdigit():
+        return str(value).encode()
+    if len(raw) == 8:
+        return value.to_bytes(8, "big")
+    if text.startswith('"'):
+        return f'"{value}"'.encode()
+    return str(value).encode()
 
 
 # --------------------------------------------------------------------------
