@@ -81,9 +81,11 @@ def replica_set(request, tmp_path, pb, etcd):
                         cluster=f"{_sanitize(request.node.name)}-{len(made)}-{time.monotonic_ns() % 10**6}",
                         replicas=n, lease=lease, reclaim_grace=grace, metrics=metrics, extra_flags=list(extra))
         made.append(rs)
+        rs.start(wait=False)
         if reg is not None:
             reg["servers"].extend(rs.replicas)  # logs on failure; the watchdog SIGKILLs them
-        rs.start(timeout=20)
+        for r in rs:
+            r.wait_listening(timeout=20)
         return rs
 
     yield make
