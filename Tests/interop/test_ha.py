@@ -183,7 +183,10 @@ REFUSALS = {
     "rest": (lambda e, tmp: _ha_flags(e) + ["--rest_listen_address", f"127.0.0.1:{free_port()}"],
              ["rest_listen_address"]),
     "cluster-without-endpoints": (lambda e, tmp: ["--ha_cluster", "x"], ["ha_etcd_endpoints"]),
-    "lease-without-endpoints": (lambda e, tmp: ["--ha_lease", "5s"], ["ha_etcd_endpoints"]),
+    "lease-without-endpoints": (lambda e, tmp: ["--ha_lease", "3s"], ["ha_etcd_endpoints"]),
+    "grace-without-endpoints": (lambda e, tmp: ["--ha_reclaim_grace", "3s"], ["ha_etcd_endpoints"]),
+    # "any --ha_* flag": also one that happens to repeat the default value
+    "default-lease-without-endpoints": (lambda e, tmp: ["--ha_lease", "5s"], ["ha_etcd_endpoints"]),
     "advertise-without-endpoints": (lambda e, tmp: ["--ha_advertise_address", "127.0.0.1:1"], ["ha_etcd_endpoints"]),
     "user-without-endpoints": (lambda e, tmp: ["--ha_etcd_user", "u", "--ha_etcd_password", "p"],
                                ["ha_etcd_endpoints"]),
