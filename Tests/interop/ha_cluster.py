@@ -678,16 +678,35 @@ class ReplicaSet:
     def wait_for_primary(self, timeout: float = 15.0, exclude: tuple | list = (), interval: float = 0.05) -> Replica:
         """Waits until exactly one running replica, not in ``exclude``, is
         SERVING.  Raises TimeoutError (with the replicas' logs) otherwise."""
+        return self.wait_for_primary_window(timeout, exclude, interval)[0]
+
+    def wait_for_primary_window(self, timeout: float = 15.0, exclude: tuple | list = (),
+                                interval: float = 0.05) -> tuple[Replica, float, float]:
+        """Like :meth:`wait_for_primary`, and also when it became primary:
+        ``(replica, after, by)`` in ``time.monotonic()`` seconds, where
+        ``after`` is the start of the last probe that found it not primary
+        (or the start of the wait) and ``by`` the end of the probe that found
+        it primary."""
         excluded = {id(r) for r in exclude}
-
-        def find():
-            ps = [r for r in self.replicas if r.running() and id(r) not in excluded and r.role(timeout=0.5) == PRIMARY]
-            return ps[0] if len(ps) == 1 else None
-
-        p, _ = wait_until(find, timeout, interval=interval)
-        if p is None:
-            raise TimeoutError(f"no single primary within {timeout}s; roles {self.roles()}\n" + self.describe())
-        return p
+        start = time.monotonic()
+        last_negative = {r.index: start for r in self.replicas}
+        deadline = start + timeout
+        while True:
+            found = []
+            for r in self.replicas:
+                if not r.running() or id(r) in excluded:
+                    continue
+                probe_start = time.monotonic()
+                if r.role(timeout=0.5) == PRIMARY:
+                    found.append(r)
+                else:
+                    last_negative[r.index] = probe_start
+            now = time.monotonic()
+            if len(found) == 1:
+                return found[0], last_negative[found[0].index], now
+            if now >= deadline:
+                raise TimeoutError(f"no single primary within {timeout}s; roles {self.roles()}\n" + self.describe())
+            time.sleep(min(interval, max(0.0, deadline - now)))
 
     def etcd_primary_value(self) -> str | None:
         """The value of ``/<cluster>/primary`` in etcd (needs an EtcdCluster)."""
