@@ -446,6 +446,13 @@ class EtcdCluster:
         if status != 200:
             raise RuntimeError(f"etcd put {key!r} failed: {status} {body}")
 
+    def delete(self, key: str, timeout: float = 2.0) -> int:
+        """Deletes one key; returns how many keys were deleted."""
+        status, body = _http_json(self._any_client_url() + "/v3/kv/deleterange", {"key": _b64(key)}, timeout=timeout)
+        if status != 200 or body is None:
+            raise RuntimeError(f"etcd delete {key!r} failed: {status} {body}")
+        return int(body.get("deleted", 0))
+
     def describe(self) -> str:
         lines = []
         for m in self.members:

@@ -590,3 +590,66 @@ def test_sigterm_of_the_primary_hands_over_at_once_and_holds_stay_reclaimable(re
     r = connect(q.address).renew("ha-term-held", held.key, 30)
     assert r.locked and r.key == held.key and r.fencing_token == held.fencing_token, r
     assert_held_elsewhere(connect(q.address), "ha-term-held", "the reclaimed hold")
+
+
+# --------------------------------------------------------------------------
+# a term that ended in etcd: the guarded write fails
+# --------------------------------------------------------------------------
+
+@pytest.mark.watchdog_timeout(90)
+def test_a_primary_whose_key_was_taken_over_never_acknowledges_a_write(replica_set, connect, etcd):
+    """The primary key is deleted behind the primary's back (its lease stays
+    alive, so only the write guard can notice): a standby takes the key, and
+    the old primary's next grant must fail its guarded Txn, not be answered
+    as locked, and make it step down."""
+    rs = replica_set(2)
+    p = rs.wait_for_primary(timeout=15)
+    old = connect(p.address)
+    locked(old.try_lock("ha-term-warm"))
+    rev_before = etcd.revision()
+
+    assert etcd.delete(f"/{rs.cluster}/primary") == 1
+    q = rs.wait_for_primary(timeout=10, exclude=[p])
+    assert rs.etcd_primary_value() == q.address
+    rev_takeover = etcd.revision()
+    assert rev_takeover > rev_before
+
+    try:
+        resp = old.try_lock("ha-term-ended", timeout=10)
+        assert not resp.locked, f"a primary whose term ended acknowledged a grant: {resp}"
+    except grpc.RpcError:
+        pass  # refused / connection closed: fine
+
+    def stepped_down():
+        code, md, _ = raw_try_lock(p.address, "ha-term-probe", timeout=2)
+        return code == grpc.StatusCode.UNAVAILABLE and md.get(PRIMARY_TRAILER) == q.address and p.role() == STANDBY
+
+    ok, _ = wait_until(stepped_down, timeout=10, interval=0.2)
+    assert ok, f"the old primary did not step down after a failed write; roles {rs.roles()}"
+    assert not etcd_holds(etcd, rs.cluster, "ha-term-ended")
+    assert locked(connect(q.address).try_lock("ha-term-ended"))
+
+
+# --------------------------------------------------------------------------
+# sized locks over a failover
+# --------------------------------------------------------------------------
+
+@pytest.mark.watchdog_timeout(90)
+def test_every_slot_of_a_sized_lock_survives_a_failover(replica_set, connect):
+    rs = replica_set(2)
+    p = rs.wait_for_primary(timeout=15)
+    holders = [locked(connect(p.address).try_lock("ha-pool", size=3)) for _ in range(2)]
+
+    t_kill = time.monotonic()
+    p.kill()
+    q = rs.wait_for_primary(timeout=FAILOVER_BOUND + 5, exclude=[p])
+    assert time.monotonic() - t_kill <= FAILOVER_BOUND
+
+    third = connect(q.address)
+    got = locked(third.try_lock("ha-pool", size=3), "the free third slot during the grace")
+    assert got.fencing_token > max(h.fencing_token for h in holders)
+    assert not third.try_lock("ha-pool", size=2).locked, "the loaded holds keep the lock's size"
+    assert not connect(q.address).try_lock("ha-pool", size=3).locked, "all three slots are taken"
+    for h in holders:
+        r = connect(q.address).renew("ha-pool", h.key, 30)
+        assert r.locked and r.key == h.key and r.fencing_token == h.fencing_token, r
