@@ -8,6 +8,7 @@ The etcd cluster and the replicas come from ha_cluster.py; every process is
 stopped by PID in teardown."""
 from __future__ import annotations
 
+import os
 import re
 import signal
 import threading
@@ -16,7 +17,7 @@ import time
 import grpc
 import pytest
 
-from ha_cluster import PRIMARY, STANDBY, EtcdCluster, ReplicaSet, raw_try_lock
+from ha_cluster import ETCD_BIN, PRIMARY, STANDBY, EtcdCluster, ReplicaSet, raw_try_lock
 from helpers import free_port, wait_until
 
 pytestmark = pytest.mark.slow
@@ -38,6 +39,8 @@ def _sanitize(name: str) -> str:
 
 
 def _start_etcd(path) -> EtcdCluster:
+    if not os.access(ETCD_BIN, os.X_OK):
+        pytest.fail(f"etcd not found at {ETCD_BIN} (scripts/setup.sh --with-test-deps installs it; or set ETCD_BIN)")
     cluster = EtcdCluster(path)
     try:
         cluster.start(timeout=30)
