@@ -33,6 +33,8 @@ final class EtcdJournal: DurableJournal {
     private let eventLoop: EventLoop
     private let commitTimeout: Duration
     private let onFailure: (String) -> Void
+    /// Times each commit and counts its writes, when metrics are served.
+    var metrics: ServerMetrics?
     /// The table's largest fencing token, read as each Txn is built.
     private var fencingHighWater: () -> UInt64 = { 0 }
 
@@ -149,20 +151,23 @@ final class EtcdJournal: DurableJournal {
             term: term, writes: writes, fencingHighWater: highWater > fencingTokenCommitted ? highWater : nil
         )
         isCommitting = true
-        send(request, upTo: upTo, fencingToken: highWater)
+        send(request, upTo: upTo, fencingToken: highWater, writes: writes.count, startedAt: NIODeadline.now())
     }
 
-    private func send(_ request: EtcdTxnRequest, upTo: UInt64, fencingToken: UInt64) {
+    private func send(_ request: EtcdTxnRequest, upTo: UInt64, fencingToken: UInt64, writes: Int, startedAt: NIODeadline) {
         client.submitTxn(request, timeout: commitTimeout).hop(to: eventLoop).whenComplete { result in
             guard !self.hasFailed else { return }
             switch result {
             case .success(let response) where response.succeeded:
                 self.isCommitting = false
+                self.metrics?.etcdCommitted(writes: writes, nanoseconds: UInt64((NIODeadline.now() - startedAt).nanoseconds))
                 self.committed(upTo: upTo, fencingToken: fencingToken)
             case .success:
                 self.fail("etcd refused a write: this replica's primary key is gone (another replica may be primary)")
             case .failure(let error as EtcdError) where Self.mayPass(error):
-                self.eventLoop.scheduleTask(in: Self.retryDelay) { self.send(request, upTo: upTo, fencingToken: fencingToken) }
+                self.eventLoop.scheduleTask(in: Self.retryDelay) {
+                    self.send(request, upTo: upTo, fencingToken: fencingToken, writes: writes, startedAt: startedAt)
+                }
             case .failure(let error):
                 self.fail("etcd write failed: \(error)")
             }

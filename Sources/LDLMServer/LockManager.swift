@@ -23,6 +23,7 @@ final class LockManager {
     private var roleObservers: [() -> Void] = []
     /// A lone server is always primary; a replica only while etcd says so.
     private(set) var role = ReplicaRole.primary
+    private(set) var stepDownCount: UInt64 = 0
     /// Makes every change durable before it is acknowledged: the state file,
     /// a primary's etcd, or nothing.
     private(set) var journal: DurableJournal?
@@ -130,6 +131,7 @@ final class LockManager {
     func stepDown() {
         guard role == .primary else { return }
         role = .standby(primary: nil)
+        stepDownCount += 1
         table.journal = nil
         journal = nil
         let ended = peers

@@ -34,7 +34,11 @@ package struct LockServerCore {
             grantsBeyondSize: config.debugFaults.contains(.skipSizeCheck)
         )
         metrics = config.metricsListenAddress.map { _ in
-            ServerMetrics(tcpTransport: tls == nil ? "plaintext" : config.clientCAPath == nil ? "tls" : "mtls", stateFile: journal != nil)
+            ServerMetrics(
+                tcpTransport: tls == nil ? "plaintext" : config.clientCAPath == nil ? "tls" : "mtls",
+                stateFile: journal != nil,
+                replica: config.isReplica
+            )
         }
         manager.metrics = metrics
         journal?.metrics = metrics

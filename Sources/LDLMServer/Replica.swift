@@ -229,6 +229,7 @@ final class Replica: @unchecked Sendable {
         ) { [unowned self] reason in
             self.stepDown(because: reason)
         }
+        journal.metrics = manager.metrics
         termEnded = promise
         self.journal = journal
         do {

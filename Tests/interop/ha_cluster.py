@@ -604,6 +604,17 @@ class Replica(_Proc):
         status, _ = _http_json(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=timeout)
         return status
 
+    def metric(self, name: str, timeout: float = 2.0) -> float | None:
+        """The value of an unlabelled series in /metrics (needs metrics=True); None if absent."""
+        assert self.metrics_port is not None, "started without a metrics port"
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=timeout) as r:
+            for line in r.read().decode().splitlines():
+                fields = line.split()
+                if len(fields) == 2 and fields[0] == name:
+                    return float(fields[1])
+        return None
+
     def __repr__(self) -> str:
         return f"<Replica {self.index} {self.address} pid={self.pid}>"
 

@@ -605,10 +605,13 @@ def test_a_primary_whose_key_was_taken_over_never_acknowledges_a_write(replica_s
     alive, so only the write guard can notice): a standby takes the key, and
     the old primary's next grant must fail its guarded Txn, not be answered
     as locked, and make it step down."""
-    rs = replica_set(2)
+    rs = replica_set(2, metrics=True)
     p = rs.wait_for_primary(timeout=15)
     old = connect(p.address)
     locked(old.try_lock("ha-term-warm"))
+    assert p.metric("ldlm_replica_primary") == 1
+    assert p.metric("ldlm_etcd_commit_batch_writes_count") >= 1, "the grant's commit is counted"
+    assert p.metric("ldlm_replica_step_downs_total") == 0
     rev_before = etcd.revision()
 
     assert etcd.delete(f"/{rs.cluster}/primary") == 1
@@ -629,6 +632,8 @@ def test_a_primary_whose_key_was_taken_over_never_acknowledges_a_write(replica_s
 
     ok, _ = wait_until(stepped_down, timeout=10, interval=0.2)
     assert ok, f"the old primary did not step down after a failed write; roles {rs.roles()}"
+    assert p.metric("ldlm_replica_primary") == 0 and q.metric("ldlm_replica_primary") == 1
+    assert p.metric("ldlm_replica_step_downs_total") == 1
     assert not etcd_holds(etcd, rs.cluster, "ha-term-ended")
     assert locked(connect(q.address).try_lock("ha-term-ended"))
 
