@@ -128,8 +128,8 @@ extension ServerConfig {
         if restListenAddress != nil {
             throw ConfigError("--rest_listen_address cannot be used with --ha_etcd_endpoints: REST sessions are not replicated")
         }
-        if haLease < .seconds(2) {
-            throw ConfigError("--ha_lease must be at least 2s: etcd leases are whole seconds, and a primary steps down a fifth before its own ends")
+        if haLease < .seconds(1) {
+            throw ConfigError("--ha_lease must be at least 1s: etcd leases are whole seconds")
         }
         if haReclaimGrace == .zero {
             throw ConfigError("--ha_reclaim_grace must be greater than 0")

@@ -183,7 +183,7 @@ enum ConfigSetting: String, CaseIterable {
         case .haCluster: return "name of the replica set; its etcd keys live under /<name>/"
         case .haAdvertiseAddress: return "host:port clients reach this replica at; standbys send it to clients in the ldlm-primary trailer"
         case .haLease:
-            return "TTL of the replica's etcd lease: a dead primary is replaced within about this long; at least 2s"
+            return "TTL of the replica's etcd lease (whole seconds, rounded up; etcd may raise it to its minimum): a dead primary is replaced within about this long"
         case .haReclaimGrace:
             return "how long a new primary keeps the previous primary's locks for their holders to reclaim by Renew or Unlock"
         case .haEtcdCA: return "PEM CA bundle that etcd's certificate must chain to; turns TLS to etcd on"

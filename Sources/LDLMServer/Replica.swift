@@ -39,7 +39,10 @@ final class Replica: @unchecked Sendable {
         self.manager = manager
         self.logger = logger
         keys = ReplicaKeys(cluster: config.haCluster ?? "")
-        leaseTTLSeconds = max(2, Int64(config.haLease.components.seconds))
+        // Whole seconds, rounded up; etcd may grant more (its minimum TTL
+        // follows its election timeout), and the granted TTL is what counts.
+        let leaseSeconds = config.haLease.components
+        leaseTTLSeconds = leaseSeconds.seconds + (leaseSeconds.attoseconds > 0 ? 1 : 0)
         pollInterval = min(.milliseconds(200), config.haLease / 10)
         // A write etcd has not committed by then is treated as failed: the
         // replica steps down well before its lease could run out under it.
