@@ -124,9 +124,9 @@ final class ServerLink: @unchecked Sendable {
     /// when it names none. Followed even to an address not in the
     /// configuration: the servers advertise their own addresses, so a replica
     /// set changed since the client was configured is still found. Completes
-    /// when the next attempt may start: at once to a named primary, after a
-    /// backoff delay per round of the replicas otherwise, so standbys that
-    /// are still electing one are not hammered.
+    /// when the next attempt may start: at once to a named primary, else
+    /// after a backoff delay that grows with each refusal, so standbys that
+    /// are still electing a primary are not hammered.
     private func redirect(from session: Session, after status: GRPCStatus, refusals: Int) -> EventLoopFuture<Void> {
         // Later refusals on the same connection find the target moved already.
         guard !session.isStandby else { return eventLoop.makeSucceededVoidFuture() }
