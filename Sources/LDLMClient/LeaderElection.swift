@@ -156,12 +156,4 @@ extension LDLMClientError {
         default: return false
         }
     }
-
-    /// The server holds nothing under that name and key.
-    fileprivate var saysNothingIsHeld: Bool {
-        switch self {
-        case .lockDoesNotExist, .invalidLockKey, .notLocked, .lockDoesNotExistOrInvalidKey: return true
-        default: return false
-        }
-    }
 }

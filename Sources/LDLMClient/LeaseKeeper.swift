@@ -182,7 +182,8 @@ final class LeaseKeeper: @unchecked Sendable {
 
     /// Stops renewing and unlocks. A hold whose session ended needs no unlock:
     /// the server released it with the session. One being reclaimed is
-    /// unlocked by its key on the primary, which keeps it until its grace ends.
+    /// unlocked by its key on the primary, which keeps it until its grace
+    /// ends; so is one whose unlock was cut off with its connection.
     func release(completion: @escaping (Result<Void, LDLMClientError>) -> Void) {
         switch endReason {
         case .released?, .connectionLost?: return completion(.success(()))
@@ -192,15 +193,26 @@ final class LeaseKeeper: @unchecked Sendable {
         end(.released)
         let request = UnlockRequest(name: name, key: key)
         guard !wasReclaiming else {
-            return link.send({ session, done in session.connection.unlock(request, completion: done) }) { result in
-                completion(result.flatMap { $0.response.outcome })
-            }
+            return unlockOnPrimary(request, completion: completion)
         }
+        let session = self.session
         session.connection.unlock(request) { result in
             switch result {
+            case .failure where session.connection.closeReason != nil && self.reclaims:
+                self.unlockOnPrimary(request) { retried in
+                    // The first unlock may have gone through before the drop.
+                    if case .failure(let error) = retried, error.saysNothingIsHeld { return completion(.success(())) }
+                    completion(retried)
+                }
             case .failure(let status): completion(.failure(LDLMClientError(status)))
             case .success(let response): completion(response.outcome)
             }
+        }
+    }
+
+    private func unlockOnPrimary(_ request: UnlockRequest, completion: @escaping (Result<Void, LDLMClientError>) -> Void) {
+        link.send({ session, done in session.connection.unlock(request, completion: done) }) { result in
+            completion(result.flatMap { $0.response.outcome })
         }
     }
 

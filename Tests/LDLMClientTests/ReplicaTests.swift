@@ -97,6 +97,34 @@ final class ReplicaTests: XCTestCase {
         await client.close()
     }
 
+    func testUnlockingAHoldBeingReclaimedReleasesItOnTheServerThatComesBack() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let arguments = stateFileArguments(directory)
+        var server = try ServerProcess(arguments: arguments)
+        let port = server.port
+        let client = try makeClient(shards: [[server.address, try closedAddress()]]) {
+            $0.reclaimGrace = .seconds(30)
+            // Enough connection attempts to outlast the restart.
+            $0.reconnect = LDLMClient.Backoff(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200), attempts: 50)
+        }
+        let name = uniqueName()
+        let handle = try await client.lock(name)
+
+        server.stop()
+        let unlocking = Task { try await client.unlock(handle) }
+        try await Task.sleep(for: .milliseconds(300))
+        server = try ServerProcess(port: port, arguments: arguments)
+        defer { server.stop() }
+        try await withTimeout(10) { try await unlocking.value }
+        XCTAssertEqual(handle.lostReason, .released)
+        // Restored from the state file, it would otherwise be held for ten minutes.
+        let other = try makeClient([server])
+        let taken = try await withTimeout(5) { try await other.lock(name) }
+        try await other.unlock(taken)
+        for client in [client, other] { await client.close() }
+    }
+
     func testAStandbysHintLeadsToThePrimary() async throws {
         let server = try ServerProcess()
         defer { server.stop() }
