@@ -8,8 +8,9 @@ import NIOCore
 /// Connections go to the replica that last answered as primary; one that
 /// cannot be reached sends the next attempt to the next replica in the list.
 /// A standby refuses every call with UNAVAILABLE and names the primary in its
-/// `ldlm-primary` trailer; ``send(_:completion:)`` then moves there and makes
-/// the call again, since a refused call was never processed.
+/// `ldlm-primary` trailer (when it knows one); ``send(_:completion:)`` then
+/// moves there, or to the next replica, and makes the call again, since a
+/// refused call was never processed.
 final class ServerLink: @unchecked Sendable {
     let eventLoop: EventLoop
     let backoff: LDLMClient.Backoff
@@ -28,7 +29,7 @@ final class ServerLink: @unchecked Sendable {
     private var connecting: EventLoopFuture<Session>?
     private(set) var isClosed = false
 
-    /// A standby's trailer naming the primary; empty when it knows none.
+    /// A standby's trailer naming the primary.
     static let primaryHintKey = "ldlm-primary"
 
     init(replicas: [ConnectionOptions], backoff: LDLMClient.Backoff, reclaimGrace: TimeAmount?, eventLoop: EventLoop) {
@@ -111,13 +112,18 @@ final class ServerLink: @unchecked Sendable {
         }
     }
 
-    /// A standby's answer (UNAVAILABLE with an `ldlm-primary` trailer, empty
-    /// when it knows no primary), or any failure of a call on a connection
-    /// already known to lead to a standby: such calls were never processed.
-    /// A bare UNAVAILABLE cannot be told from a call cut off with its
-    /// connection, which the server may have acted on, so it is not retried.
+    /// A standby's answer: UNAVAILABLE with an `ldlm-primary` trailer, or,
+    /// with several replicas, any UNAVAILABLE the server itself sent, i.e.
+    /// while the connection is open (a standby that knows no primary sends no
+    /// trailer; a draining primary refuses likewise). Also any failure of a
+    /// call on a connection already known to lead to a standby. None of these
+    /// calls was processed. An UNAVAILABLE because the connection dropped may
+    /// follow a call the server acted on: it is not retried.
     private func isRefusal(_ status: GRPCStatus, on session: Session) -> Bool {
-        status.code == .unavailable && (session.isStandby || status.trailingMetadata[Self.primaryHintKey] != nil)
+        guard status.code == .unavailable else { return false }
+        return session.isStandby
+            || status.trailingMetadata[Self.primaryHintKey] != nil
+            || (replicas.count > 1 && session.connection.closeReason == nil)
     }
 
     /// Leaves a standby for the primary it names, or for the next replica
@@ -184,7 +190,7 @@ final class ServerLink: @unchecked Sendable {
     }
 
     /// How to reach a hinted address: as a listed replica, or with their settings.
-    /// nil for an empty hint (the standby knows no primary) or one that is not host:port.
+    /// nil for a hint that is not host:port.
     private func options(for address: String) -> ConnectionOptions? {
         guard let (host, port) = try? ConnectionSetup.parse(address) else { return nil }
         var options = replicas[0]

@@ -7,8 +7,9 @@ import NIOPosix
 import XCTest
 
 /// Answers every LDLM call as a standby replica does: UNAVAILABLE with the
-/// primary's address in the `ldlm-primary` trailer, empty when `primary` is
-/// nil. Built on the package's own server-side gRPC layer.
+/// primary's address in the `ldlm-primary` trailer, or without the trailer
+/// when `primary` is nil (no primary elected yet). Built on the package's own
+/// server-side gRPC layer.
 final class FakeStandby: @unchecked Sendable {
     private let channel: Channel
     private let refusals = NIOLockedValueBox(0)
@@ -46,7 +47,7 @@ private final class StandbyHandler: ChannelInboundHandler {
 
     init(primary: String?, refusals: NIOLockedValueBox<Int>) throws {
         grpc = try GRPCServerConnection()
-        refusal = GRPCStatus(.unavailable, "not the primary", trailingMetadata: ["ldlm-primary": primary ?? ""])
+        refusal = GRPCStatus(.unavailable, "not the primary", trailingMetadata: primary.map { ["ldlm-primary": $0] } ?? [:])
         self.refusals = refusals
     }
 
