@@ -71,14 +71,20 @@ let package = Package(
         .target(name: "LDLMCore", dependencies: ["CSysRandom"]),
         // The state file's format, replay and durable appends; no event loop.
         .target(name: "LDLMStateLog", dependencies: ["LDLMCore"]),
+        // A replica set's layout in etcd, its batched writes and lease timing; no event loop.
+        .target(
+            name: "LDLMReplication",
+            dependencies: ["LDLMCore", "LDLMEtcd", .product(name: "DequeModule", package: "swift-collections")]
+        ),
 
         // Layer 5: the connection pipeline, the services, the lock core's owner,
         // lifecycle and configuration.
         .target(
             name: "LDLMServer",
             dependencies: [
-                "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMStateLog",
+                "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMStateLog", "LDLMEtcd", "LDLMReplication",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -162,12 +168,17 @@ let package = Package(
         .executableTarget(name: "fuzz-server-connection", dependencies: ["LDLMFuzzTargets"]),
         .executableTarget(name: "fuzz-message-decoding", dependencies: ["LDLMFuzzTargets"]),
 
-        .target(name: "LDLMTestSupport", dependencies: ["LDLMHTTP2"], path: "Tests/LDLMTestSupport"),
+        .target(
+            name: "LDLMTestSupport",
+            dependencies: ["LDLMHTTP2", "LDLMEtcd", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/LDLMTestSupport"
+        ),
         .testTarget(name: "LDLMHTTP2Tests", dependencies: ["LDLMHTTP2", "LDLMTestSupport"]),
         .testTarget(name: "LDLMGRPCTests", dependencies: ["LDLMGRPC", "LDLMHTTP2", "LDLMTestSupport"]),
         .testTarget(name: "LDLMProtocolTests", dependencies: ["LDLMProtocol"]),
         .testTarget(name: "LDLMCoreTests", dependencies: ["LDLMCore"]),
         .testTarget(name: "LDLMStateLogTests", dependencies: ["LDLMStateLog", "LDLMCore"]),
+        .testTarget(name: "LDLMReplicationTests", dependencies: ["LDLMReplication", "LDLMCore", "LDLMEtcd"]),
         // Drives the async client against the real `ldlm-server` binary.
         .testTarget(
             name: "LDLMClientTests",
@@ -182,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "LDLMEtcdTests",
             dependencies: [
-                "LDLMEtcd", "LDLMGRPC", "LDLMProtocol", "CEtcdProto", "CProtobufC",
+                "LDLMEtcd", "LDLMGRPC", "LDLMProtocol", "CEtcdProto", "CProtobufC", "LDLMTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -191,6 +202,7 @@ let package = Package(
             name: "LDLMServerTests",
             dependencies: [
                 "LDLMServer", "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMStateLog", "LDLMTestSupport",
+                "LDLMEtcd", "LDLMReplication",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -34,7 +34,11 @@ package struct LockServerCore {
             grantsBeyondSize: config.debugFaults.contains(.skipSizeCheck)
         )
         metrics = config.metricsListenAddress.map { _ in
-            ServerMetrics(tcpTransport: tls == nil ? "plaintext" : config.clientCAPath == nil ? "tls" : "mtls", stateFile: journal != nil)
+            ServerMetrics(
+                tcpTransport: tls == nil ? "plaintext" : config.clientCAPath == nil ? "tls" : "mtls",
+                stateFile: journal != nil,
+                replica: config.isReplica
+            )
         }
         manager.metrics = metrics
         journal?.metrics = metrics
@@ -42,7 +46,8 @@ package struct LockServerCore {
             manager: manager,
             router: RPCRouter(
                 services: LockServer.services(manager: manager, logger: logger),
-                interceptors: LockServer.interceptors(config),
+                // Last: a standby's refusal comes after any credential check.
+                interceptors: LockServer.interceptors(config) + (config.isReplica ? [StandbyInterceptor(manager: manager)] : []),
                 metrics: metrics
             ),
             config: config,

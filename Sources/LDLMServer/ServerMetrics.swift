@@ -59,6 +59,12 @@ final class ServerMetrics {
 
     private var stateFileSync: (duration: DurationHistogram, batchRecords: ValueHistogram)?
 
+    // MARK: Replica set
+
+    private var replica: (
+        isPrimary: Gauge, stepDowns: MirroredCounter, commitDuration: DurationHistogram, commitWrites: ValueHistogram
+    )?
+
     static let syncDurationBuckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -68,7 +74,7 @@ final class ServerMetrics {
 
     /// `tcpTransport` labels the TCP listener's connections: `plaintext`,
     /// `tls` or `mtls`.
-    init(tcpTransport: String, stateFile: Bool) {
+    init(tcpTransport: String, stateFile: Bool, replica isReplica: Bool = false) {
         let registry = self.registry
         keepaliveTimeouts = registry.makeCounter(descriptor: Self.name(
             "ldlm_keepalive_timeouts_total", "Connections closed because a keepalive PING went unanswered"
@@ -109,6 +115,22 @@ final class ServerMetrics {
                 ),
                 registry.makeValueHistogram(
                     descriptor: Self.name("ldlm_state_file_sync_batch_records", "Records written by one state file sync (group commit)"),
+                    buckets: Self.syncBatchBuckets
+                )
+            )
+        }
+        if isReplica {
+            replica = (
+                registry.makeGauge(descriptor: Self.name("ldlm_replica_primary", "1 while this replica is its set's primary, else 0")),
+                MirroredCounter(registry.makeCounter(descriptor: Self.name(
+                    "ldlm_replica_step_downs_total", "Times this replica stopped being primary (etcd write failed, lease lost or lapsed)"
+                ))),
+                registry.makeDurationHistogram(
+                    descriptor: Self.name("ldlm_etcd_commit_duration_seconds", "Time from sending one batch of hold writes to etcd to its commit"),
+                    buckets: Self.syncDurationBuckets
+                ),
+                registry.makeValueHistogram(
+                    descriptor: Self.name("ldlm_etcd_commit_batch_writes", "Hold writes in one etcd Txn (group commit; at most 127)"),
                     buckets: Self.syncBatchBuckets
                 )
             )
@@ -166,6 +188,12 @@ final class ServerMetrics {
     }
 
     /// One state file sync of `records` records took `nanoseconds`.
+    func etcdCommitted(writes: Int, nanoseconds: UInt64) {
+        guard let replica else { return }
+        replica.commitDuration.record(.nanoseconds(Int64(clamping: nanoseconds)))
+        replica.commitWrites.record(Double(writes))
+    }
+
     func stateFileSynced(records: UInt64, nanoseconds: UInt64) {
         guard let stateFileSync else { return }
         stateFileSync.duration.record(.nanoseconds(Int64(clamping: nanoseconds)))
@@ -186,6 +214,10 @@ final class ServerMetrics {
         unixSocketConnections.set(to: Double(connections.unixSocketCount))
         leaseExpiries.catchUp(to: manager.leaseExpiryCount)
         disconnectReleases.catchUp(to: manager.locksReleasedOnDisconnect)
+        if replica != nil {
+            replica!.isPrimary.set(to: manager.role == .primary ? 1 : 0)
+            replica!.stepDowns.catchUp(to: manager.stepDownCount)
+        }
     }
 
     /// The registry in the Prometheus text format, version 0.0.4.

@@ -1,5 +1,6 @@
 import CEtcdProto
 import LDLMEtcd
+import LDLMTestSupport
 import LDLMProtocol
 import NIOPosix
 import XCTest

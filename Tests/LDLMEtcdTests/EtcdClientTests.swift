@@ -1,4 +1,5 @@
 import LDLMEtcd
+import LDLMTestSupport
 import LDLMGRPC
 import NIOCore
 import NIOPosix

@@ -35,7 +35,7 @@ def env_assignments(text) -> dict[str, str]:
 def settings_in_help(run_server_expect_exit) -> set[str]:
     rc, out, err = run_server_expect_exit("--help")
     assert rc == 0, err
-    return set(re.findall(r"(?<![\w-])--([a-z][a-z0-9_]*)", out)) - NOT_SETTINGS
+    return set(re.findall(r"(?<![\w-])--([a-z][a-z0-9_]*)(?![\w-])", out)) - NOT_SETTINGS
 
 
 def test_every_env_line_is_an_ldlm_variable_and_the_file_serves(run_server_expect_exit, start_server, connect):

@@ -9,30 +9,30 @@ import Glibc
 
 /// Real etcd members on 127.0.0.1, each with free ports and a temporary data
 /// directory, stopped by PID.
-final class EtcdTestCluster {
-    static let binary = "/usr/bin/etcd"
+public final class EtcdTestCluster {
+    public static let binary = "/usr/bin/etcd"
 
-    struct Member {
-        let name: String
-        let clientPort: Int
-        let peerPort: Int
-        let process: Process
-        var endpoint: EtcdEndpoint { EtcdEndpoint(host: "127.0.0.1", port: clientPort) }
-        var pid: pid_t { process.processIdentifier }
+    public struct Member {
+        public let name: String
+        public let clientPort: Int
+        public let peerPort: Int
+        public let process: Process
+        public var endpoint: EtcdEndpoint { EtcdEndpoint(host: "127.0.0.1", port: clientPort) }
+        public var pid: pid_t { process.processIdentifier }
     }
 
-    private(set) var members: [Member] = []
+    public private(set) var members: [Member] = []
     private let directory: URL
     /// With TLS: the CA and the client's certificate, which etcd demands.
-    let clientTLS: EtcdTLSFiles?
+    public let clientTLS: EtcdTLSFiles?
 
-    var endpoints: [EtcdEndpoint] { members.map(\.endpoint) }
+    public var endpoints: [EtcdEndpoint] { members.map(\.endpoint) }
 
     /// Starts `size` members as one new cluster; the caller waits for it with
     /// ``waitUntilServing(group:)``. With `tls`, clients must speak TLS and
     /// show a certificate of the cluster's CA (`--client-cert-auth`).
     /// `arguments` go to every member.
-    init(size: Int, tls: Bool = false, arguments: [String] = []) throws {
+    public init(size: Int, tls: Bool = false, arguments: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw XCTSkip("\(Self.binary) not found: apt-get install etcd-server")
         }
@@ -86,7 +86,7 @@ final class EtcdTestCluster {
     }
 
     /// Waits until every member answers a linearizable read.
-    func waitUntilServing(group: EventLoopGroup) async throws {
+    public func waitUntilServing(group: EventLoopGroup) async throws {
         for member in members {
             let configuration = EtcdClientConfiguration(endpoints: [member.endpoint], tls: clientTLS, callTimeout: .seconds(1))
             let client = try EtcdClient(configuration: configuration, eventLoopGroup: group)
@@ -113,22 +113,22 @@ final class EtcdTestCluster {
         let description: String
     }
 
-    func log(of member: Member) -> String {
+    public func log(of member: Member) -> String {
         (try? String(contentsOf: directory.appendingPathComponent("\(member.name).log"), encoding: .utf8)) ?? ""
     }
 
-    func pause(_ index: Int) { Glibc.kill(members[index].pid, SIGSTOP) }
-    func resume(_ index: Int) { Glibc.kill(members[index].pid, SIGCONT) }
+    public func pause(_ index: Int) { Glibc.kill(members[index].pid, SIGSTOP) }
+    public func resume(_ index: Int) { Glibc.kill(members[index].pid, SIGCONT) }
 
     /// Kills the member by PID and waits for it.
-    func kill(_ index: Int) {
+    public func kill(_ index: Int) {
         let process = members[index].process
         guard process.isRunning else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
-    func stop() {
+    public func stop() {
         for index in members.indices {
             kill(index)
         }
@@ -167,7 +167,7 @@ final class EtcdTestCluster {
     }
 
     /// A port nothing listens on now; etcd takes it a moment later.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
