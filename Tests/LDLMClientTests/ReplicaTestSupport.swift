@@ -86,12 +86,17 @@ private final class StandbyHandler: ChannelInboundHandler {
     }
 }
 
-/// A local address nothing listens on: connecting fails at once.
-func closedAddress() throws -> String {
+/// A local port nothing listens on, for now.
+func freePort() throws -> Int {
     let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
     let port = channel.localAddress!.port!
     try channel.close().wait()
-    return "127.0.0.1:\(port)"
+    return port
+}
+
+/// A local address nothing listens on: connecting fails at once.
+func closedAddress() throws -> String {
+    "127.0.0.1:\(try freePort())"
 }
 
 /// A fresh directory for a server's state file and admin socket.
