@@ -4,7 +4,11 @@ extension LDLMClient {
     public struct Configuration: Sendable {
         /// The servers, one entry per shard; a lock name belongs to shard
         /// `crc32(name) % shards.count`. Each shard lists its replicas as
-        /// "host:port" ("[::1]:3144" for IPv6); only the first is used for now.
+        /// "host:port" ("[::1]:3144" for IPv6): one primary and its standbys,
+        /// in any order. The client connects to the one that last answered
+        /// as primary, moves on to the next when one cannot be reached, and
+        /// follows a standby's `ldlm-primary` hint, even to an address not
+        /// listed here.
         public var shards: [[String]]
         /// Sent as `authorization` metadata, as `ldlm-server --password` expects.
         public var password: String?
@@ -15,9 +19,18 @@ extension LDLMClient {
         public var keepalive: Keepalive? = Keepalive()
         /// Bounds TCP connect plus TLS handshake, per attempt.
         public var connectTimeout: Duration = .seconds(5)
-        /// Retries of a connection that cannot be made. A call that fails
-        /// once connected is never retried: the server may have acted on it.
+        /// Retries of a connection that cannot be made; with several replicas
+        /// each attempt tries every one. A call that fails once connected is
+        /// never retried, since the server may have acted on it, unless a
+        /// standby refused it.
         public var reconnect: Backoff = Backoff()
+        /// With several replicas in a shard, how long after a dropped
+        /// connection its holds are renewed on the (new) primary, which keeps
+        /// them that long for their holder (`ldlm-server --ha_reclaim_grace`,
+        /// also 15 s by default). A hold not reclaimed by then, or refused,
+        /// is lost; so is one whose lease runs out here first. With one
+        /// replica a drop loses the holds at once: the server released them.
+        public var reclaimGrace: Duration = .seconds(15)
         /// The lease of every lock unless a call gives its own; whole seconds, at least 1.
         public var lease: Duration = .seconds(30)
         /// The share of a lease the client gives up to clock drift between it
@@ -74,8 +87,9 @@ extension LDLMClient {
         public var initialDelay: Duration
         public var maximumDelay: Duration
         public var multiplier: Double
-        /// Connection attempts per call, the first included; then the call
-        /// fails with ``LDLMClientError/unavailable(_:)``.
+        /// Connection attempts per call, the first included, each a round of
+        /// the shard's replicas; then the call fails with
+        /// ``LDLMClientError/unavailable(_:)``.
         public var attempts: Int
 
         public init(initialDelay: Duration = .milliseconds(100), maximumDelay: Duration = .seconds(2), multiplier: Double = 2, attempts: Int = 4) {

@@ -4,17 +4,20 @@ import NIOSSL
 /// Turns the public configuration into per-server ``ConnectionOptions``,
 /// rejecting what cannot work before any connection is tried.
 enum ConnectionSetup {
-    static func options(for configuration: LDLMClient.Configuration) throws -> [ConnectionOptions] {
+    /// Per shard, its replicas in the configured order.
+    static func options(for configuration: LDLMClient.Configuration) throws -> [[ConnectionOptions]] {
         guard !configuration.shards.isEmpty else {
             throw LDLMClientError.invalidConfiguration("no shards")
         }
         let tls = try configuration.tls.map(makeContext)
         let keepalive = configuration.keepalive.map { (interval: TimeAmount($0.interval), timeout: TimeAmount($0.timeout)) }
         return try configuration.shards.map { replicas in
-            guard let address = replicas.first else {
+            guard !replicas.isEmpty else {
                 throw LDLMClientError.invalidConfiguration("a shard without a server")
             }
-            return try tcp(address, password: configuration.password, tls: tls, keepalive: keepalive, connectTimeout: configuration.connectTimeout)
+            return try replicas.map { address in
+                try tcp(address, password: configuration.password, tls: tls, keepalive: keepalive, connectTimeout: configuration.connectTimeout)
+            }
         }
     }
 

@@ -2,24 +2,26 @@ import LDLMProtocol
 import NIOCore
 import NIOPosix
 
-/// An async LDLM client. Each lock name belongs to one server (shard); the
-/// client keeps one HTTP/2 connection, i.e. one server session, per server,
-/// made on first use and again after it drops. Every lock is taken with a lease
-/// that the client renews until ``unlock(_:)``; a hold that ends any other way
-/// is reported on its ``LockHandle``. Safe to use from any task or thread.
+/// An async LDLM client. Each lock name belongs to one shard; the client
+/// keeps one HTTP/2 connection, i.e. one server session, per shard, to its
+/// primary, made on first use and again after it drops. Every lock is taken
+/// with a lease that the client renews until ``unlock(_:)``; a hold that ends
+/// any other way is reported on its ``LockHandle``. After a drop, holds on a
+/// shard with replicas are reclaimed on the new primary (see
+/// ``Configuration/reclaimGrace``). Safe to use from any task or thread.
 public final class LDLMClient: Sendable {
     public let configuration: Configuration
     private let links: [ServerLink]
 
     public init(configuration: Configuration) throws {
-        guard (0..<1).contains(configuration.clockDriftAllowance), configuration.reconnect.attempts >= 1 else {
-            throw LDLMClientError.invalidConfiguration("clockDriftAllowance must be in [0, 1) and reconnect.attempts at least 1")
+        guard (0..<1).contains(configuration.clockDriftAllowance), configuration.reconnect.attempts >= 1, configuration.reclaimGrace >= .zero else {
+            throw LDLMClientError.invalidConfiguration("clockDriftAllowance must be in [0, 1), reconnect.attempts at least 1 and reclaimGrace not negative")
         }
         _ = try Self.leaseSeconds(configuration.lease)
         self.configuration = configuration
         let group = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         links = try ConnectionSetup.options(for: configuration).map {
-            ServerLink(options: $0, backoff: configuration.reconnect, eventLoop: group.next())
+            ServerLink(replicas: $0, backoff: configuration.reconnect, reclaimGrace: TimeAmount(configuration.reclaimGrace), eventLoop: group.next())
         }
     }
 
@@ -49,6 +51,12 @@ public final class LDLMClient: Sendable {
     /// dropped unseen (HTTP/2 ignores a reset stream's frames); the server
     /// sees the reset of a call it had answered and releases that grant.
     public func lock(_ name: String, size: Int32 = 1, waitTimeout: Duration? = nil, lease: Duration? = nil) async throws -> LockHandle {
+        try await lock(name, size: size, waitTimeout: waitTimeout, lease: lease, reclaimsAfterDrop: true)
+    }
+
+    /// Without `reclaimsAfterDrop` the hold is lost the moment its connection
+    /// drops, also with replicas.
+    func lock(_ name: String, size: Int32 = 1, waitTimeout: Duration? = nil, lease: Duration? = nil, reclaimsAfterDrop: Bool) async throws -> LockHandle {
         let leaseSeconds = try Self.leaseSeconds(lease ?? configuration.lease)
         let request = LockRequest(
             name: name,
@@ -56,7 +64,7 @@ public final class LDLMClient: Sendable {
             lockTimeoutSeconds: leaseSeconds,
             size: size == 1 ? nil : size
         )
-        let hold = try await acquire(name, size: size, leaseSeconds: leaseSeconds) { session, done in
+        let hold = try await acquire(name, size: size, leaseSeconds: leaseSeconds, reclaimsAfterDrop: reclaimsAfterDrop) { session, done in
             session.connection.lock(request, completion: done)
         }
         guard let hold else { throw LDLMClientError.unknown("server answered locked: false without an error") }
@@ -67,7 +75,7 @@ public final class LDLMClient: Sendable {
     public func tryLock(_ name: String, size: Int32 = 1, lease: Duration? = nil) async throws -> LockHandle? {
         let leaseSeconds = try Self.leaseSeconds(lease ?? configuration.lease)
         let request = TryLockRequest(name: name, lockTimeoutSeconds: leaseSeconds, size: size == 1 ? nil : size)
-        return try await acquire(name, size: size, leaseSeconds: leaseSeconds) { session, done in
+        return try await acquire(name, size: size, leaseSeconds: leaseSeconds, reclaimsAfterDrop: true) { session, done in
             session.connection.tryLock(request, completion: done)
         }
     }
@@ -98,7 +106,9 @@ public final class LDLMClient: Sendable {
 
     /// Renews now, with `lease` (whole seconds) for this and later renews when given.
     /// The client renews on its own; this is for changing the lease. A
-    /// failure ends the hold.
+    /// failure ends the hold, except while the hold is being reclaimed after
+    /// a drop: then this throws ``LDLMClientError/unavailable(_:)`` and the
+    /// hold goes on.
     public func renew(_ handle: LockHandle, lease: Duration? = nil) async throws {
         let keeper = handle.keeper
         let amount = try lease.map { TimeAmount.seconds(Int64(try Self.leaseSeconds($0))) }
@@ -111,17 +121,29 @@ public final class LDLMClient: Sendable {
         _ name: String,
         size: Int32,
         leaseSeconds: Int32,
+        reclaimsAfterDrop: Bool,
         start: @escaping PendingCall<LockResponse, LockHandle?>.Start
     ) async throws -> LockHandle? {
         let lease = TimeAmount.seconds(Int64(leaseSeconds))
         let driftAllowance = configuration.clockDriftAllowance
+        let link = links[Sharding.shard(of: name, shards: links.count)]
         let call = PendingCall<LockResponse, LockHandle?>(
-            link: links[Sharding.shard(of: name, shards: links.count)],
+            link: link,
             start: start,
             complete: { session, response, sentAt in
                 if let error = response.error { return .failure(LDLMClientError(error)) }
                 guard response.locked else { return .success(nil) }
-                let keeper = LeaseKeeper(name: name, key: response.key, session: session, lease: lease, driftAllowance: driftAllowance, sentAt: sentAt)
+                let keeper = LeaseKeeper(
+                    name: name,
+                    key: response.key,
+                    fencingToken: response.fencingToken,
+                    link: link,
+                    session: session,
+                    reclaimsAfterDrop: reclaimsAfterDrop,
+                    lease: lease,
+                    driftAllowance: driftAllowance,
+                    sentAt: sentAt
+                )
                 keeper.start()
                 // go-ldlm sends no token: 0 is "none", never a token of ours.
                 return .success(LockHandle(name: name, key: response.key, size: size, fencingToken: response.fencingToken == 0 ? nil : response.fencingToken, keeper: keeper))

@@ -93,3 +93,14 @@ extension LDLMClientError: CustomStringConvertible {
         }
     }
 }
+
+extension LDLMClientError {
+    /// The server's answer to an unlock or renew: it holds nothing under
+    /// that name and key.
+    var saysNothingIsHeld: Bool {
+        switch self {
+        case .lockDoesNotExist, .invalidLockKey, .notLocked, .lockDoesNotExistOrInvalidKey: return true
+        default: return false
+        }
+    }
+}

@@ -3,7 +3,8 @@
 /// A campaign waits for the lock with a blocking `lock` under ``lease``,
 /// leads while the client keeps that lease renewed, steps down the moment the
 /// hold is lost (a renew refused, the lease run out here, the connection
-/// dropped), and then campaigns again. Each term's fencing token is larger than
+/// dropped, also when the shard has replicas: the hold is not reclaimed),
+/// and then campaigns again. Each term's fencing token is larger than
 /// any earlier term's: pass it to whatever the leader writes to, so that a
 /// leader that stepped down without noticing (paused past its lease) is refused.
 ///
@@ -69,8 +70,9 @@ public final class LeaderElection: Sendable {
 
     private func campaign<T: Sendable>(body: Body<T>?) async throws -> T {
         defer { continuation.finish() }
+        var dropped: LockHandle?
         while true {
-            let handle = try await acquire()
+            let handle = try await acquire(after: dropped)
             continuation.yield(.leader(fencingToken: handle.fencingToken ?? 0))
             let end: TermEnd<T>
             do {
@@ -81,6 +83,8 @@ public final class LeaderElection: Sendable {
             }
             await resign(handle)
             if case .finished(let value) = end { return value }
+            dropped = nil
+            if case .connectionLost? = handle.lostReason { dropped = handle }
         }
     }
 
@@ -104,17 +108,35 @@ public final class LeaderElection: Sendable {
 
     /// Waits for the lock; after a connection failure waits a little and
     /// tries again, so that a server that is down is not hammered.
-    private func acquire() async throws -> LockHandle {
+    ///
+    /// The hold is not reclaimed after a drop: a leader that cannot prove it
+    /// holds the lock must not lead. But the server may still hold the
+    /// `dropped` term's lock for nobody (a new primary until its reclaim
+    /// grace ends, a server restarted from its state file until the lease
+    /// does), and this campaign would wait for it: it is unlocked by its key
+    /// first.
+    private func acquire(after dropped: LockHandle?) async throws -> LockHandle {
+        var dropped = dropped
         var failures = 0
         while true {
             do {
-                return try await client.lock(name, lease: lease)
+                if let hold = dropped {
+                    try await unlockDropped(hold)
+                    dropped = nil
+                }
+                return try await client.lock(name, lease: lease, reclaimsAfterDrop: false)
             } catch let error as LDLMClientError where error.isWorthRetrying {
                 failures += 1
                 let delay = client.configuration.reconnect.delay(afterFailures: failures)
                 try await Task.sleep(for: .nanoseconds(delay.nanoseconds))
             }
         }
+    }
+
+    private func unlockDropped(_ hold: LockHandle) async throws {
+        do {
+            try await client.unlock(name: hold.name, key: hold.key)
+        } catch let error as LDLMClientError where error.saysNothingIsHeld {}
     }
 
     /// Unlocks. Also after a loss: a lease that ran out here may still be

@@ -32,12 +32,15 @@ public enum LostReason: Error, Equatable, Sendable {
     /// Not lost: released by ``LDLMClient/unlock(_:)``. Reported so that no
     /// task waits for a loss that can no longer come.
     case released
-    /// The server refused a renew, e.g. the lease had already run out there.
+    /// The server refused a renew, e.g. the lease had already run out there,
+    /// or refused to give the hold back after a drop (it was released).
     case renewFailed(LDLMClientError)
     /// No renew succeeded in time: the server may already have given the lock
     /// to someone else.
     case leaseExpired
-    /// The connection, and with it the server session holding the lock, ended.
+    /// The connection, and with it the server session holding the lock,
+    /// ended; on a shard with replicas, also no reclaim succeeded within
+    /// ``LDLMClient/Configuration/reclaimGrace``.
     case connectionLost(String)
 }
 

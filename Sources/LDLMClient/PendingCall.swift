@@ -1,7 +1,7 @@
 import LDLMGRPC
 import NIOCore
 
-/// One RPC made from async code on a server's connection. Everything but
+/// One RPC made from async code on a shard's primary. Everything but
 /// ``run(cancellable:)`` happens on the link's event loop.
 ///
 /// Cancelling the calling task resets the call's stream (the server withdraws
@@ -18,6 +18,7 @@ final class PendingCall<Response: Sendable, Output: Sendable>: @unchecked Sendab
     private let start: Start
     private let complete: Complete
     private var continuation: CheckedContinuation<Output, Error>?
+    /// Where the call runs now: a call a standby refused starts again elsewhere.
     private var session: Session?
     private var streamID: Int32 = 0
     private var isCancelled = false
@@ -46,26 +47,16 @@ final class PendingCall<Response: Sendable, Output: Sendable>: @unchecked Sendab
         // cancelled already; both hop here in that order.
         guard !isCancelled else { return continuation.resume(throwing: CancellationError()) }
         self.continuation = continuation
-        link.session().whenComplete { result in
-            switch result {
-            case .failure(let error):
-                self.resume(.failure(error as? LDLMClientError ?? .unavailable("\(error)")))
-            case .success(let session):
-                guard self.continuation != nil else { return }
-                self.session = session
-                let sentAt = NIODeadline.now()
-                self.streamID = self.start(session) { self.finish($0, session: session, sentAt: sentAt) }
-            }
-        }
-    }
-
-    private func finish(_ result: Result<Response, GRPCStatus>, session: Session, sentAt: NIODeadline) {
-        // After a cancel only the reset's own close arrives here.
-        guard continuation != nil else { return }
-        switch result {
-        case .failure(let status): resume(.failure(LDLMClientError(status)))
-        case .success(let response): resume(complete(session, response, sentAt))
-        }
+        link.send({ session, done in
+            // Cancelled while the call moved to another replica: never started there.
+            guard self.continuation != nil else { return }
+            self.session = session
+            self.streamID = self.start(session, done)
+        }, completion: { result in
+            // After a cancel only the reset's own close arrives here.
+            guard self.continuation != nil else { return }
+            self.resume(result.flatMap { self.complete($0.session, $0.response, $0.sentAt) })
+        })
     }
 
     private func cancel() {
@@ -78,7 +69,7 @@ final class PendingCall<Response: Sendable, Output: Sendable>: @unchecked Sendab
         continuation.resume(throwing: CancellationError())
     }
 
-    private func resume(_ result: Result<Output, some Error>) {
+    private func resume(_ result: Result<Output, LDLMClientError>) {
         let continuation = self.continuation
         self.continuation = nil
         continuation?.resume(with: result.mapError { $0 as Error })

@@ -29,7 +29,16 @@ func makeClient(
     password: String? = nil,
     configure: (inout LDLMClient.Configuration) -> Void = { _ in }
 ) throws -> LDLMClient {
-    var configuration = LDLMClient.Configuration(shards: servers.map { [$0.address] })
+    try makeClient(shards: servers.map { [$0.address] }, password: password, configure: configure)
+}
+
+/// As above, for shards listed by their replicas' addresses.
+func makeClient(
+    shards: [[String]],
+    password: String? = nil,
+    configure: (inout LDLMClient.Configuration) -> Void = { _ in }
+) throws -> LDLMClient {
+    var configuration = LDLMClient.Configuration(shards: shards)
     configuration.password = password
     configuration.keepalive = LDLMClient.Keepalive(interval: .milliseconds(200), timeout: .milliseconds(500))
     configuration.connectTimeout = .seconds(2)

@@ -41,7 +41,7 @@ public final class LDLMAdmin: Sendable {
         }
         self.configuration = configuration
         let group = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
-        link = ServerLink(options: try Self.options(for: configuration), backoff: configuration.reconnect, eventLoop: group.next())
+        link = ServerLink(replicas: [try Self.options(for: configuration)], backoff: configuration.reconnect, reclaimGrace: nil, eventLoop: group.next())
     }
 
     deinit {
