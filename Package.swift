@@ -183,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "LDLMClientTests",
             dependencies: [
-                "LDLMClient", "LDLMGRPC", "LDLMProtocol",
+                "LDLMClient", "LDLMGRPC", "LDLMProtocol", "LDLMTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]

@@ -1,17 +1,20 @@
 import Foundation
 import LDLMClient
+import LDLMTestSupport
+import NIOPosix
 import XCTest
 
 /// The client against a real replica set: two `ldlm-server --ha_*` replicas
 /// over one etcd member. Skipped without /usr/bin/etcd (Debian `etcd-server`).
 final class ReplicaSetTests: XCTestCase {
     func testAFailoverKeepsAHoldAndTheElectionStepsDownThenLeadsAgain() async throws {
-        let etcd = try EtcdMember()
+        let etcd = try EtcdTestCluster(size: 1)
         defer { etcd.stop() }
+        try await etcd.waitUntilServing(group: MultiThreadedEventLoopGroup.singleton)
         let ports = try [freePort(), freePort()]
         func replica(_ port: Int) throws -> ServerProcess {
             try ServerProcess(port: port, arguments: [
-                "--ha_etcd_endpoints", etcd.endpoint, "--ha_cluster", "client-\(ports[0])",
+                "--ha_etcd_endpoints", etcd.endpoints[0].description, "--ha_cluster", "client-\(ports[0])",
                 "--ha_advertise_address", "127.0.0.1:\(port)", "--ha_lease", "2s", "--ha_reclaim_grace", "15s",
             ])
         }
@@ -54,40 +57,5 @@ final class ReplicaSetTests: XCTestCase {
         campaign.cancel()
         _ = await campaign.result
         for client in [client, other] { await client.close() }
-    }
-}
-
-/// One etcd member on free local ports, with a data directory of its own.
-private final class EtcdMember {
-    static let binary = "/usr/bin/etcd"
-    let endpoint: String
-    private let process = Process()
-    private let directory: URL
-
-    init() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw XCTSkip("\(Self.binary) not found: apt-get install etcd-server")
-        }
-        directory = try temporaryDirectory()
-        let (client, peer) = (try freePort(), try freePort())
-        endpoint = "127.0.0.1:\(client)"
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = [
-            "--data-dir", directory.appendingPathComponent("etcd").path,
-            "--listen-client-urls", "http://\(endpoint)", "--advertise-client-urls", "http://\(endpoint)",
-            "--listen-peer-urls", "http://127.0.0.1:\(peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(peer)",
-            "--initial-cluster", "default=http://127.0.0.1:\(peer)",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-    }
-
-    func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(at: directory)
     }
 }
