@@ -33,6 +33,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from helpers import kill_and_reap
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
@@ -154,19 +156,7 @@ class _Proc:
         """SIGKILL (after SIGCONT, in case it is stopped) and reap."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGCONT)
-            except OSError:
-                pass
-            try:
-                self.proc.kill()
-            except OSError:
-                pass
-        try:
-            return self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            return None
+        return kill_and_reap(self.proc)
 
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGCONT + SIGTERM, wait up to ``timeout``, then SIGKILL.  Returns

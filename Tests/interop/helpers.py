@@ -29,6 +29,24 @@ _conn_ids = itertools.count(1)
 # generic utilities
 # --------------------------------------------------------------------------
 
+def kill_and_reap(proc: subprocess.Popen) -> int | None:
+    """SIGKILL (after SIGCONT, in case it is stopped) and reap; the exit
+    status, or None if it would not die within 10 s."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGCONT)
+        except OSError:
+            pass
+        try:
+            proc.kill()
+        except OSError:
+            pass
+    try:
+        return proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -338,19 +356,7 @@ class ChildClient:
 
     def kill(self):
         """SIGCONT (in case it is stopped) + SIGKILL, and reap."""
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGCONT)
-            except OSError:
-                pass
-            try:
-                self.proc.kill()
-            except OSError:
-                pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_and_reap(self.proc)
         for s in (self.proc.stdin,):
             try:
                 s.close()
