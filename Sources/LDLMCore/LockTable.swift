@@ -101,6 +101,7 @@ public final class LockTable {
     }
 
     public var sessionCount: Int { sessions.count }
+    public var openSessions: [SessionID] { Array(sessions.keys) }
 
     /// `Lock` calls queued on every lock together.
     public var waiterCount: Int { queuedWaiters.count }

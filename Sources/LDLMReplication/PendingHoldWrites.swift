@@ -5,12 +5,16 @@ import LDLMEtcd
 /// write per etcd key (etcd refuses a key twice in one Txn), in the order
 /// their keys first changed.
 ///
-/// A hold granted and released again before either was sent leaves nothing
-/// to send: it was never in etcd. Taking a batch takes up to
-/// ``maxHoldWritesPerTxn`` writes and ``maxBatchBytes`` of keys and values.
+/// Each change has a number, counting up; a write remembers the first change
+/// it carries, so ``oldestPendingChange`` tells which changes are all in
+/// etcd once the batches before it are committed. A hold granted and
+/// released again before either was sent leaves nothing to send: it was
+/// never in etcd. Taking a batch takes up to ``maxHoldWritesPerTxn`` writes
+/// and ``maxBatchBytes`` of keys and values.
 public struct PendingHoldWrites {
-    /// etcd 3.4 takes 128 operations per Txn; one goes to the fencing token.
-    public static let maxHoldWritesPerTxn = 127
+    /// etcd 3.4 takes 128 operations per Txn; one goes to the fencing token
+    /// and one to the primary key's sequence (see ``ReplicaKeys/guardedTxn(term:sequence:advertiseAddress:lease:writes:fencingHighWater:)``).
+    public static let maxHoldWritesPerTxn = 126
     /// etcd refuses requests over 1.5 MiB by default; this leaves room for
     /// one more write of the longest name a replica accepts.
     public static let maxBatchBytes = 1024 * 1024
@@ -21,37 +25,54 @@ public struct PendingHoldWrites {
         case delete
     }
 
+    private struct Entry {
+        var write: Write
+        let firstChange: UInt64
+    }
+
     private var order = Deque<[UInt8]>()
-    private var writes: [[UInt8]: Write] = [:]
+    private var entries: [[UInt8]: Entry] = [:]
 
     public init() {}
 
-    public var isEmpty: Bool { writes.isEmpty }
-    public var count: Int { writes.count }
+    public var isEmpty: Bool { entries.isEmpty }
+    public var count: Int { entries.count }
 
-    public mutating func granted(_ key: [UInt8], _ value: HoldValue) {
-        record(key, .put(value, isNew: true))
+    /// The number of the oldest change not yet taken into a batch; nil when every change was.
+    public mutating func oldestPendingChange() -> UInt64? {
+        while let key = order.first {
+            if let entry = entries[key] { return entry.firstChange }
+            order.removeFirst()
+        }
+        return nil
     }
 
-    public mutating func leaseChanged(_ key: [UInt8], _ value: HoldValue) {
-        if case .put(_, let isNew) = writes[key] {
-            writes[key] = .put(value, isNew: isNew)
+    public mutating func granted(_ key: [UInt8], _ value: HoldValue, change: UInt64) {
+        record(key, .put(value, isNew: true), change: change)
+    }
+
+    public mutating func leaseChanged(_ key: [UInt8], _ value: HoldValue, change: UInt64) {
+        if case .put(_, let isNew) = entries[key]?.write {
+            entries[key]!.write = .put(value, isNew: isNew)
         } else {
-            record(key, .put(value, isNew: false))
+            record(key, .put(value, isNew: false), change: change)
         }
     }
 
-    public mutating func released(_ key: [UInt8]) {
-        if case .put(_, isNew: true) = writes[key] {
-            writes[key] = nil
+    public mutating func released(_ key: [UInt8], change: UInt64) {
+        if case .put(_, isNew: true) = entries[key]?.write {
+            entries[key] = nil
             // Its place in `order` is skipped when a batch reaches it.
         } else {
-            record(key, .delete)
+            record(key, .delete, change: change)
         }
     }
 
-    private mutating func record(_ key: [UInt8], _ write: Write) {
-        if writes.updateValue(write, forKey: key) == nil {
+    private mutating func record(_ key: [UInt8], _ write: Write, change: UInt64) {
+        if entries[key] != nil {
+            entries[key]!.write = write
+        } else {
+            entries[key] = Entry(write: write, firstChange: change)
             order.append(key)
         }
     }
@@ -61,15 +82,15 @@ public struct PendingHoldWrites {
         var batch: [(key: [UInt8], write: Write)] = []
         var bytes = 0
         while batch.count < Self.maxHoldWritesPerTxn, let key = order.first {
-            guard let write = writes[key] else {
+            guard let entry = entries[key] else {
                 order.removeFirst()
                 continue
             }
-            let size = key.count + (write == .delete ? 0 : 20)
+            let size = key.count + (entry.write == .delete ? 0 : 20)
             if !batch.isEmpty, bytes + size > Self.maxBatchBytes { break }
             order.removeFirst()
-            writes[key] = nil
-            batch.append((key, write))
+            entries[key] = nil
+            batch.append((key, entry.write))
             bytes += size
         }
         return batch
@@ -77,10 +98,25 @@ public struct PendingHoldWrites {
 }
 
 extension ReplicaKeys {
-    /// One batch as a Txn that applies only while the primary key is still
-    /// the one this primary created (`term`): a primary that lost its key,
-    /// however late its request arrives, writes nothing.
-    public func guardedTxn(term: Int64, writes: [(key: [UInt8], write: PendingHoldWrites.Write)], fencingHighWater: UInt64?) -> EtcdTxnRequest {
+    /// One batch as a Txn that applies only while the primary key is the one
+    /// this primary created (`term`) and was last written by this primary's
+    /// previous Txn (`sequence`, its mod revision), and that writes the key
+    /// again (same value and lease) to move `sequence` on.
+    ///
+    /// The term keeps a deposed primary from writing, however late its Txn
+    /// arrives; the sequence keeps a copy of an earlier Txn of this very
+    /// primary, delayed in a frozen member and proposed after later ones
+    /// committed, from applying again. When the compare fails, `failure`
+    /// reads the primary key, to tell a deposed primary from one whose
+    /// earlier attempt of this same Txn did commit.
+    public func guardedTxn(
+        term: Int64,
+        sequence: Int64,
+        advertiseAddress: [UInt8],
+        lease: Int64,
+        writes: [(key: [UInt8], write: PendingHoldWrites.Write)],
+        fencingHighWater: UInt64?
+    ) -> EtcdTxnRequest {
         var operations: [EtcdRequestOp] = writes.map { key, write in
             switch write {
             case .put(let value, _): return .put(EtcdPutRequest(key: key, value: value.encoded))
@@ -90,6 +126,11 @@ extension ReplicaKeys {
         if let fencingHighWater {
             operations.append(.put(EtcdPutRequest(key: fencing, value: Array(String(fencingHighWater).utf8))))
         }
-        return EtcdTxnRequest(compare: [EtcdCompare(key: primary, .equal, .createRevision(term))], success: operations)
+        operations.append(.put(EtcdPutRequest(key: primary, value: advertiseAddress, lease: lease)))
+        return EtcdTxnRequest(
+            compare: [EtcdCompare(key: primary, .equal, .createRevision(term)), EtcdCompare(key: primary, .equal, .modRevision(sequence))],
+            success: operations,
+            failure: [.range(EtcdRangeRequest(key: primary))]
+        )
     }
 }

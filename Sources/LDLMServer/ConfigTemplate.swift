@@ -22,16 +22,21 @@ enum ConfigTemplate: Equatable {
             header = """
                 # \(ServerFlags.versionText): every setting as an environment variable, with its default.
                 # A variable commented out has no default: remove the "# " and give it a value.
+                # The LDLM_HA_* variables make a replica of a set over etcd: uncomment them together.
                 # Variables outrank a config file: with --config_file, keep only the lines you change.
                 """
         case .yaml:
             header = """
                 # \(ServerFlags.versionText): a config file (--config_file) with every setting at its default.
                 # A key commented out has no default: remove the "# " and give it a value.
+                # The ha_* keys make a replica of a set over etcd: uncomment them together.
                 """
         }
         let entries = settings.map { setting in
-            let line = setting.defaultValue.map { assignment(setting, value: $0) } ?? "# " + assignment(setting, value: nil)
+            // A replica setting given alone is refused, even at its default.
+            let line = setting.isReplicaSetting
+                ? "# " + assignment(setting, value: setting.defaultValue)
+                : setting.defaultValue.map { assignment(setting, value: $0) } ?? "# " + assignment(setting, value: nil)
             return "# \(setting.help)\n" + line
         }
         return ([header] + entries).joined(separator: "\n\n")

@@ -12,16 +12,17 @@ import NIOCore
 /// in flight and the next takes every change made meanwhile (up to etcd's
 /// limits, see ``PendingHoldWrites``), so the more calls arrive while etcd
 /// commits, the more share the next commit. Each Txn is guarded by the
-/// primary key's create revision (``ReplicaKeys/guardedTxn(term:writes:fencingHighWater:)``)
+/// primary key's create revision (the term) and mod revision (the sequence
+/// of this primary's Txns), see ``ReplicaKeys/guardedTxn(term:sequence:advertiseAddress:lease:writes:fencingHighWater:)``,
 /// and carries the largest fencing token handed out, so a token is in etcd
 /// before any grant that carries it is answered.
 ///
 /// A Txn that failed in a way that may pass (the member it went to died,
 /// etcd is electing a leader, an answer was lost) is sent again, to whichever
-/// member answers, until it is committed: every write in it sets a key to
-/// the value this primary holds, so applying it twice changes nothing, and
-/// only one Txn is ever in flight, so none overtakes it. Clients see a pause,
-/// bounded by the replica's lease (its watchdog steps down when that lapses).
+/// member answers, until it is committed or `retryLimit` has passed. The
+/// sequence guard lets at most one copy apply: a resend that finds the
+/// sequence moved on while the term is still ours knows an earlier copy
+/// committed. Clients see a pause.
 /// Any other failure, above all a refused guard, ends the journal: the
 /// answers waiting for it are never given, and `onFailure` makes the replica
 /// step down.
@@ -30,6 +31,11 @@ final class EtcdJournal: DurableJournal {
     private let keys: ReplicaKeys
     /// The create revision of this primary's key.
     private let term: Int64
+    /// The primary key's mod revision: moved on by every committed Txn.
+    private var sequence: Int64
+    private let advertiseAddress: [UInt8]
+    private let lease: Int64
+    private let retryLimit: Duration
     private let eventLoop: EventLoop
     private let commitTimeout: Duration
     private let onFailure: (String) -> Void
@@ -48,11 +54,17 @@ final class EtcdJournal: DurableJournal {
     private var waiting = Deque<(upTo: UInt64, body: () -> Void)>()
     private var closed: [EventLoopPromise<Void>] = []
 
+    /// `term` and `sequence`: the primary key's create and mod revisions;
+    /// `advertiseAddress` and `lease`: its value and lease.
     /// `fencingTokenFloor`: the token etcd already holds as the high-water mark.
     init(
         client: EtcdClient,
         keys: ReplicaKeys,
         term: Int64,
+        sequence: Int64,
+        advertiseAddress: String,
+        lease: Int64,
+        retryLimit: Duration,
         fencingTokenFloor: UInt64,
         eventLoop: EventLoop,
         commitTimeout: Duration,
@@ -61,6 +73,10 @@ final class EtcdJournal: DurableJournal {
         self.client = client
         self.keys = keys
         self.term = term
+        self.sequence = sequence
+        self.advertiseAddress = Array(advertiseAddress.utf8)
+        self.lease = lease
+        self.retryLimit = retryLimit
         self.fencingTokenCommitted = fencingTokenFloor
         self.eventLoop = eventLoop
         self.commitTimeout = commitTimeout
@@ -106,18 +122,18 @@ final class EtcdJournal: DurableJournal {
     // MARK: LockTableJournal
 
     func holdGranted(name: String, size: Int32, grant: LockGrant, leaseDeadline: UInt64?) {
-        pending.granted(keys.hold(name: name, key: grant.key), Self.value(size, grant, leaseDeadline))
-        changed()
+        guard let change = nextChange() else { return }
+        pending.granted(keys.hold(name: name, key: grant.key), Self.value(size, grant, leaseDeadline), change: change)
     }
 
     func holdReleased(name: String, key: LockKey) {
-        pending.released(keys.hold(name: name, key: key))
-        changed()
+        guard let change = nextChange() else { return }
+        pending.released(keys.hold(name: name, key: key), change: change)
     }
 
     func leaseChanged(name: String, size: Int32, grant: LockGrant, leaseDeadline: UInt64) {
-        pending.leaseChanged(keys.hold(name: name, key: grant.key), Self.value(size, grant, leaseDeadline))
-        changed()
+        guard let change = nextChange() else { return }
+        pending.leaseChanged(keys.hold(name: name, key: grant.key), Self.value(size, grant, leaseDeadline), change: change)
     }
 
     private static func value(_ size: Int32, _ grant: LockGrant, _ leaseDeadline: UInt64?) -> HoldValue {
@@ -130,43 +146,68 @@ final class EtcdJournal: DurableJournal {
 
     // MARK: Committing
 
-    private func changed() {
-        guard !hasFailed else { return }
+    /// Numbers the next change and has it committed soon; nil once the journal failed.
+    private func nextChange() -> UInt64? {
+        guard !hasFailed else { return nil }
         changesMade += 1
-        guard !isCommitting, !isCommitScheduled else { return }
-        isCommitScheduled = true
-        // Later in this loop turn: the rest of this read's calls join the batch.
-        eventLoop.execute { self.commitNext() }
+        if !isCommitting, !isCommitScheduled {
+            isCommitScheduled = true
+            // Later in this loop turn: the rest of this read's calls join the batch.
+            eventLoop.execute { self.commitNext() }
+        }
+        return changesMade
+    }
+
+    /// One Txn on its way: what it is, and what its commit settles.
+    private struct Batch {
+        let request: EtcdTxnRequest
+        /// Every change up to this one is in etcd once the Txn is.
+        let upTo: UInt64
+        let fencingToken: UInt64
+        let writes: Int
+        let firstSentAt: NIODeadline
+        var attempts = 1
     }
 
     private func commitNext() {
         isCommitScheduled = false
         guard !hasFailed, changesMade > changesCommitted else { return }
         let writes = pending.takeBatch()
-        // A batch cut short by etcd's limits commits some changes, but
-        // answers wait for all they depend on: they move with the last batch.
-        let upTo = pending.isEmpty ? changesMade : changesCommitted
+        // A batch cut short by etcd's limits settles the changes before the
+        // oldest one still pending; the rest wait for the next.
+        let upTo = pending.oldestPendingChange().map { $0 - 1 } ?? changesMade
         let highWater = fencingHighWater()
         let request = keys.guardedTxn(
-            term: term, writes: writes, fencingHighWater: highWater > fencingTokenCommitted ? highWater : nil
+            term: term, sequence: sequence, advertiseAddress: advertiseAddress, lease: lease,
+            writes: writes, fencingHighWater: highWater > fencingTokenCommitted ? highWater : nil
         )
         isCommitting = true
-        send(request, upTo: upTo, fencingToken: highWater, writes: writes.count, startedAt: NIODeadline.now())
+        send(Batch(request: request, upTo: upTo, fencingToken: highWater, writes: writes.count, firstSentAt: .now()))
     }
 
-    private func send(_ request: EtcdTxnRequest, upTo: UInt64, fencingToken: UInt64, writes: Int, startedAt: NIODeadline) {
-        client.submitTxn(request, timeout: commitTimeout).hop(to: eventLoop).whenComplete { result in
+    private func send(_ batch: Batch) {
+        client.submitTxn(batch.request, timeout: commitTimeout).hop(to: eventLoop).whenComplete { result in
             guard !self.hasFailed else { return }
             switch result {
             case .success(let response) where response.succeeded:
-                self.isCommitting = false
-                self.metrics?.etcdCommitted(writes: writes, nanoseconds: UInt64((NIODeadline.now() - startedAt).nanoseconds))
-                self.committed(upTo: upTo, fencingToken: fencingToken)
-            case .success:
-                self.fail("etcd refused a write: this replica's primary key is gone (another replica may be primary)")
+                self.committed(batch, sequence: response.header.revision)
+            case .success(let response):
+                // The compare failed: deposed, or an earlier copy of this Txn committed.
+                guard case .range(let range) = response.responses.first, let key = range.kvs.first, key.createRevision == self.term,
+                      batch.attempts > 1
+                else {
+                    return self.fail("etcd refused a write: this replica's primary key is gone (another replica may be primary)")
+                }
+                self.committed(batch, sequence: key.modRevision)
             case .failure(let error as EtcdError) where Self.mayPass(error):
+                guard NIODeadline.now() - batch.firstSentAt < TimeAmount(self.retryLimit) else {
+                    return self.fail("etcd did not commit a write within \(self.retryLimit): \(error)")
+                }
+                var again = batch
+                again.attempts += 1
                 self.eventLoop.scheduleTask(in: Self.retryDelay) {
-                    self.send(request, upTo: upTo, fencingToken: fencingToken, writes: writes, startedAt: startedAt)
+                    guard !self.hasFailed else { return }
+                    self.send(again)
                 }
             case .failure(let error):
                 self.fail("etcd write failed: \(error)")
@@ -183,10 +224,12 @@ final class EtcdJournal: DurableJournal {
         }
     }
 
-    private func committed(upTo: UInt64, fencingToken: UInt64) {
-        guard !hasFailed else { return }
-        changesCommitted = max(changesCommitted, upTo)
-        fencingTokenCommitted = max(fencingTokenCommitted, fencingToken)
+    private func committed(_ batch: Batch, sequence: Int64) {
+        isCommitting = false
+        self.sequence = sequence
+        metrics?.etcdCommitted(writes: batch.writes, nanoseconds: UInt64((NIODeadline.now() - batch.firstSentAt).nanoseconds))
+        changesCommitted = max(changesCommitted, batch.upTo)
+        fencingTokenCommitted = max(fencingTokenCommitted, batch.fencingToken)
         while let first = waiting.first, first.upTo <= changesCommitted {
             waiting.removeFirst().body()
         }

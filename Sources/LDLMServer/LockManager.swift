@@ -109,13 +109,19 @@ final class LockManager {
     func becomePrimary(holds: [LoadedHold], fencingTokenFloor: UInt64, reclaimGrace: Duration, journal: DurableJournal) throws(LockFailure) {
         let leaseDeadline = clock.nanosecondsNow + UInt64(TimeAmount(reclaimGrace).nanoseconds)
         table.raiseFencingTokens(above: fencingTokenFloor)
-        for hold in holds {
-            try table.restoreHold(
-                name: hold.name,
-                size: hold.value.size,
-                grant: LockGrant(key: hold.key, fencingToken: hold.value.fencingToken),
-                leaseDeadline: leaseDeadline
-            )
+        do {
+            for hold in holds {
+                try table.restoreHold(
+                    name: hold.name,
+                    size: hold.value.size,
+                    grant: LockGrant(key: hold.key, fencingToken: hold.value.fencingToken),
+                    leaseDeadline: leaseDeadline
+                )
+            }
+        } catch {
+            // Nothing is recorded yet, and no session holds or waits on a standby.
+            releaseAllHolds()
+            throw error
         }
         self.journal = journal
         table.journal = journal
@@ -136,16 +142,24 @@ final class LockManager {
         journal = nil
         let ended = peers
         peers.removeAll()
-        for session in ended.keys {
+        // Waiters first, answered UNAVAILABLE: a lock freed below must not be
+        // granted to one, since nothing would record that grant.
+        table.withdrawAllWaiters()
+        for session in table.openSessions {
             table.closeSession(session, releasingLocks: true)
         }
-        for lock in table.allLocks {
-            _ = try? table.forceUnlock(name: lock.name)
-        }
+        releaseAllHolds()
         for peer in ended.values {
             eventLoop.execute(peer.close)
         }
         for observer in roleObservers { observer() }
+    }
+
+    /// Releases every hold left, with no journal attached: etcd keeps them.
+    private func releaseAllHolds() {
+        for lock in table.allLocks {
+            _ = try? table.forceUnlock(name: lock.name)
+        }
     }
 
     /// Runs `body` each time the replica becomes primary or stops being it.

@@ -48,16 +48,20 @@ final class LockService: RPCService {
             var heldGrant: HeldAnswer?
             let attempt = try manager.lock(arguments, session: call.session) {
                 let responder = makeResponder()
-                let held = manager.journal == nil ? nil : HeldAnswer()
+                // The journal of the moment the call queued: one detached
+                // since (a replica stepping down) never records this grant,
+                // so it must never answer it either.
+                let journal = manager.journal
+                let held = journal == nil ? nil : HeldAnswer()
                 heldGrant = held
                 return { [manager] outcome in
                     switch outcome {
                     case .granted(let grant):
                         let message = LockResponses.locked(name: name, grant)
                         let undo = Self.undo(name: name, key: grant.key, manager)
-                        guard let held else { return responder.reply(message, onUndelivered: undo) }
+                        guard let held, let journal else { return responder.reply(message, onUndelivered: undo) }
                         held.hold(message, undo: undo)
-                        manager.afterSync { held.deliver(to: responder) }
+                        journal.afterSync { held.deliver(to: responder) }
                     case .timedOut:
                         responder.reply(
                             LockResponses.lockFailure(name: name, .lockWaitTimeout(name: name)), onUndelivered: nil, ldlmError: .lockWaitTimeout

@@ -25,6 +25,7 @@ final class Replica: @unchecked Sendable {
     private let leaseTTLSeconds: Int64
     private let pollInterval: Duration
     private let commitTimeout: Duration
+    private let advertiseAddress: [UInt8]
 
     // Touched on the manager's event loop only.
     private var lease: PrimacyLease?
@@ -39,6 +40,7 @@ final class Replica: @unchecked Sendable {
         self.manager = manager
         self.logger = logger
         keys = ReplicaKeys(cluster: config.haCluster ?? "")
+        advertiseAddress = Array((config.haAdvertiseAddress ?? "").utf8)
         // Whole seconds, rounded up; etcd may grant more (its minimum TTL
         // follows its election timeout), and the granted TTL is what counts.
         let leaseSeconds = config.haLease.components
@@ -101,6 +103,12 @@ final class Replica: @unchecked Sendable {
 
     private struct LeaseLost: Error {}
 
+    /// Backed off like any etcd failure, so a bad record cannot make the replica spin.
+    private struct TakeoverFailed: Error, CustomStringConvertible {
+        let reason: String
+        var description: String { "takeover failed: \(reason)" }
+    }
+
     /// One etcd lease's life: keeps it alive and campaigns under it, until it
     /// is lost or this replica steps down, then revokes it.
     private func campaignUnderNewLease() async throws {
@@ -126,19 +134,28 @@ final class Replica: @unchecked Sendable {
         _ = try? await client.leaseRevoke(EtcdLeaseRevokeRequest(id: leaseID), timeout: .seconds(1))
     }
 
+    /// Renews the lease every `interval`; after a failure, again at once
+    /// with a short deadline (the client moves to the next member after a
+    /// timeout), so one frozen member does not outlast the watchdog.
     private func keepAlive(_ leaseID: Int64, every interval: Duration) async throws {
+        var wait = interval
         while true {
-            try await Task.sleep(for: interval)
+            try await Task.sleep(for: wait)
             let sentAt = bootClockNanoseconds()
             do {
-                _ = try await client.leaseKeepAliveOnce(EtcdLeaseKeepAliveRequest(id: leaseID))
+                _ = try await client.leaseKeepAliveOnce(EtcdLeaseKeepAliveRequest(id: leaseID), timeout: interval / 3)
                 eventLoop.execute { self.leaseRenewed(sentAt: sentAt) }
+                wait = interval
             } catch let error as EtcdError where error.kind == .leaseNotFound {
-                eventLoop.execute { self.stepDown(because: "its etcd lease is gone") }
+                eventLoop.execute {
+                    self.lease = nil
+                    self.stepDown(because: "its etcd lease is gone")
+                }
                 throw LeaseLost()
             } catch {
                 // The watchdog steps down if this goes on for too long.
                 logger.warning("replica: etcd lease keepalive failed", metadata: ["error": "\(error)"])
+                wait = .milliseconds(50)
             }
         }
     }
@@ -153,40 +170,47 @@ final class Replica: @unchecked Sendable {
             }
             let current = try await client.range(EtcdRangeRequest(key: keys.primary)).kvs.first
             if let current, current.lease != leaseID {
-                let primary = String(decoding: current.value, as: UTF8.self)
-                eventLoop.execute { self.manager.standbyFollows(primary: primary) }
+                if current.value == advertiseAddress {
+                    // This replica's own key from a lease it could not revoke
+                    // when it stepped down: clients must not be sent here.
+                    _ = try? await client.leaseRevoke(EtcdLeaseRevokeRequest(id: current.lease), timeout: .seconds(1))
+                } else {
+                    let primary = String(decoding: current.value, as: UTF8.self)
+                    eventLoop.execute { self.manager.standbyFollows(primary: primary) }
+                }
                 try await Task.sleep(for: pollInterval)
                 continue
             }
             let term: Int64
+            let sequence: Int64
             if let current {
                 // Our own key: a campaign whose answer was lost did win.
-                term = current.createRevision
+                (term, sequence) = (current.createRevision, current.modRevision)
             } else {
                 let response = try await client.txn(EtcdTxnRequest(
                     compare: [EtcdCompare(key: keys.primary, .equal, .createRevision(0))],
-                    success: [.put(EtcdPutRequest(key: keys.primary, value: Array(config.haAdvertiseAddress!.utf8), lease: leaseID))]
+                    success: [.put(EtcdPutRequest(key: keys.primary, value: advertiseAddress, lease: leaseID))]
                 ))
                 guard response.succeeded else { continue }
-                term = response.header.revision
+                (term, sequence) = (response.header.revision, response.header.revision)
             }
-            try await serveAsPrimary(term: term)
+            try await serveAsPrimary(term: term, sequence: sequence, leaseID: leaseID)
             return
         }
     }
 
     // MARK: Serving
 
-    private func serveAsPrimary(term: Int64) async throws {
+    private func serveAsPrimary(term: Int64, sequence: Int64, leaseID: Int64) async throws {
         let (holds, fencingTokenFloor) = try await loadHolds()
         let ended = try await eventLoop.submit {
-            self.takeOver(term: term, holds: holds, fencingTokenFloor: fencingTokenFloor)
+            self.takeOver(term: term, sequence: sequence, leaseID: leaseID, holds: holds, fencingTokenFloor: fencingTokenFloor)
         }.get()
         try await withTaskCancellationHandler {
             try await ended.get()
         } onCancel: {
-            // Shutting down: the drain has ended, nothing is served any more.
-            self.eventLoop.execute { self.termEnded?.succeed() }
+            // The lease is gone, or the server has finished its drain.
+            self.eventLoop.execute { self.stepDown(because: "its campaign ended") }
         }
     }
 
@@ -197,8 +221,10 @@ final class Replica: @unchecked Sendable {
         var start = keys.holdsPrefix
         let end = etcdPrefixEnd(keys.holdsPrefix)
         var revision: Int64 = 0
+        // Pages of at most about 8 MiB of names.
+        let pageSize = Int64(max(1, 8 * 1024 * 1024 / config.maxNameBytes))
         while true {
-            let page = try await client.range(EtcdRangeRequest(key: start, rangeEnd: end, limit: 1000, revision: revision))
+            let page = try await client.range(EtcdRangeRequest(key: start, rangeEnd: end, limit: pageSize, revision: revision))
             revision = page.header.revision
             for kv in page.kvs {
                 guard let (name, key) = keys.parseHold(kv.key), let value = HoldValue(decoding: kv.value) else {
@@ -215,20 +241,23 @@ final class Replica: @unchecked Sendable {
         let fencing = try await client.range(EtcdRangeRequest(key: keys.fencing)).kvs.first
         let floor = fencing.flatMap { UInt64(String(decoding: $0.value, as: UTF8.self)) } ?? 0
         let highestHeld = holds.map(\.value.fencingToken).max() ?? 0
-        return (holds, max(floor, highestHeld))
+        // Above this machine's wall clock too, as a lone server starts: a
+        // lost high-water mark alone then cannot make tokens repeat.
+        return (holds, FencingTokenSource.startingAboveWallClock(orAbove: max(floor, highestHeld)).highWater)
     }
 
     /// On the event loop: serves as primary of `term`, if the lease still
     /// allows; the future completes when the term ends.
-    private func takeOver(term: Int64, holds: [LoadedHold], fencingTokenFloor: UInt64) -> EventLoopFuture<Void> {
+    private func takeOver(term: Int64, sequence: Int64, leaseID: Int64, holds: [LoadedHold], fencingTokenFloor: UInt64) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
         guard let lease, lease.isValid(at: bootClockNanoseconds()), !manager.isDraining else {
             promise.succeed()
             return promise.futureResult
         }
         let journal = EtcdJournal(
-            client: client, keys: keys, term: term, fencingTokenFloor: fencingTokenFloor,
-            eventLoop: eventLoop, commitTimeout: commitTimeout
+            client: client, keys: keys, term: term, sequence: sequence,
+            advertiseAddress: config.haAdvertiseAddress ?? "", lease: leaseID, retryLimit: config.haLease,
+            fencingTokenFloor: fencingTokenFloor, eventLoop: eventLoop, commitTimeout: commitTimeout
         ) { [unowned self] reason in
             self.stepDown(because: reason)
         }
@@ -241,7 +270,9 @@ final class Replica: @unchecked Sendable {
             )
         } catch {
             logger.critical("replica: cannot load the holds etcd keeps; not serving as primary", metadata: ["error": "\(error.message)"])
-            stepDown(because: "loading holds failed")
+            self.journal = nil
+            termEnded = nil
+            promise.fail(TakeoverFailed(reason: error.message))
             return promise.futureResult
         }
         armWatchdog()

@@ -13,18 +13,19 @@ final class PendingHoldWritesTests: XCTestCase {
 
     func testAHoldGrantedAndReleasedBeforeBeingSentIsNeverWritten() {
         var pending = PendingHoldWrites()
-        pending.granted(holdKey("a", 1), value)
-        pending.leaseChanged(holdKey("a", 1), HoldValue(size: 1, fencingToken: 7, leaseEndUnixMilliseconds: 99))
-        pending.released(holdKey("a", 1))
+        pending.granted(holdKey("a", 1), value, change: 1)
+        pending.leaseChanged(holdKey("a", 1), HoldValue(size: 1, fencingToken: 7, leaseEndUnixMilliseconds: 99), change: 2)
+        pending.released(holdKey("a", 1), change: 3)
         XCTAssertTrue(pending.isEmpty)
+        XCTAssertNil(pending.oldestPendingChange())
         XCTAssertTrue(pending.takeBatch().isEmpty)
     }
 
     func testAReleaseOfAHoldAlreadySentIsADelete() {
         var pending = PendingHoldWrites()
-        pending.granted(holdKey("a", 1), value)
+        pending.granted(holdKey("a", 1), value, change: 1)
         XCTAssertEqual(pending.takeBatch().map(\.write), [.put(value, isNew: true)])
-        pending.released(holdKey("a", 1))
+        pending.released(holdKey("a", 1), change: 2)
         let batch = pending.takeBatch()
         XCTAssertEqual(batch.map(\.key), [holdKey("a", 1)])
         XCTAssertEqual(batch.map(\.write), [.delete])
@@ -32,19 +33,19 @@ final class PendingHoldWritesTests: XCTestCase {
 
     func testALeaseChangeOfASentHoldThenItsReleaseIsOneDelete() {
         var pending = PendingHoldWrites()
-        pending.granted(holdKey("a", 1), value)
+        pending.granted(holdKey("a", 1), value, change: 1)
         _ = pending.takeBatch()
-        pending.leaseChanged(holdKey("a", 1), HoldValue(size: 1, fencingToken: 7, leaseEndUnixMilliseconds: 5))
-        pending.released(holdKey("a", 1))
+        pending.leaseChanged(holdKey("a", 1), HoldValue(size: 1, fencingToken: 7, leaseEndUnixMilliseconds: 5), change: 2)
+        pending.released(holdKey("a", 1), change: 3)
         XCTAssertEqual(pending.takeBatch().map(\.write), [.delete])
     }
 
     func testEachKeyAppearsOnceInABatchWithItsLatestValue() {
         var pending = PendingHoldWrites()
-        pending.granted(holdKey("a", 1), value)
-        pending.granted(holdKey("b", 2), value)
+        pending.granted(holdKey("a", 1), value, change: 1)
+        pending.granted(holdKey("b", 2), value, change: 2)
         let renewed = HoldValue(size: 1, fencingToken: 7, leaseEndUnixMilliseconds: 1234)
-        pending.leaseChanged(holdKey("a", 1), renewed)
+        pending.leaseChanged(holdKey("a", 1), renewed, change: 3)
         let batch = pending.takeBatch()
         XCTAssertEqual(batch.map(\.key), [holdKey("a", 1), holdKey("b", 2)])
         XCTAssertEqual(batch.first?.write, .put(renewed, isNew: true))
@@ -53,34 +54,56 @@ final class PendingHoldWritesTests: XCTestCase {
     func testBatchesStopAtEtcdsOperationLimitAndKeepTheRestInOrder() {
         var pending = PendingHoldWrites()
         for index in 0..<300 {
-            pending.granted(holdKey("n\(index)", UInt64(index)), value)
+            pending.granted(holdKey("n\(index)", UInt64(index)), value, change: UInt64(index + 1))
         }
-        let first = pending.takeBatch(), second = pending.takeBatch(), third = pending.takeBatch()
-        XCTAssertEqual(first.count, 127)
-        XCTAssertEqual(second.count, 127)
-        XCTAssertEqual(third.count, 46)
+        let first = pending.takeBatch()
+        XCTAssertEqual(first.count, 126)
+        // Changes 1...126 went in the first batch: its commit settles them.
+        XCTAssertEqual(pending.oldestPendingChange(), 127)
+        XCTAssertEqual(pending.takeBatch().count, 126)
+        XCTAssertEqual(pending.oldestPendingChange(), 253)
+        let third = pending.takeBatch()
+        XCTAssertEqual(third.count, 48)
         XCTAssertEqual(third.last?.key, holdKey("n299", 299))
-        XCTAssertTrue(pending.isEmpty)
+        XCTAssertNil(pending.oldestPendingChange())
+    }
+
+    func testAChangeCoalescedIntoAPendingWriteIsNotSettledBeforeThatWriteIsSent() {
+        var pending = PendingHoldWrites()
+        pending.granted(holdKey("a", 1), value, change: 1)
+        pending.granted(holdKey("b", 2), value, change: 2)
+        _ = pending.takeBatch()
+        // b's grant (change 2) went out; a renewal of a (change 3) and of b (change 4) did not.
+        pending.leaseChanged(holdKey("a", 1), HoldValue(size: 1, fencingToken: 7, leaseEndUnixMilliseconds: 5), change: 3)
+        pending.leaseChanged(holdKey("b", 2), HoldValue(size: 1, fencingToken: 7, leaseEndUnixMilliseconds: 6), change: 4)
+        XCTAssertEqual(pending.oldestPendingChange(), 3)
     }
 
     func testBatchesStopBeforeOneMebibyteOfKeys() {
         var pending = PendingHoldWrites()
         let longName = String(repeating: "x", count: 300 * 1024)
         for index in 0..<5 {
-            pending.granted(holdKey(longName + "\(index)", UInt64(index)), value)
+            pending.granted(holdKey(longName + "\(index)", UInt64(index)), value, change: UInt64(index + 1))
         }
         XCTAssertEqual(pending.takeBatch().count, 3)
         XCTAssertEqual(pending.takeBatch().count, 2)
     }
 
-    func testTheTxnIsGuardedByThePrimarysTermAndCarriesTheFencingToken() {
-        let request = keys.guardedTxn(term: 42, writes: [(holdKey("a", 1), .delete)], fencingHighWater: 900)
-        XCTAssertEqual(request.compare, [EtcdCompare(key: Array("/set/primary".utf8), .equal, .createRevision(42))])
+    func testTheTxnIsGuardedByTermAndSequenceMovesTheSequenceOnAndCarriesTheFencingToken() {
+        let request = keys.guardedTxn(
+            term: 42, sequence: 57, advertiseAddress: Array("10.0.0.1:3144".utf8), lease: 9,
+            writes: [(holdKey("a", 1), .delete)], fencingHighWater: 900
+        )
+        let primary = Array("/set/primary".utf8)
+        XCTAssertEqual(request.compare, [
+            EtcdCompare(key: primary, .equal, .createRevision(42)), EtcdCompare(key: primary, .equal, .modRevision(57)),
+        ])
         XCTAssertEqual(request.success, [
             .deleteRange(EtcdDeleteRangeRequest(key: holdKey("a", 1))),
             .put(EtcdPutRequest(key: Array("/set/fencing".utf8), value: Array("900".utf8))),
+            .put(EtcdPutRequest(key: primary, value: Array("10.0.0.1:3144".utf8), lease: 9)),
         ])
-        XCTAssertTrue(request.failure.isEmpty)
+        XCTAssertEqual(request.failure, [.range(EtcdRangeRequest(key: primary))])
     }
 }
 

@@ -24,10 +24,11 @@ final class EtcdJournalTests: XCTestCase {
         let session: SessionID
         let failures = NIOLockedValueBox<[String]>([])
 
-        init(client: EtcdClient, keys: ReplicaKeys, term: Int64, eventLoop: EventLoop) {
+        init(client: EtcdClient, keys: ReplicaKeys, claim: (term: Int64, lease: Int64), eventLoop: EventLoop) {
             let failures = self.failures
             journal = EtcdJournal(
-                client: client, keys: keys, term: term, fencingTokenFloor: 0, eventLoop: eventLoop, commitTimeout: .seconds(2)
+                client: client, keys: keys, term: claim.term, sequence: claim.term, advertiseAddress: EtcdJournalTests.address,
+                lease: claim.lease, retryLimit: .seconds(10), fencingTokenFloor: 0, eventLoop: eventLoop, commitTimeout: .seconds(2)
             ) { reason in failures.withLockedValue { $0.append(reason) } }
             table.journal = journal
             journal.attached(to: table)
@@ -52,15 +53,17 @@ final class EtcdJournalTests: XCTestCase {
         client = try EtcdClient(configuration: EtcdClientConfiguration(endpoints: cluster.endpoints, callTimeout: .seconds(3)), eventLoopGroup: group)
     }
 
+    static let address = "127.0.0.1:1"
+
     /// Creates the primary key; its create revision is the term.
-    private func claimPrimaryKey() async throws -> Int64 {
+    private func claimPrimaryKey() async throws -> (term: Int64, lease: Int64) {
         let lease = try await client.leaseGrant(EtcdLeaseGrantRequest(ttlSeconds: 30))
         let response = try await client.txn(EtcdTxnRequest(
             compare: [EtcdCompare(key: keys.primary, .equal, .createRevision(0))],
-            success: [.put(EtcdPutRequest(key: keys.primary, value: Array("127.0.0.1:1".utf8), lease: lease.id))]
+            success: [.put(EtcdPutRequest(key: keys.primary, value: Array(Self.address.utf8), lease: lease.id))]
         ))
         XCTAssertTrue(response.succeeded)
-        return response.header.revision
+        return (response.header.revision, lease.id)
     }
 
     private var loop: EventLoop { group.next() }
@@ -100,7 +103,7 @@ final class EtcdJournalTests: XCTestCase {
 
     func testAGrantIsInEtcdWithItsTokenBeforeItIsAnsweredAndAReleaseRemovesIt() async throws {
         try await startCluster(size: 1)
-        let primary = Primary(client: client, keys: keys, term: try await claimPrimaryKey(), eventLoop: loop)
+        let primary = Primary(client: client, keys: keys, claim: try await claimPrimaryKey(), eventLoop: loop)
         let grant = try await afterCommit(primary) {
             try XCTUnwrap(primary.table.tryLock(name: "orders", size: 2, leaseSeconds: 30, session: primary.session))
         }
@@ -117,9 +120,42 @@ final class EtcdJournalTests: XCTestCase {
         XCTAssertEqual(primary.failures.withLockedValue { $0 }, [])
     }
 
+    func testNoAnswerGoesOutWhileEtcdHasNotCommitted() async throws {
+        try await startCluster(size: 1)
+        let primary = Primary(client: client, keys: keys, claim: try await claimPrimaryKey(), eventLoop: loop)
+        cluster!.pause(0)
+        let answered = NIOLockedValueBox(false)
+        try await loop.submit {
+            _ = try XCTUnwrap(primary.table.tryLock(name: "frozen", leaseSeconds: 30, session: primary.session))
+            primary.journal.afterSync { answered.withLockedValue { $0 = true } }
+        }.get()
+        try await Task.sleep(for: .seconds(1))
+        XCTAssertFalse(answered.withLockedValue { $0 }, "answered while etcd was frozen")
+        cluster!.resume(0)
+        try await waitUntil { answered.withLockedValue { $0 } || primary.failures.withLockedValue { !$0.isEmpty } }
+        XCTAssertTrue(answered.withLockedValue { $0 }, "\(primary.failures.withLockedValue { $0 })")
+    }
+
+    func testAWriteToThePrimaryKeyByAnyoneElseEndsTheJournal() async throws {
+        try await startCluster(size: 1)
+        let claim = try await claimPrimaryKey()
+        let primary = Primary(client: client, keys: keys, claim: claim, eventLoop: loop)
+        _ = try await afterCommit(primary) { try primary.table.tryLock(name: "first", leaseSeconds: 30, session: primary.session) }
+        // Same term, but the sequence moved on without this journal: as a
+        // stale copy of one of its own Txns would find it.
+        try await client.put(EtcdPutRequest(key: keys.primary, value: Array(Self.address.utf8), lease: claim.lease))
+        let answered = NIOLockedValueBox(false)
+        try await loop.submit {
+            _ = try XCTUnwrap(primary.table.tryLock(name: "second", leaseSeconds: 30, session: primary.session))
+            primary.journal.afterSync { answered.withLockedValue { $0 = true } }
+        }.get()
+        try await waitUntil { primary.failures.withLockedValue { !$0.isEmpty } }
+        XCTAssertFalse(answered.withLockedValue { $0 })
+    }
+
     func testManyChangesInOneLoopTurnAreCommittedTogetherPastEtcdsOperationLimit() async throws {
         try await startCluster(size: 1)
-        let primary = Primary(client: client, keys: keys, term: try await claimPrimaryKey(), eventLoop: loop)
+        let primary = Primary(client: client, keys: keys, claim: try await claimPrimaryKey(), eventLoop: loop)
         let grants = try await afterCommit(primary) {
             try (0..<300).map { index in
                 try XCTUnwrap(primary.table.tryLock(name: "lock-\(index)", leaseSeconds: 30, session: primary.session))
@@ -133,7 +169,7 @@ final class EtcdJournalTests: XCTestCase {
 
     func testAPrimaryWhoseKeyWasReplacedWritesNothingAndNeverAnswers() async throws {
         try await startCluster(size: 1)
-        let primary = Primary(client: client, keys: keys, term: try await claimPrimaryKey(), eventLoop: loop)
+        let primary = Primary(client: client, keys: keys, claim: try await claimPrimaryKey(), eventLoop: loop)
         // Another replica's term: the key is gone and made again.
         try await client.deleteRange(EtcdDeleteRangeRequest(key: keys.primary))
         _ = try await claimPrimaryKey()
@@ -153,7 +189,7 @@ final class EtcdJournalTests: XCTestCase {
 
     func testAWriteWhoseMemberFreezesIsSentAgainToAnotherAndCommitted() async throws {
         try await startCluster(size: 3)
-        let primary = Primary(client: client, keys: keys, term: try await claimPrimaryKey(), eventLoop: loop)
+        let primary = Primary(client: client, keys: keys, claim: try await claimPrimaryKey(), eventLoop: loop)
         // The client talks to the first member; it freezes before the next
         // write, which times out there without saying whether it applied.
         cluster!.pause(0)
