@@ -1,0 +1,300 @@
+"""HA replica set against etcd's own lock service, on ONE 3-member etcd
+cluster on this machine (loopback), one run:
+
+  (a) ldlm-bench `pair` (Lock+Unlock, distinct names) against the primary of
+      3 replicas, at each --concurrency level;
+  (b) etcd v3lockpb Lock+Unlock pairs (a lease per worker), same levels
+      (bench/etcd_load.py, Python grpc.aio over --etcd-processes processes);
+  (c) contended hand-off: ldlm-bench `contended` (unlock sent -> next grant
+      answered, p50/p99) against the primary, and etcd's own latency for one
+      Txn with a single Put;
+  (d) failover: a client loops TryLock/Unlock over the replicas (following
+      UNAVAILABLE and its `ldlm-primary` trailer); the primary is SIGKILLed;
+      time from the kill to the first grant answered; repeated, for each
+      --failover-lease.
+
+CPU used by each process group (client, etcd members, replicas) is read from
+/proc over each run, so a client-bound run shows.
+
+  bench/ha_compare.py [--duration 8] [--concurrency 16,64] [--failover-rounds 5]
+                      [--failover-lease 5s,2s] [--json FILE]
+Only loopback; only processes this script started are signalled.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+import ha_env  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+commands: list[str] = []
+
+
+def log(*a):
+    print("ha_compare:", *a, file=sys.stderr, flush=True)
+
+
+def cpu_of(pids):
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def run_json(cmd, timeout, cpu_groups):
+    """Runs cmd (prints one JSON object), returns (object, {group: cores used})."""
+    shown = " ".join(cmd).replace(str(REPO) + "/", "")
+    commands.append(shown)
+    log("+", shown)
+    before = {g: cpu_of(p) for g, p in cpu_groups.items()}
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    wall = time.monotonic() - t0
+    after = {g: cpu_of(p) for g, p in cpu_groups.items()}
+    if r.returncode not in (0, 1) or not r.stdout.strip():
+        raise RuntimeError(f"{shown} failed ({r.returncode}): {r.stderr[-1500:]}")
+    obj = json.loads(r.stdout.strip().splitlines()[-1])
+    # cores averaged over the whole command (warm-up included)
+    return obj, {g: (after[g] - before[g]) / wall for g in cpu_groups}
+
+
+class FailoverClient(threading.Thread):
+    """TryLock (a new name each time) + Unlock in a loop over the replicas,
+    each call with a 0.5 s deadline; records the time of every grant."""
+
+    def __init__(self, replicas: ha_env.Replicas, end):
+        super().__init__(daemon=True)
+        import grpc
+        self.grpc = grpc
+        self.pb, self.pbg = replicas.stubs
+        self.addresses = replicas.addresses
+        self.channels = {}
+        self.target = self.addresses[0]
+        self.end = end
+        self.grants = []  # (monotonic, address)
+        self.errors = {}
+        self.stop_flag = threading.Event()
+
+    def stub(self, address):
+        if address not in self.channels:
+            self.channels[address] = self.grpc.insecure_channel(address, options=[
+                ("grpc.enable_retries", 0), ("grpc.initial_reconnect_backoff_ms", 20),
+                ("grpc.min_reconnect_backoff_ms", 20), ("grpc.max_reconnect_backoff_ms", 100)])
+        return self.pbg.LDLMStub(self.channels[address])
+
+    def run(self):
+        n = 0
+        while not self.stop_flag.is_set() and time.monotonic() < self.end:
+            n += 1
+            name = f"failover-{os.getpid()}-{n}"
+            try:
+                r = self.stub(self.target).TryLock(self.pb.TryLockRequest(name=name, lock_timeout_seconds=60), timeout=0.5)
+                if r.locked:
+                    self.grants.append((time.monotonic(), self.target))
+                    self.stub(self.target).Unlock(self.pb.UnlockRequest(name=name, key=r.key), timeout=0.5)
+            except self.grpc.RpcError as e:
+                code = e.code().name
+                self.errors[code] = self.errors.get(code, 0) + 1
+                hint = ha_env.primary_hint(e) if e.code() == self.grpc.StatusCode.UNAVAILABLE else None
+                if hint and hint != self.target:
+                    self.target = hint
+                else:
+                    self.target = self.addresses[(self.addresses.index(self.target) + 1) % len(self.addresses)]
+                time.sleep(0.002)
+        for c in self.channels.values():
+            c.close()
+
+    def first_grant_after(self, ts, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for g, address in self.grants[-50:]:
+                if g > ts:
+                    # the first one after ts (grants are appended in order)
+                    return next((g2, a2) for g2, a2 in self.grants if g2 > ts)
+            time.sleep(0.01)
+        return None
+
+
+def failover(server_bin, etcd, root, lease, rounds, cluster):
+    replicas = ha_env.Replicas(server_bin, etcd, root / f"replicas-{cluster}", cluster=cluster, lease=lease)
+    commands.append(" ".join(replicas.command(0)).replace(str(REPO) + "/", "") + "   # and 2 more replicas")
+    replicas.start_all()
+    results = []
+    try:
+        replicas.primary(60)
+        client = FailoverClient(replicas, time.monotonic() + rounds * 90 + 60)
+        client.start()
+        for r in range(rounds):
+            primary = replicas.primary(60)
+            time.sleep(2.0)  # the client is granting on the primary
+            before = len(client.grants)
+            kill_ts = time.monotonic()
+            replicas.kill(primary)
+            got = client.first_grant_after(kill_ts, 60)
+            if got is None:
+                results.append(None)
+                log(f"failover lease={lease} round {r + 1}: no grant within 60 s; errors {client.errors}")
+            else:
+                ms = (got[0] - kill_ts) * 1000
+                new = replicas.addresses.index(got[1])
+                results.append(ms)
+                log(f"failover lease={lease} round {r + 1}: killed replica {primary}, first grant on replica {new} "
+                    f"after {ms:.0f} ms ({before} grants before)")
+            replicas.start(primary)  # back as a standby
+            time.sleep(1.0)
+        client.stop_flag.set()
+        client.join(5)
+        return results, dict(client.errors)
+    finally:
+        replicas.stop()
+
+
+def machine():
+    def sh(c):
+        try:
+            return subprocess.run(c, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+        except Exception:
+            return "?"
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip(),
+        "kernel": platform.release(),
+        "commit": sh(f"git -C {REPO} rev-parse --short HEAD"),
+        "etcd": sh("etcd --version | head -1"),
+        "filesystem": sh(f"stat -f -c %T {REPO}/.build"),
+    }
+
+
+def fmt(x, digits=0):
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--server-bin", default=os.environ.get("LDLM_SERVER_BIN", str(REPO / ".build/release/ldlm-server")))
+    p.add_argument("--bench-bin", default=os.environ.get("LDLM_BENCH", str(REPO / ".build/release/ldlm-bench")))
+    p.add_argument("--duration", type=float, default=8)
+    p.add_argument("--warmup", type=float, default=2)
+    p.add_argument("--concurrency", default="16,64")
+    p.add_argument("--etcd-processes", type=int, default=2)
+    p.add_argument("--failover-rounds", type=int, default=5)
+    p.add_argument("--failover-lease", default="5s,2s")
+    p.add_argument("--skip", default="", help="comma list of parts to skip: pairs,etcd,handoff,failover")
+    p.add_argument("--json", help="also write every number here")
+    a = p.parse_args(argv)
+    skip = set(filter(None, a.skip.split(",")))
+    levels = [int(x) for x in a.concurrency.split(",")]
+    for b in (a.server_bin, a.bench_bin):
+        if not os.access(b, os.X_OK) and not {"pairs", "handoff", "failover"} <= skip:
+            log(f"no binary at {b}: swift build -c release --product ldlm-server; swift build -c release --product ldlm-bench")
+            return 2
+    (REPO / ".build").mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="ha-compare-", dir=REPO / ".build"))  # on disk: etcd fsyncs here
+    log("run directory", root)
+    out = {"machine": machine(), "duration": a.duration, "warmup": a.warmup}
+    etcd = ha_env.EtcdCluster(root / "etcd")
+    commands.append(" ".join(etcd.command(0)).replace(str(root), "$run") + "   # and e1, e2")
+    etcd.start()
+    try:
+        leader = etcd.wait_leader(30)
+        out["etcd_leader"] = leader
+        replicas, primary, target = None, None, None
+        if not {"pairs", "handoff"} <= skip:
+            replicas = ha_env.Replicas(a.server_bin, etcd, root / "replicas", cluster="bench", lease="5s", log_level="warn")
+            commands.append(" ".join(replicas.command(0)).replace(str(REPO) + "/", "") + "   # and 2 more replicas")
+            replicas.start_all()
+            primary = replicas.primary(60)
+            target = replicas.addresses[primary]
+        groups = lambda: {"etcd": [q.pid for q in etcd.procs],
+                          "replicas": [q.pid for q in replicas.procs] if replicas else [],
+                          "primary": [replicas.procs[primary].pid] if replicas else []}
+        bench = lambda scenario, c: [a.bench_bin, "--address", target, "--scenario", scenario, "--connections", str(c),
+                                     "--streams", "1", "--duration", str(a.duration), "--warmup", str(a.warmup), "--json"]
+        if "pairs" not in skip:
+            for c in levels:
+                r, cpu = run_json(bench("pair", c), a.duration + a.warmup + 120, groups())
+                r["cpu_cores"] = cpu
+                out[f"ha_pair_{c}"] = r
+                log(f"HA pairs/s c={c}: {r['ops_per_second']:.0f} errors {r['errors']} cpu {cpu}")
+        if "handoff" not in skip:
+            r, cpu = run_json(bench("contended", 16), a.duration + a.warmup + 120, groups())
+            r["cpu_cores"] = cpu
+            out["ha_contended_16"] = r
+            log(f"HA contended: unlock->grant {r['unlock_sent_to_grant_ms']}")
+        if "etcd" not in skip:
+            for c in levels:
+                cmd = [sys.executable, str(HERE / "etcd_load.py"), "lockpairs", leader, "--concurrency", str(c),
+                       "--processes", str(a.etcd_processes), "--duration", str(a.duration), "--warmup", str(a.warmup)]
+                r, cpu = run_json(cmd, a.duration + a.warmup + 120, {"etcd": groups()["etcd"]})
+                r["cpu_cores"] = cpu
+                out[f"etcd_lock_{c}"] = r
+                log(f"etcd v3lock pairs/s c={c}: {r['pairs_per_second']:.0f} errors {r['errors']} client cores {r['client_cores']:.2f} etcd {cpu}")
+        if "handoff" not in skip:
+            cmd = [sys.executable, str(HERE / "etcd_load.py"), "txn", leader, "--duration", str(a.duration)]
+            r, cpu = run_json(cmd, a.duration + 120, {"etcd": groups()["etcd"]})
+            out["etcd_txn"] = r
+            log(f"etcd Txn(put): {r['txn_put_ms']}")
+        if replicas:
+            replicas.stop()
+        if "failover" not in skip:
+            for lease in a.failover_lease.split(","):
+                times, errors = failover(a.server_bin, etcd, root, lease, a.failover_rounds, f"failover{lease}")
+                out[f"failover_{lease}"] = {"ms": times, "client_errors": errors}
+    finally:
+        etcd.stop()
+    out["commands"] = commands
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+    print(table(out, levels))
+    return 0
+
+
+def table(out, levels):
+    rows = ["| measurement | HA (3 replicas, primary) | etcd | ratio | goal | met |", "|---|---|---|---|---|---|"]
+    for c in levels:
+        h, e = out.get(f"ha_pair_{c}"), out.get(f"etcd_lock_{c}")
+        if not h or not e:
+            continue
+        ratio = h["ops_per_second"] / e["pairs_per_second"] if e["pairs_per_second"] else None
+        rows.append(
+            f"| Lock+Unlock pairs/s, {c} clients | {fmt(h['ops_per_second'])} (p50 {h['latency_ms']['p50']:.2f} ms, "
+            f"p99 {h['latency_ms']['p99']:.2f} ms; client {h['client_cpu_seconds'] / out['duration']:.2f} cores, "
+            f"primary {h['cpu_cores']['primary']:.2f}, etcd {h['cpu_cores']['etcd']:.2f}) | "
+            f"{fmt(e['pairs_per_second'])} v3lock (p50 {e['pair_latency_ms'].get('p50', 0):.2f} ms; client "
+            f"{e['client_cores']:.2f} cores, etcd {e['cpu_cores']['etcd']:.2f}) | {ratio:.2f}× | ≥ 3× | "
+            f"{'met' if ratio and ratio >= 3 else '**not met**'} |")
+    h, t = out.get("ha_contended_16"), out.get("etcd_txn")
+    if h and t:
+        s = h["unlock_sent_to_grant_ms"]
+        tp50 = t["txn_put_ms"]["p50"]
+        rows.append(f"| Contended hand-off, 16 clients on one name: unlock sent → next grant answered, p50 / p99 | "
+                    f"{s['p50']:.2f} ms / {s['p99']:.2f} ms ({h['ops_per_second']:.0f} pairs/s) | Txn(put) p50 {tp50:.2f} ms, "
+                    f"p99 {t['txn_put_ms']['p99']:.2f} ms (client floor: Status p50 {t['status_ms']['p50']:.2f} ms) | "
+                    f"{s['p50'] - tp50:+.2f} ms | ≤ Txn p50 + 0.5 ms | {'met' if s['p50'] <= tp50 + 0.5 else '**not met**'} |")
+    for key in sorted(k for k in out if k.startswith("failover_")):
+        ms = out[key]["ms"]
+        shown = ", ".join("none" if x is None else f"{x:,.0f}" for x in ms)
+        rows.append(f"| Failover, --ha_lease {key.split('_', 1)[1]}: SIGKILL of the primary → first grant (ms, each run) | "
+                    f"{shown} | — | — | — | — |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
