@@ -78,12 +78,12 @@ class FailoverClient(threading.Thread):
     """TryLock (a new name each time) + Unlock in a loop over the replicas,
     each call with a 0.5 s deadline; records the time of every grant."""
 
-    def __init__(self, replicas: ha_env.Replicas, end):
+    def __init__(self, addresses, stubs, end):
         super().__init__(daemon=True)
         import grpc
         self.grpc = grpc
-        self.pb, self.pbg = replicas.stubs
-        self.addresses = replicas.addresses
+        self.pb, self.pbg = stubs
+        self.addresses = addresses
         self.channels = {}
         self.target = self.addresses[0]
         self.end = end
@@ -111,11 +111,7 @@ class FailoverClient(threading.Thread):
             except self.grpc.RpcError as e:
                 code = e.code().name
                 self.errors[code] = self.errors.get(code, 0) + 1
-                hint = ha_env.primary_hint(e) if e.code() == self.grpc.StatusCode.UNAVAILABLE else None
-                if hint and hint != self.target:
-                    self.target = hint
-                else:
-                    self.target = self.addresses[(self.addresses.index(self.target) + 1) % len(self.addresses)]
+                self.target = ha_env.next_target(self.addresses, self.target, e)
                 time.sleep(0.002)
         for c in self.channels.values():
             c.close()
@@ -131,38 +127,45 @@ class FailoverClient(threading.Thread):
         return None
 
 
+def replica_set(server_bin, etcd, root, cluster, lease):
+    rs = ha_env.ReplicaSet(etcd, root / f"replicas-{cluster}", cluster=cluster, replicas=3, lease=lease,
+                           reclaim_grace=None, extra_flags=["--log_level", "warn"], binary=server_bin)
+    commands.append(" ".join(rs[0].build_args()).replace(str(REPO) + "/", "").replace(str(root), "$run")
+                    + "   # and 2 more replicas")
+    return rs
+
+
 def failover(server_bin, etcd, root, lease, rounds, cluster):
-    replicas = ha_env.Replicas(server_bin, etcd, root / f"replicas-{cluster}", cluster=cluster, lease=lease)
-    commands.append(" ".join(replicas.command(0)).replace(str(REPO) + "/", "") + "   # and 2 more replicas")
-    replicas.start_all()
+    replicas = replica_set(server_bin, etcd, root, cluster, lease)
+    replicas.start()
+    addresses = [r.address for r in replicas]
     results = []
     try:
-        replicas.primary(60)
-        client = FailoverClient(replicas, time.monotonic() + rounds * 90 + 60)
+        replicas.wait_for_primary(60)
+        client = FailoverClient(addresses, ha_env.ldlm_stubs(root / "ldlm-stubs"), time.monotonic() + rounds * 90 + 60)
         client.start()
         for r in range(rounds):
-            primary = replicas.primary(60)
+            primary = replicas.wait_for_primary(60)
             time.sleep(2.0)  # the client is granting on the primary
             before = len(client.grants)
             kill_ts = time.monotonic()
-            replicas.kill(primary)
+            primary.kill()
             got = client.first_grant_after(kill_ts, 60)
             if got is None:
                 results.append(None)
                 log(f"failover lease={lease} round {r + 1}: no grant within 60 s; errors {client.errors}")
             else:
                 ms = (got[0] - kill_ts) * 1000
-                new = replicas.addresses.index(got[1])
                 results.append(ms)
-                log(f"failover lease={lease} round {r + 1}: killed replica {primary}, first grant on replica {new} "
+                log(f"failover lease={lease} round {r + 1}: killed {primary.address}, first grant on {got[1]} "
                     f"after {ms:.0f} ms ({before} grants before)")
-            replicas.start(primary)  # back as a standby
+            primary.start()  # back as a standby
             time.sleep(1.0)
         client.stop_flag.set()
         client.join(5)
         return results, dict(client.errors)
     finally:
-        replicas.stop()
+        replicas.stop_all()
 
 
 def machine():
@@ -210,21 +213,20 @@ def main(argv):
     log("run directory", root)
     out = {"machine": machine(), "duration": a.duration, "warmup": a.warmup}
     etcd = ha_env.EtcdCluster(root / "etcd")
-    commands.append(" ".join(etcd.command(0)).replace(str(root), "$run") + "   # and e1, e2")
+    commands.append(" ".join(etcd.members[0].args()).replace(str(root), "$run") + "   # and etcd1, etcd2")
     etcd.start()
     try:
-        leader = etcd.wait_leader(30)
+        leader = etcd.wait_for_leader(30).endpoint
         out["etcd_leader"] = leader
         replicas, primary, target = None, None, None
         if not {"pairs", "handoff"} <= skip:
-            replicas = ha_env.Replicas(a.server_bin, etcd, root / "replicas", cluster="bench", lease="5s", log_level="warn")
-            commands.append(" ".join(replicas.command(0)).replace(str(REPO) + "/", "") + "   # and 2 more replicas")
-            replicas.start_all()
-            primary = replicas.primary(60)
-            target = replicas.addresses[primary]
-        groups = lambda: {"etcd": [q.pid for q in etcd.procs],
-                          "replicas": [q.pid for q in replicas.procs] if replicas else [],
-                          "primary": [replicas.procs[primary].pid] if replicas else []}
+            replicas = replica_set(a.server_bin, etcd, root, "bench", "5s")
+            replicas.start()
+            primary = replicas.wait_for_primary(60)
+            target = primary.address
+        groups = lambda: {"etcd": [m.pid for m in etcd.members],
+                          "replicas": [r.pid for r in replicas] if replicas else [],
+                          "primary": [primary.pid] if replicas else []}
         bench = lambda scenario, c: [a.bench_bin, "--address", target, "--scenario", scenario, "--connections", str(c),
                                      "--streams", "1", "--duration", str(a.duration), "--warmup", str(a.warmup), "--json"]
         if "pairs" not in skip:
@@ -252,7 +254,7 @@ def main(argv):
             out["etcd_txn"] = r
             log(f"etcd Txn(put): {r['txn_put_ms']}")
         if replicas:
-            replicas.stop()
+            replicas.stop_all()
         if "failover" not in skip:
             for lease in a.failover_lease.split(","):
                 times, errors = failover(a.server_bin, etcd, root, lease, a.failover_rounds, f"failover{lease}")
