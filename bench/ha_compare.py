@@ -59,7 +59,7 @@ def cpu_of(pids):
 
 def run_json(cmd, timeout, cpu_groups):
     """Runs cmd (prints one JSON object), returns (object, {group: cores used})."""
-    shown = " ".join(cmd).replace(str(REPO) + "/", "")
+    shown = " ".join(cmd).replace(str(REPO) + "/", "").replace(sys.executable, "python3")
     commands.append(shown)
     log("+", shown)
     before = {g: cpu_of(p) for g, p in cpu_groups.items()}
@@ -182,7 +182,26 @@ def machine():
         "commit": sh(f"git -C {REPO} rev-parse --short HEAD"),
         "etcd": sh("etcd --version | head -1"),
         "filesystem": sh(f"stat -f -c %T {REPO}/.build"),
+        "python": platform.python_version() + ", grpcio " + sh(f"{sys.executable} -c 'import grpc; print(grpc.__version__)'"),
     }
+
+
+def fsync_latency(directory, count=200):
+    """p50/p99 of a 4 KiB write + fdatasync where etcd keeps its WAL."""
+    path = Path(directory) / "fsync-probe"
+    samples = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(count):
+            t = time.monotonic()
+            os.write(fd, b"x" * 4096)
+            os.fdatasync(fd)
+            samples.append(time.monotonic() - t)
+    finally:
+        os.close(fd)
+        path.unlink()
+    samples.sort()
+    return {"p50_ms": samples[len(samples) // 2] * 1000, "p99_ms": samples[int(len(samples) * 0.99)] * 1000}
 
 
 def fmt(x, digits=0):
@@ -212,6 +231,7 @@ def main(argv):
     root = Path(tempfile.mkdtemp(prefix="ha-compare-", dir=REPO / ".build"))  # on disk: etcd fsyncs here
     log("run directory", root)
     out = {"machine": machine(), "duration": a.duration, "warmup": a.warmup}
+    out["machine"]["4 KiB write+fdatasync on the etcd data disk"] = (lambda f: f"p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms")(fsync_latency(root))
     etcd = ha_env.EtcdCluster(root / "etcd")
     commands.append(" ".join(etcd.members[0].args()).replace(str(root), "$run") + "   # and etcd1, etcd2")
     etcd.start()
@@ -265,6 +285,14 @@ def main(argv):
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
     print(table(out, levels))
+    print()
+    print("Machine:\n")
+    for k, v in out["machine"].items():
+        print(f"- {k}: {v}")
+    print("\nCommands, in order (`$run` is the run's directory under .build/):\n\n```sh")
+    for c in commands:
+        print(c.replace(str(root), "$run"))
+    print("```")
     return 0
 
 
