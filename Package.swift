@@ -71,14 +71,20 @@ let package = Package(
         .target(name: "LDLMCore", dependencies: ["CSysRandom"]),
         // The state file's format, replay and durable appends; no event loop.
         .target(name: "LDLMStateLog", dependencies: ["LDLMCore"]),
+        // A replica set's layout in etcd, its batched writes and lease timing; no event loop.
+        .target(
+            name: "LDLMReplication",
+            dependencies: ["LDLMCore", "LDLMEtcd", .product(name: "DequeModule", package: "swift-collections")]
+        ),
 
         // Layer 5: the connection pipeline, the services, the lock core's owner,
         // lifecycle and configuration.
         .target(
             name: "LDLMServer",
             dependencies: [
-                "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMStateLog",
+                "GoDuration", "LDLMCore", "LDLMGRPC", "LDLMHTTP2", "LDLMProtocol", "LDLMStateLog", "LDLMEtcd", "LDLMReplication",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -168,6 +174,7 @@ let package = Package(
         .testTarget(name: "LDLMProtocolTests", dependencies: ["LDLMProtocol"]),
         .testTarget(name: "LDLMCoreTests", dependencies: ["LDLMCore"]),
         .testTarget(name: "LDLMStateLogTests", dependencies: ["LDLMStateLog", "LDLMCore"]),
+        .testTarget(name: "LDLMReplicationTests", dependencies: ["LDLMReplication", "LDLMCore", "LDLMEtcd"]),
         // Drives the async client against the real `ldlm-server` binary.
         .testTarget(
             name: "LDLMClientTests",

@@ -26,6 +26,12 @@ public struct FencingTokenSource: Sendable {
     /// The last token handed out (or the floor, before the first).
     public var highWater: UInt64 { lastToken }
 
+    /// Later tokens are above `floor` too: a new primary continues above the
+    /// tokens its predecessor handed out.
+    mutating func raise(above floor: UInt64) {
+        lastToken = max(lastToken, floor)
+    }
+
     mutating func next() -> UInt64 {
         lastToken += 1
         return lastToken

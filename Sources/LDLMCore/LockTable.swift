@@ -246,7 +246,9 @@ public final class LockTable {
             record.holders[index].session = session
             sessionRecord.holdings[key] = record
         }
-        journal?.leaseChanged(name: name, key: key, leaseDeadline: leaseDeadline)
+        journal?.leaseChanged(
+            name: name, size: record.size, grant: LockGrant(key: key, fencingToken: record.holders[index].fencingToken), leaseDeadline: leaseDeadline
+        )
         // Extending needs no new entry: the armed one re-arms itself when it
         // comes due (see expireLease). Shortening arms a new one and makes the
         // old one stale. Either way a hold has one live entry, however its
@@ -277,6 +279,11 @@ public final class LockTable {
         record.holders.append(Holder(grant, session: nil, leaseDeadline: leaseDeadline))
         holderCount += 1
         leaseDeadlines.insert((record, grant.key), deadline: leaseDeadline, isStale: Self.isStaleLease)
+    }
+
+    /// Every later grant's token is above `floor` as well.
+    public func raiseFencingTokens(above floor: UInt64) {
+        fencingTokens.raise(above: floor)
     }
 
     /// The largest fencing token handed out so far, or the floor the table started above.

@@ -4,5 +4,5 @@
 public protocol LockTableJournal: AnyObject {
     func holdGranted(name: String, size: Int32, grant: LockGrant, leaseDeadline: UInt64?)
     func holdReleased(name: String, key: LockKey)
-    func leaseChanged(name: String, key: LockKey, leaseDeadline: UInt64)
+    func leaseChanged(name: String, size: Int32, grant: LockGrant, leaseDeadline: UInt64)
 }

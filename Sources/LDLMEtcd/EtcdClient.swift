@@ -114,6 +114,12 @@ public final class EtcdClient: @unchecked Sendable {
         let endpoint: EtcdEndpoint
     }
 
+    /// ``txn(_:timeout:)`` for a caller on an event loop: completes on the
+    /// client's loop, which is the caller's when both share a one-thread group.
+    public func submitTxn(_ request: EtcdTxnRequest, timeout: Duration? = nil) -> EventLoopFuture<EtcdTxnResponse> {
+        callFuture("/etcdserverpb.KV/Txn", request, isRetrySafe: false, timeout: timeout)
+    }
+
     /// Any unary etcd call by its `:path`, under the same rules as the
     /// methods above; `isRetrySafe` when repeating it changes nothing more.
     package func call<Request: LDLMMessage, Response: LDLMMessage>(
@@ -122,16 +128,26 @@ public final class EtcdClient: @unchecked Sendable {
         isRetrySafe: Bool,
         timeout: Duration?
     ) async throws -> Response {
+        try await callFuture(path, request, isRetrySafe: isRetrySafe, timeout: timeout).get()
+    }
+
+    private func callFuture<Request: LDLMMessage, Response: LDLMMessage>(
+        _ path: String,
+        _ request: Request,
+        isRetrySafe: Bool,
+        timeout: Duration?
+    ) -> EventLoopFuture<Response> {
         let prefixedMessage = request.serializedBytes(reservingPrefix: GRPCMessageFraming.prefixLength)
         let deadline = NIODeadline.now() + TimeAmount(timeout ?? configuration.callTimeout)
-        let answer = try await eventLoop.flatSubmit {
+        return eventLoop.flatSubmit {
             self.send(path, prefixedMessage, isRetrySafe: isRetrySafe, deadline: deadline)
-        }.get()
-        do {
-            return try Response(serializedBytes: answer.message)
-        } catch {
-            // etcd said OK, so the call took effect: only its answer is lost.
-            throw EtcdError(.indeterminate, status: GRPCStatus(.internal, "cannot decode etcd's answer: \(error)"), endpoint: answer.endpoint.description)
+        }.flatMapThrowing { answer in
+            do {
+                return try Response(serializedBytes: answer.message)
+            } catch {
+                // etcd said OK, so the call took effect: only its answer is lost.
+                throw EtcdError(.indeterminate, status: GRPCStatus(.internal, "cannot decode etcd's answer: \(error)"), endpoint: answer.endpoint.description)
+            }
         }
     }
 

@@ -156,6 +156,19 @@ public final class GRPCClientConnection {
         if call.body.count >= GRPCMessageFraming.prefixLength {
             payload = call.body[GRPCMessageFraming.prefixLength...]
         }
-        return GRPCResponse(streamID: streamID, status: GRPCStatus(code, message), message: payload)
+        return GRPCResponse(
+            streamID: streamID,
+            status: GRPCStatus(code, message, trailingMetadata: code == .ok ? [:] : customMetadata(statusFields)),
+            message: payload
+        )
+    }
+
+    /// A failed call's custom trailers: everything but pseudo-headers, `grpc-*` and `content-type`.
+    private static func customMetadata(_ fields: HTTP2HeaderFields) -> [String: String] {
+        var metadata: [String: String] = [:]
+        for field in fields.fields where !field.name.hasPrefix(":") && !field.name.hasPrefix("grpc-") && field.name != "content-type" {
+            metadata[field.name] = field.value
+        }
+        return metadata
     }
 }

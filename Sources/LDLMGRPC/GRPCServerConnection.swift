@@ -339,11 +339,15 @@ public final class GRPCServerConnection {
         HTTP2HeaderBlock(statusFields(status))
     }
 
-    /// `grpc-status` and, if there is one, the percent-encoded `grpc-message`.
+    /// `grpc-status`, the percent-encoded `grpc-message` if there is one, and
+    /// the status's trailing metadata in name order.
     private static func statusFields(_ status: GRPCStatus) -> [HTTP2Header] {
         var fields = [HTTP2Header("grpc-status", String(status.code.rawValue))]
         if !status.message.isEmpty {
             fields.append(HTTP2Header("grpc-message", GRPCPercentEncoding.encode(status.message)))
+        }
+        for (name, value) in status.trailingMetadata.sorted(by: { $0.key < $1.key }) {
+            fields.append(HTTP2Header(name, value))
         }
         return fields
     }

@@ -22,10 +22,14 @@ public struct GRPCStatus: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// Custom trailers sent beside the status, e.g. a standby's
+    /// `ldlm-primary`; names lower-case, not starting with `grpc-`.
+    public var trailingMetadata: [String: String]
 
-    public init(_ code: Code, _ message: String = "") {
+    public init(_ code: Code, _ message: String = "", trailingMetadata: [String: String] = [:]) {
         self.code = code
         self.message = message
+        self.trailingMetadata = trailingMetadata
     }
 
     public var description: String { "\(code) (\(code.rawValue)): \(message)" }

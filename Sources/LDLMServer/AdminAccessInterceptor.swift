@@ -16,7 +16,7 @@ struct AdminAccessInterceptor: RPCInterceptor {
         self.identities = identities
     }
 
-    var credential: RPCCredential { .admin }
+    var credential: RPCCredential? { .admin }
 
     func guards(service: String) -> Bool {
         service == AdminService.name

@@ -105,7 +105,48 @@ extension ServerConfig {
             throw ConfigError("--rest_session_timeout must be greater than 0")
         }
         try validateAdminAccess()
+        try validateReplication()
     }
+
+    private func validateReplication() throws(ConfigError) {
+        let haSettingGiven = haCluster != nil || haAdvertiseAddress != nil || haEtcdCAPath != nil || haEtcdCertificatePath != nil
+            || haEtcdKeyPath != nil || haEtcdUser != nil || haEtcdPassword != nil
+            || haLease != ServerConfig().haLease || haReclaimGrace != ServerConfig().haReclaimGrace
+        guard isReplica else {
+            if haSettingGiven {
+                throw ConfigError("the --ha_* settings need --ha_etcd_endpoints, the etcd cluster the replicas share")
+            }
+            return
+        }
+        guard haCluster != nil, haAdvertiseAddress != nil else {
+            throw ConfigError("--ha_etcd_endpoints needs --ha_cluster and --ha_advertise_address")
+        }
+        if stateFile != nil {
+            throw ConfigError("--state_file cannot be used with --ha_etcd_endpoints: etcd is the one record of a replica set's locks")
+        }
+        if restListenAddress != nil {
+            throw ConfigError("--rest_listen_address cannot be used with --ha_etcd_endpoints: REST sessions are not replicated")
+        }
+        if haLease < .seconds(2) {
+            throw ConfigError("--ha_lease must be at least 2s: etcd leases are whole seconds, and a primary steps down a fifth before its own ends")
+        }
+        if haReclaimGrace == .zero {
+            throw ConfigError("--ha_reclaim_grace must be greater than 0")
+        }
+        if (haEtcdCertificatePath == nil) != (haEtcdKeyPath == nil) {
+            throw ConfigError("--ha_etcd_cert and --ha_etcd_key must be given together")
+        }
+        if (haEtcdUser == nil) != (haEtcdPassword == nil) {
+            throw ConfigError("--ha_etcd_user and --ha_etcd_password must be given together")
+        }
+        if maxNameBytes > Self.maxReplicatedNameBytes {
+            throw ConfigError("--max_name_bytes must be at most \(Self.maxReplicatedNameBytes) with --ha_etcd_endpoints: each lock is an etcd key, and etcd refuses requests over 1.5 MiB")
+        }
+    }
+
+    /// A batch of lock writes to etcd stays under its 1.5 MiB request limit
+    /// with a name this long in it.
+    static let maxReplicatedNameBytes = 512 * 1024
 
     private func validateAdminAccess() throws(ConfigError) {
         if !adminIdentities.isEmpty, clientCAPath == nil {

@@ -35,6 +35,16 @@ enum ConfigSetting: String, CaseIterable {
     case restSessionTimeout = "rest_session_timeout"
     case maxRESTSessions = "max_rest_sessions"
     case metricsListenAddress = "metrics_listen_address"
+    case haEtcdEndpoints = "ha_etcd_endpoints"
+    case haCluster = "ha_cluster"
+    case haAdvertiseAddress = "ha_advertise_address"
+    case haLease = "ha_lease"
+    case haReclaimGrace = "ha_reclaim_grace"
+    case haEtcdCA = "ha_etcd_ca"
+    case haEtcdCert = "ha_etcd_cert"
+    case haEtcdKey = "ha_etcd_key"
+    case haEtcdUser = "ha_etcd_user"
+    case haEtcdPassword = "ha_etcd_password"
     // go-ldlm garbage-collects idle locks on a timer and shards its lock table;
     // here an idle lock is freed at once and one event loop owns every lock, so
     // these are accepted for drop-in command lines only.
@@ -52,10 +62,11 @@ enum ConfigSetting: String, CaseIterable {
     var kind: Kind {
         switch self {
         case .listenAddress, .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile,
-            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile, .debugFault, .restListenAddress, .metricsListenAddress:
+            .logLevel, .configFile, .tlsCert, .tlsKey, .clientCA, .stateFile, .debugFault, .restListenAddress, .metricsListenAddress,
+            .haEtcdEndpoints, .haCluster, .haAdvertiseAddress, .haEtcdCA, .haEtcdCert, .haEtcdKey, .haEtcdUser, .haEtcdPassword:
             return .text
         case .keepaliveInterval, .keepaliveTimeout, .handshakeTimeout, .shutdownTimeout, .idleTimeout, .defaultLockTimeout,
-            .prefaceTimeout, .restSessionTimeout,
+            .prefaceTimeout, .restSessionTimeout, .haLease, .haReclaimGrace,
             .lockGCInterval, .lockGCMinIdle:
             return .duration
         case .noClearOnDisconnect, .clientCertVerify:
@@ -94,8 +105,9 @@ enum ConfigSetting: String, CaseIterable {
     /// Placeholder for the value in `--help`.
     var valueName: String {
         switch self {
-        case .listenAddress, .restListenAddress, .metricsListenAddress: return "host:port"
-        case .password, .adminPassword: return "string"
+        case .listenAddress, .restListenAddress, .metricsListenAddress, .haAdvertiseAddress: return "host:port"
+        case .haEtcdEndpoints: return "host:port,..."
+        case .password, .adminPassword, .haEtcdPassword, .haCluster, .haEtcdUser: return "string"
         case .adminIdentities, .debugFault: return "names"
         case .logLevel: return "level"
         default: break
@@ -163,6 +175,19 @@ enum ConfigSetting: String, CaseIterable {
             return "REST sessions open at once; POST /session beyond it gets 429"
         case .metricsListenAddress:
             return "host:port serving Prometheus /metrics and the /healthz and /readyz probes over HTTP/1.1; empty is off (default off)"
+        case .haEtcdEndpoints:
+            return "etcd client endpoints; makes this server one replica of a set whose primary etcd elects and whose locks etcd keeps (default off)"
+        case .haCluster: return "name of the replica set; its etcd keys live under /<name>/"
+        case .haAdvertiseAddress: return "host:port clients reach this replica at; standbys send it to clients in the ldlm-primary trailer"
+        case .haLease:
+            return "TTL of the replica's etcd lease: a dead primary is replaced within about this long; at least 2s"
+        case .haReclaimGrace:
+            return "how long a new primary keeps the previous primary's locks for their holders to reclaim by Renew or Unlock"
+        case .haEtcdCA: return "PEM CA bundle that etcd's certificate must chain to; turns TLS to etcd on"
+        case .haEtcdCert: return "PEM client certificate for etcd's --client-cert-auth (needs --ha_etcd_key)"
+        case .haEtcdKey: return "PEM private key for --ha_etcd_cert"
+        case .haEtcdUser: return "etcd user, with etcd auth on (needs --ha_etcd_password)"
+        case .haEtcdPassword: return "password of --ha_etcd_user; prefer LDLM_HA_ETCD_PASSWORD or the config file to a flag"
         case .lockGCInterval, .lockGCMinIdle: return "accepted for go-ldlm command lines; idle locks are freed immediately"
         case .shards: return "accepted for go-ldlm command lines; one event loop owns every lock"
         case .debugFault: return "for testing checkers only: comma-separated deliberate bugs (skip_size_check, ack_before_sync)"
@@ -188,11 +213,14 @@ enum ConfigSetting: String, CaseIterable {
         case .maxWaiters, .maxConnections, .maxRESTSessions: return "10000"
         case .maxConnectionsPerIP, .maxConcurrentStreams: return "1000"
         case .maxHeaderListBytes: return "16384"
+        case .haLease: return "5s"
+        case .haReclaimGrace: return "15s"
         // go-ldlm's garbage collector and shard defaults would only suggest
         // that these do something here.
         case .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile, .configFile,
             .tlsCert, .tlsKey, .clientCA, .stateFile, .lockGCInterval, .lockGCMinIdle, .shards, .debugFault,
-            .restListenAddress, .metricsListenAddress:
+            .restListenAddress, .metricsListenAddress, .haEtcdEndpoints, .haCluster, .haAdvertiseAddress, .haEtcdCA, .haEtcdCert,
+            .haEtcdKey, .haEtcdUser, .haEtcdPassword:
             return nil
         }
     }

@@ -77,6 +77,26 @@ extension ServerConfig {
                 throw ConfigError("\(setting.name): \(error.message)")
             }
             metricsListenAddress = value.isEmpty ? nil : value
+        case .haEtcdEndpoints:
+            haEtcdEndpoints = try Self.etcdEndpoints(value)
+        case .haCluster:
+            haCluster = try Self.clusterName(value)
+        case .haAdvertiseAddress:
+            haAdvertiseAddress = value.isEmpty ? nil : try Self.hostAndPort(value, for: setting)
+        case .haLease:
+            haLease = try Self.duration(value, for: setting)
+        case .haReclaimGrace:
+            haReclaimGrace = try Self.duration(value, for: setting)
+        case .haEtcdCA:
+            haEtcdCAPath = value.isEmpty ? nil : value
+        case .haEtcdCert:
+            haEtcdCertificatePath = value.isEmpty ? nil : value
+        case .haEtcdKey:
+            haEtcdKeyPath = value.isEmpty ? nil : value
+        case .haEtcdUser:
+            haEtcdUser = value.isEmpty ? nil : value
+        case .haEtcdPassword:
+            haEtcdPassword = value.isEmpty ? nil : value
         // Checked so that a typo fails here as it would in go-ldlm, then unused.
         case .clientCertVerify:
             _ = try Self.bool(value, for: setting)
@@ -100,6 +120,34 @@ extension ServerConfig {
             }
             return fault
         })
+    }
+
+    private static func etcdEndpoints(_ value: String) throws(ConfigError) -> [String] {
+        let entries = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return try entries.map { entry throws(ConfigError) in try hostAndPort(entry, for: .haEtcdEndpoints) }
+    }
+
+    /// `host:port` or `[v6]:port`, with a port in 1...65535.
+    private static func hostAndPort(_ value: String, for setting: ConfigSetting) throws(ConfigError) -> String {
+        let address: ListenAddress
+        do throws(ConfigError) {
+            address = try ListenAddress(parsing: value)
+        } catch {
+            throw ConfigError("invalid address \"\(value)\" for --\(setting.name): \(error.message)")
+        }
+        guard !value.hasPrefix(":"), address.port > 0 else {
+            throw ConfigError("invalid address \"\(value)\" for --\(setting.name): give host:port with a port above 0")
+        }
+        return value
+    }
+
+    /// The cluster name is a path segment of every etcd key the set uses.
+    private static func clusterName(_ value: String) throws(ConfigError) -> String? {
+        guard !value.isEmpty else { return nil }
+        guard !value.contains("/"), value.utf8.count <= 256 else {
+            throw ConfigError("invalid value \"\(value)\" for --ha_cluster: at most 256 bytes, without \"/\"")
+        }
+        return value
     }
 
     private static func readPassword(

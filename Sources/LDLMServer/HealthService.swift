@@ -3,7 +3,7 @@ import LDLMProtocol
 
 /// The standard gRPC health service, `grpc.health.v1.Health`, for load
 /// balancers and Kubernetes probes: SERVING while the server serves,
-/// NOT_SERVING from the moment it drains. It reports on the server as a whole
+/// NOT_SERVING from the moment it drains, and while a replica is a standby. It reports on the server as a whole
 /// (service "") and on the lock service; any other name is unknown. No
 /// password guards it (see ``PasswordInterceptor``).
 final class HealthService: RPCService {
@@ -22,6 +22,7 @@ final class HealthService: RPCService {
     init(manager: LockManager) {
         self.manager = manager
         manager.onDrain { [weak self] in self?.statusChanged() }
+        manager.onRoleChange { [weak self] in self?.statusChanged() }
     }
 
     var methods: [String: RPCMethod] {
@@ -37,7 +38,7 @@ final class HealthService: RPCService {
     var watcherCount: Int { watchers.count }
 
     private var status: HealthCheckResponse.ServingStatus {
-        manager.isDraining ? .notServing : .serving
+        manager.isServing ? .serving : .notServing
     }
 
     private func check(_ request: HealthCheckRequest) -> RPCOutcome {

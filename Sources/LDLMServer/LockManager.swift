@@ -1,4 +1,5 @@
 import LDLMCore
+import LDLMReplication
 import LDLMStateLog
 import NIOCore
 
@@ -19,8 +20,12 @@ final class LockManager {
     /// Set once the server drains: nothing queues any more.
     private(set) var isDraining = false
     private var drainObservers: [() -> Void] = []
-    /// Writes every change to the state file, if the server keeps one.
-    let journal: StateJournal?
+    private var roleObservers: [() -> Void] = []
+    /// A lone server is always primary; a replica only while etcd says so.
+    private(set) var role = ReplicaRole.primary
+    /// Makes every change durable before it is acknowledged: the state file,
+    /// a primary's etcd, or nothing.
+    private(set) var journal: DurableJournal?
     /// Counts what the manager's callers refuse over a limit, when metrics are served.
     var metrics: ServerMetrics?
     /// Holds released because their session ended, since the start.
@@ -35,7 +40,7 @@ final class LockManager {
         maxLocks: Int = LockTable.defaultMaxLocks,
         maxWaiters: Int = LockTable.defaultMaxWaiters,
         clearOnDisconnect: Bool,
-        journal: StateJournal? = nil,
+        journal: DurableJournal? = nil,
         grantsBeyondSize: Bool = false,
         wallClock: @escaping () -> Int64 = unixMillisecondsNow
     ) {
@@ -75,8 +80,75 @@ final class LockManager {
             )
         }
         table.journal = journal
-        journal?.snapshot = { [unowned self] in StateJournal.snapshot(of: self.table) }
+        journal?.attached(to: table)
         rescheduleExpiry()
+    }
+
+    // MARK: Replication
+
+    /// Whether the server answers lock calls and tells probes it is ready.
+    var isServing: Bool { !isDraining && role == .primary }
+
+    /// A replica starts as a standby, before any listener is bound.
+    func startAsStandby() {
+        role = .standby(primary: nil)
+    }
+
+    /// The standby learned who is primary now.
+    func standbyFollows(primary: String?) {
+        guard case .standby(let known) = role, known != primary else { return }
+        role = .standby(primary: primary)
+    }
+
+    /// This replica won the primary key: loads what the previous primary
+    /// held, each hold owned by no session and kept for `reclaimGrace` for
+    /// its holder to reclaim by renewing it (or to unlock it); fencing tokens
+    /// go on above `fencingTokenFloor`. Then serves, with every change made
+    /// durable in `journal` first.
+    func becomePrimary(holds: [LoadedHold], fencingTokenFloor: UInt64, reclaimGrace: Duration, journal: DurableJournal) throws(LockFailure) {
+        let leaseDeadline = clock.nanosecondsNow + UInt64(TimeAmount(reclaimGrace).nanoseconds)
+        table.raiseFencingTokens(above: fencingTokenFloor)
+        for hold in holds {
+            try table.restoreHold(
+                name: hold.name,
+                size: hold.value.size,
+                grant: LockGrant(key: hold.key, fencingToken: hold.value.fencingToken),
+                leaseDeadline: leaseDeadline
+            )
+        }
+        self.journal = journal
+        table.journal = journal
+        journal.attached(to: table)
+        role = .primary
+        rescheduleExpiry()
+        for observer in roleObservers { observer() }
+    }
+
+    /// Stops serving as primary: every session ends and every hold goes
+    /// without a word to the journal, which is detached first (the holds stay
+    /// in etcd for the next primary to load), and every connection closes.
+    func stepDown() {
+        guard role == .primary else { return }
+        role = .standby(primary: nil)
+        table.journal = nil
+        journal = nil
+        let ended = peers
+        peers.removeAll()
+        for session in ended.keys {
+            table.closeSession(session, releasingLocks: true)
+        }
+        for lock in table.allLocks {
+            _ = try? table.forceUnlock(name: lock.name)
+        }
+        for peer in ended.values {
+            eventLoop.execute(peer.close)
+        }
+        for observer in roleObservers { observer() }
+    }
+
+    /// Runs `body` each time the replica becomes primary or stops being it.
+    func onRoleChange(_ body: @escaping () -> Void) {
+        roleObservers.append(body)
     }
 
     /// Runs `body` once every change made so far is on disk; at once without
@@ -103,7 +175,7 @@ final class LockManager {
         let held = table.heldLockCount(session: session)
         // A drain with a state file is a restart, not a disconnect: the holds
         // stay on record for the next run.
-        let releasing = clearOnDisconnect && !(isDraining && journal != nil)
+        let releasing = clearOnDisconnect && !(isDraining && journal != nil) && role == .primary
         table.closeSession(session, releasingLocks: releasing)
         rescheduleExpiry()
         if releasing { locksReleasedOnDisconnect += UInt64(held) }
@@ -254,6 +326,13 @@ struct LockArguments {
     var size: Int32 = 1
     var leaseSeconds: Int32 = 0
     var waitTimeoutSeconds: Int32 = 0
+}
+
+/// A replica's part in its set.
+enum ReplicaRole: Equatable {
+    case primary
+    /// `primary`: the advertise address of the replica that is, if known.
+    case standby(primary: String?)
 }
 
 /// What became of a session's locks when it ended.

@@ -64,6 +64,14 @@ public final class LockServer: Service {
             fencingTokenFloor: stateFile?.recovered.fencingTokenHighWater ?? 0
         )
         let (manager, pipeline) = (core.manager, core.pipeline)
+        let replica: Replica?
+        if config.isReplica {
+            replica = try Replica(config: config, manager: manager, eventLoopGroup: group, logger: logger)
+            // Before anything else can reach the manager: nothing races this.
+            manager.startAsStandby()
+        } else {
+            replica = nil
+        }
         if let stateFile {
             // Before anything else can reach the manager: nothing races this.
             try manager.restore(stateFile.recovered, defaultLease: config.defaultLockTimeout)
@@ -118,12 +126,15 @@ public final class LockServer: Service {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { tasks in
                 tasks.addTask { await self.reloadTLSOnHangup() }
+                if let replica {
+                    tasks.addTask { await replica.run() }
+                }
                 try await drained.futureResult.get()
                 tasks.cancelAll()
             }
         } onGracefulShutdown: {
             eventLoop.execute {
-                self.drain(listeners, manager: manager, connections: connections, metricsPort: metricsPort, completing: drained)
+                self.drain(listeners, manager: manager, replica: replica, connections: connections, metricsPort: metricsPort, completing: drained)
             }
         }
         try await group.shutdownGracefully()
@@ -222,10 +233,12 @@ public final class LockServer: Service {
 
     /// Answers every waiting call UNAVAILABLE, stops accepting and asks every
     /// connection to drain; `drained` completes when all have closed, which
-    /// the shutdown timeout forces. The metrics port closes last.
+    /// the shutdown timeout forces, and a replica has given up its etcd
+    /// lease. The metrics port closes last.
     private func drain(
         _ listeners: [Channel],
         manager: LockManager,
+        replica: Replica?,
         connections: OpenConnections,
         metricsPort: MetricsPort?,
         completing drained: EventLoopPromise<Void>
@@ -243,8 +256,11 @@ public final class LockServer: Service {
         connections.quiesce {
             timeout.cancel()
             metricsPort?.close()
-            guard let journal = manager.journal else { return drained.succeed() }
-            journal.close().cascade(to: drained)
+            let closed = manager.journal?.close() ?? manager.eventLoop.makeSucceededVoidFuture()
+            guard let replica else { return closed.cascade(to: drained) }
+            // A primary's holds stay in etcd for the next primary, which
+            // takes over at once when the lease goes with the drain.
+            closed.whenComplete { _ in drained.completeWithTask { await replica.resign() } }
         }
     }
 
@@ -271,6 +287,7 @@ public final class LockServer: Service {
             "ipc_socket_file": "\(config.ipcSocketFile ?? "off")",
             "state_file": "\(config.stateFile ?? "off")",
             "admin_over_network": "\(config.adminPassword == nil && config.adminIdentities.isEmpty ? "off" : "on")",
+            "replica_set": "\(config.isReplica ? "\(config.haCluster ?? "") via \(config.haEtcdEndpoints.joined(separator: ","))" : "off")",
         ])
     }
 }

@@ -42,7 +42,8 @@ package struct LockServerCore {
             manager: manager,
             router: RPCRouter(
                 services: LockServer.services(manager: manager, logger: logger),
-                interceptors: LockServer.interceptors(config),
+                // Last: a standby's refusal comes after any credential check.
+                interceptors: LockServer.interceptors(config) + (config.isReplica ? [StandbyInterceptor(manager: manager)] : []),
                 metrics: metrics
             ),
             config: config,

@@ -7,6 +7,7 @@ import NIOHTTP1
 /// - `GET /metrics`: every series, in the Prometheus text format 0.0.4.
 /// - `GET /healthz`: 200 whenever the process answers at all (liveness).
 /// - `GET /readyz`: 200 while the server takes calls, 503 once it drains
+///   and while a replica is a standby
 ///   (readiness). The port is bound only after the gRPC listeners and the
 ///   state file, so an answer already means both are in place.
 ///
@@ -38,7 +39,9 @@ struct MetricsResponder: HTTPResponder {
                     body: ByteBuffer(bytes: metrics.exposition())
                 )
             case "/readyz":
-                return manager.isDraining ? .text(.serviceUnavailable, "draining\n") : .text(.ok, "ready\n")
+                if manager.isDraining { return .text(.serviceUnavailable, "draining\n") }
+                if case .standby = manager.role { return .text(.serviceUnavailable, "standby\n") }
+                return .text(.ok, "ready\n")
             default:
                 return .text(.ok, "ok\n")
             }

@@ -16,7 +16,7 @@ struct PasswordInterceptor: RPCInterceptor {
         self.password = Array(password.utf8)
     }
 
-    var credential: RPCCredential { .password }
+    var credential: RPCCredential? { .password }
 
     func guards(service: String) -> Bool {
         service != AdminService.name && service != HealthService.name

@@ -9,8 +9,9 @@ protocol RPCInterceptor {
     func guards(service: String) -> Bool
     /// Nil admits the call; a status refuses it with that answer.
     func refusal(of request: GRPCRequest, from connection: ConnectionContext) -> GRPCStatus?
-    /// What a refused call lacked, for `ldlm_auth_failures_total`.
-    var credential: RPCCredential { get }
+    /// What a refused call lacked, for `ldlm_auth_failures_total`; nil when
+    /// refusing is not about credentials.
+    var credential: RPCCredential? { get }
 }
 
 /// Sends each call through the interceptors that guard its service, then to
@@ -75,8 +76,10 @@ final class RPCRouter {
     private func refusal(of request: GRPCRequest, by interceptors: [RPCInterceptor], from connection: ConnectionContext) -> GRPCStatus? {
         for interceptor in interceptors {
             if let status = interceptor.refusal(of: request, from: connection) {
-                metrics?.authFailed(interceptor.credential)
-                connection.logger.warning("refused call", metadata: ["path": "\(request.path)", "reason": "\(status.message)"])
+                if let credential = interceptor.credential {
+                    metrics?.authFailed(credential)
+                    connection.logger.warning("refused call", metadata: ["path": "\(request.path)", "reason": "\(status.message)"])
+                }
                 return status
             }
         }

@@ -67,10 +67,30 @@ public struct ServerConfig: Equatable, Sendable {
     /// Where Prometheus metrics and the HTTP probes are served; nil: nowhere,
     /// and the server keeps no metrics at all.
     public var metricsListenAddress: String?
+    /// etcd client URLs (`host:port`) of the cluster that elects this
+    /// replica set's primary and keeps its locks; empty: a lone server.
+    public var haEtcdEndpoints: [String] = []
+    /// Names the replica set: its keys in etcd live under `/<cluster>/`.
+    public var haCluster: String?
+    /// `host:port` clients reach this replica at, which standbys name in
+    /// their `ldlm-primary` trailer while it is primary.
+    public var haAdvertiseAddress: String?
+    /// TTL of the replica's etcd lease: a dead primary's key, and so its
+    /// primacy, lasts at most this long.
+    public var haLease: Duration = .seconds(5)
+    /// How long a new primary keeps the locks it loaded for their holders to reclaim.
+    public var haReclaimGrace: Duration = .seconds(15)
+    public var haEtcdCAPath: String?
+    public var haEtcdCertificatePath: String?
+    public var haEtcdKeyPath: String?
+    public var haEtcdUser: String?
+    public var haEtcdPassword: String?
     /// Deliberate bugs, for testing checkers only (`--debug_fault`).
     public var debugFaults: Set<DebugFault> = []
 
     public var usesTLS: Bool { tlsCertificatePath != nil }
+    /// Whether this server is one replica of a set over etcd.
+    public var isReplica: Bool { !haEtcdEndpoints.isEmpty }
 
     public init() {}
 }

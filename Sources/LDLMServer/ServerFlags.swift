@@ -63,6 +63,16 @@ struct ServerFlags: ParsableCommand {
     @Option(.restSessionTimeout) var restSessionTimeout: String?
     @Option(.maxRESTSessions) var maxRESTSessions: String?
     @Option(.metricsListenAddress) var metricsListenAddress: String?
+    @Option(.haEtcdEndpoints) var haEtcdEndpoints: String?
+    @Option(.haCluster) var haCluster: String?
+    @Option(.haAdvertiseAddress) var haAdvertiseAddress: String?
+    @Option(.haLease) var haLease: String?
+    @Option(.haReclaimGrace) var haReclaimGrace: String?
+    @Option(.haEtcdCA) var haEtcdCA: String?
+    @Option(.haEtcdCert) var haEtcdCert: String?
+    @Option(.haEtcdKey) var haEtcdKey: String?
+    @Option(.haEtcdUser) var haEtcdUser: String?
+    @Option(.haEtcdPassword) var haEtcdPassword: String?
     @Option(.lockGCInterval) var lockGCInterval: String?
     @Option(.lockGCMinIdle) var lockGCMinIdle: String?
     @Option(.shards) var shards: String?
@@ -102,6 +112,9 @@ struct ServerFlags: ParsableCommand {
             .maxHeaderListBytes: maxHeaderListBytes, .prefaceTimeout: prefaceTimeout,
             .restListenAddress: restListenAddress, .restSessionTimeout: restSessionTimeout, .maxRESTSessions: maxRESTSessions,
             .metricsListenAddress: metricsListenAddress,
+            .haEtcdEndpoints: haEtcdEndpoints, .haCluster: haCluster, .haAdvertiseAddress: haAdvertiseAddress,
+            .haLease: haLease, .haReclaimGrace: haReclaimGrace, .haEtcdCA: haEtcdCA, .haEtcdCert: haEtcdCert,
+            .haEtcdKey: haEtcdKey, .haEtcdUser: haEtcdUser, .haEtcdPassword: haEtcdPassword,
             .lockGCInterval: lockGCInterval, .lockGCMinIdle: lockGCMinIdle, .shards: shards,
             .debugFault: debugFault,
         ]

@@ -15,14 +15,14 @@ import NIOPosix
 /// syncs, and the more calls arrive during a sync the more share the next.
 /// When the file has grown to twice its last snapshot, the next sync writes
 /// a fresh snapshot instead (a new file renamed over the old).
-final class StateJournal: LockTableJournal {
+final class StateJournal: DurableJournal {
     private let eventLoop: EventLoop
     private let file: StateLogFile
     private let syncThread: NIOThreadPool
     private let logger: Logger
     private let acknowledgesBeforeSync: Bool
     /// Encodes the whole table as a snapshot, on the event loop.
-    var snapshot: (() -> [UInt8])?
+    private var snapshot: (() -> [UInt8])?
     /// Times each sync and counts its records, when metrics are served.
     var metrics: ServerMetrics?
 
@@ -66,6 +66,10 @@ final class StateJournal: LockTableJournal {
         syncThread.start()
     }
 
+    func attached(to table: LockTable) {
+        snapshot = { [unowned table] in Self.snapshot(of: table) }
+    }
+
     /// Whether an answer given now could tell of a change not yet on disk.
     var hasUnsyncedChanges: Bool { recordsMade != recordsOnDisk && !acknowledgesBeforeSync }
 
@@ -106,8 +110,8 @@ final class StateJournal: LockTableJournal {
         append(.release(name: name, key: key))
     }
 
-    func leaseChanged(name: String, key: LockKey, leaseDeadline: UInt64) {
-        append(.lease(name: name, key: key, endUnixMilliseconds: Self.unixMilliseconds(atUptime: leaseDeadline)))
+    func leaseChanged(name: String, size: Int32, grant: LockGrant, leaseDeadline: UInt64) {
+        append(.lease(name: name, key: grant.key, endUnixMilliseconds: Self.unixMilliseconds(atUptime: leaseDeadline)))
     }
 
     /// The whole table as a state file: what compaction writes.

@@ -20,8 +20,8 @@ private final class RecordingJournal: LockTableJournal {
         entries.append(.released(name, key))
     }
 
-    func leaseChanged(name: String, key: LockKey, leaseDeadline: UInt64) {
-        entries.append(.leased(name, key, leaseDeadline))
+    func leaseChanged(name: String, size: Int32, grant: LockGrant, leaseDeadline: UInt64) {
+        entries.append(.leased(name, grant.key, leaseDeadline))
     }
 }
 

@@ -20,7 +20,7 @@ final class RPCRouterTests: XCTestCase {
     }
 
     private struct RefuseAll: RPCInterceptor {
-        var credential: RPCCredential { .password }
+        var credential: RPCCredential? { .password }
 
         func guards(service: String) -> Bool { true }
 

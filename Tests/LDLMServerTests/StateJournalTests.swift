@@ -18,7 +18,7 @@ final class StateJournalTests: XCTestCase {
         init(journal: StateJournal) {
             self.journal = journal
             table.journal = journal
-            journal.snapshot = { [table] in StateJournal.snapshot(of: table) }
+            journal.attached(to: table)
         }
     }
 
