@@ -344,6 +344,12 @@ def report(run: Run, out=sys.stdout) -> int:
         crossed = sum(1 for _, _, before, after in spans if after > before)
         print(f"fencing tokens across {len(kills)} server kill(s): {crossed} of {len(spans)} (kill, name) pairs with "
               f"grants on both sides went up (lowest after > highest before)", file=out)
+        kill_epoch = lambda ts: sum(1 for k in kills if k < ts)
+        granted_in = {c.key: kill_epoch(c.end) for c in run.calls if c.op in GRANTING and c.granted}
+        reclaims = [c for c in run.calls if c.op == "Renew" and c.granted and c.args["key"] in granted_in
+                    and kill_epoch(c.start) > granted_in[c.args["key"]]]
+        print(f"holds renewed after a kill that they were granted before (reclaimed on a new primary or "
+              f"a restarted server): {len(reclaims)}", file=out)
         by_kill = defaultdict(list)
         for k, name, before, after in spans:
             by_kill[k].append(f"{name} {before}->{after}")
