@@ -5,6 +5,9 @@
       worker, granted before the clock starts), N workers spread over P
       processes, each process a grpc.aio event loop. Prints one JSON object:
       pairs/s, latency percentiles of a pair, errors and the client's CPU use.
+  etcd_load.py txn-h2load ENDPOINT [--duration S]
+      The same Txn and Status, sent by h2load (one connection, one call at a
+      time), percentiles from its per-request log: no Python in the timing.
   etcd_load.py txn ENDPOINT [--duration S] [--warmup S]
       One client, one Txn at a time, each a single unconditional Put: the
       latency of one committed etcd write; also the round trip of
@@ -153,6 +156,63 @@ def txn(a):
                       "client_cpu_seconds": cpu, "seconds": a.duration}))
 
 
+def grpc_frame(message) -> bytes:
+    body = message.SerializeToString()
+    return b"\x00" + len(body).to_bytes(4, "big") + body
+
+
+def txn_h2load(a):
+    """The same Txn, sent by h2load (C, nghttp2) one at a time on one
+    connection, its per-request log giving the percentiles: etcd's commit
+    latency without the Python client's own time. Also Maintenance/Status, the
+    round trip without raft. Each body is first sent once with nghttp, whose
+    trailers must say grpc-status 0."""
+    import subprocess
+    rpc_pb2, _, _, _ = etcd_stubs.load(STUB_DIR)
+    work = Path(tempfile.mkdtemp(prefix="etcd-h2load-"))
+    calls = {
+        "txn_put_ms": ("/etcdserverpb.KV/Txn", rpc_pb2.TxnRequest(success=[rpc_pb2.RequestOp(
+            request_put=rpc_pb2.PutRequest(key=b"bench/txn-h2load", value=b"x" * 32))])),
+        # The shape of a primary's hand-off commit: a guard compare, the
+        # released hold deleted, the granted hold and the fencing high-water put.
+        "txn_handoff_shape_ms": ("/etcdserverpb.KV/Txn", rpc_pb2.TxnRequest(
+            compare=[rpc_pb2.Compare(key=b"bench/guard", target=rpc_pb2.Compare.VERSION,
+                                     result=rpc_pb2.Compare.EQUAL, version=0)],
+            success=[rpc_pb2.RequestOp(request_delete_range=rpc_pb2.DeleteRangeRequest(key=b"bench/hold/a")),
+                     rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"bench/hold/b", value=b"x" * 40)),
+                     rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"bench/fencing", value=b"x" * 8))])),
+        "status_ms": ("/etcdserverpb.Maintenance/Status", rpc_pb2.StatusRequest()),
+    }
+    out = {"client": "h2load -c 1 -m 1", "seconds": a.duration, "commands": []}
+    headers = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+    try:
+        for field, (path, message) in calls.items():
+            body = work / (field + ".bin")
+            body.write_bytes(grpc_frame(message))
+            url = f"http://{a.endpoint}{path}"
+            check = subprocess.run(["nghttp", "-v", "-d", str(body), *headers, url], capture_output=True, errors="replace",
+                                   text=True, timeout=30)
+            if "grpc-status: 0" not in check.stdout:
+                raise SystemExit(f"etcd did not answer {path} with grpc-status 0:\n{check.stdout[-1500:]}")
+            log = work / (field + ".tsv")
+            seconds = a.duration if field != "status_ms" else min(a.duration, 3)
+            cmd = ["h2load", "-D", str(int(seconds)), "--warm-up-time", str(int(a.warmup)), "-c", "1", "-m", "1",
+                   "-d", str(body), *headers, "--log-file", str(log), url]
+            out["commands"].append(" ".join(cmd).replace(str(work), "$tmp"))
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + a.warmup + 60)
+            if r.returncode != 0:
+                raise SystemExit(f"h2load failed: {r.stdout[-800:]} {r.stderr[-800:]}")
+            rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
+            ok = [int(row[2]) / 1e6 for row in rows if row[1] == "200"]
+            out[field] = percentiles(ok)
+            out[field + "_non_200"] = len(rows) - len(ok)
+    finally:
+        for f in work.iterdir():
+            f.unlink()
+        work.rmdir()
+    print(json.dumps(out))
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -166,8 +226,12 @@ def main(argv):
     tp.add_argument("endpoint")
     tp.add_argument("--duration", type=float, default=8)
     tp.add_argument("--warmup", type=float, default=1)
+    hp = sub.add_parser("txn-h2load")
+    hp.add_argument("endpoint")
+    hp.add_argument("--duration", type=float, default=8)
+    hp.add_argument("--warmup", type=float, default=1)
     a = p.parse_args(argv)
-    {"lockpairs": lockpairs, "txn": txn}[a.command](a)
+    {"lockpairs": lockpairs, "txn": txn, "txn-h2load": txn_h2load}[a.command](a)
 
 
 if __name__ == "__main__":
