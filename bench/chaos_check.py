@@ -353,6 +353,12 @@ def report(run: Run, out=sys.stdout) -> int:
         by_kill = defaultdict(list)
         for k, name, before, after in spans:
             by_kill[k].append(f"{name} {before}->{after}")
+        answered = sorted(c.end for c in run.calls if c.granted)
+        gaps = []
+        for kill in kills:
+            first = next((t for t in answered if t > kill), None)
+            gaps.append(f"{first - kill:.1f}" if first is not None else "none")
+        print(f"seconds from each server kill to the next grant or renew answered: {', '.join(gaps)}", file=out)
         for k in sorted(by_kill):
             print(f"  kill {k}: " + ", ".join(by_kill[k]), file=out)
     if violations:

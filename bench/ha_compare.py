@@ -57,19 +57,36 @@ def cpu_of(pids):
     return total
 
 
+ETCD = None  # the cluster, for its revision around each run
+
+
+def revision():
+    try:
+        return ETCD.revision() if ETCD is not None else None
+    except RuntimeError:
+        return None
+
+
 def run_json(cmd, timeout, cpu_groups):
-    """Runs cmd (prints one JSON object), returns (object, {group: cores used})."""
+    """Runs cmd (prints one JSON object), returns (object, {group: cores used}).
+    The object gains etcd_writes_per_second: etcd revisions over the whole
+    command (one per Txn or other write that changed something)."""
     shown = " ".join(cmd).replace(str(REPO) + "/", "").replace(sys.executable, "python3")
     commands.append(shown)
     log("+", shown)
     before = {g: cpu_of(p) for g, p in cpu_groups.items()}
+    rev0 = revision()
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     wall = time.monotonic() - t0
     after = {g: cpu_of(p) for g, p in cpu_groups.items()}
+    rev1 = revision()
     if r.returncode not in (0, 1) or not r.stdout.strip():
         raise RuntimeError(f"{shown} failed ({r.returncode}): {r.stderr[-1500:]}")
     obj = json.loads(r.stdout.strip().splitlines()[-1])
+    if rev0 is not None and rev1 is not None:
+        obj["etcd_revisions"] = rev1 - rev0
+        obj["wall_seconds"] = wall
     # cores averaged over the whole command (warm-up included)
     return obj, {g: (after[g] - before[g]) / wall for g in cpu_groups}
 
@@ -278,6 +295,8 @@ def main(argv):
     etcd = ha_env.EtcdCluster(root / "etcd")
     commands.append(" ".join(etcd.members[0].args()).replace(str(root), "$run") + "   # and etcd1, etcd2")
     etcd.start()
+    global ETCD
+    ETCD = etcd
     try:
         leader = etcd.wait_for_leader(30).endpoint
         out["etcd_leader"] = leader
@@ -354,6 +373,16 @@ def main(argv):
     return 0
 
 
+def writes(r, count_key):
+    """etcd writes (revisions) per second over the command, and pairs per write
+    (warm-up included in both, so pairs are scaled to the whole command)."""
+    if "etcd_revisions" not in r:
+        return ""
+    per_second = r["etcd_revisions"] / r["wall_seconds"]
+    measured = r[count_key] / r.get("seconds", 1)
+    return f"; etcd ≈{per_second:,.0f} writes/s, ≈{measured / per_second:.2f} pairs per write" if per_second else ""
+
+
 def table(out, levels):
     rows = ["| measurement | HA (3 replicas, primary) | etcd | ratio | goal | met |", "|---|---|---|---|---|---|"]
     for c in levels:
@@ -364,9 +393,9 @@ def table(out, levels):
         rows.append(
             f"| Lock+Unlock pairs/s, {c} clients | {fmt(h['ops_per_second'])} (p50 {h['latency_ms']['p50']:.2f} ms, "
             f"p99 {h['latency_ms']['p99']:.2f} ms; client {h['client_cpu_seconds'] / out['duration']:.2f} cores, "
-            f"primary {h['cpu_cores']['primary']:.2f}, etcd {h['cpu_cores']['etcd']:.2f}) | "
+            f"primary {h['cpu_cores']['primary']:.2f}, etcd {h['cpu_cores']['etcd']:.2f}{writes(h, 'operations')}) | "
             f"{fmt(e['pairs_per_second'])} v3lock (p50 {e['pair_latency_ms'].get('p50', 0):.2f} ms; client "
-            f"{e['client_cores']:.2f} cores, etcd {e['cpu_cores']['etcd']:.2f}) | {ratio:.2f}× | ≥ 3× | "
+            f"{e['client_cores']:.2f} cores, etcd {e['cpu_cores']['etcd']:.2f}{writes(e, 'pairs')}) | {ratio:.2f}× | ≥ 3× | "
             f"{'met' if ratio and ratio >= 3 else '**not met**'} |")
     h, t, py = out.get("ha_contended_16"), out.get("etcd_txn_h2load"), out.get("etcd_txn")
     if h and t:
