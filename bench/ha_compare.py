@@ -58,6 +58,7 @@ def cpu_of(pids):
 
 
 ETCD = None  # the cluster, for its revision around each run
+RECORD = True  # add commands to the list (only the first repetition's)
 
 
 def revision():
@@ -72,7 +73,8 @@ def run_json(cmd, timeout, cpu_groups):
     The object gains etcd_writes_per_second: etcd revisions over the whole
     command (one per Txn or other write that changed something)."""
     shown = " ".join(cmd).replace(str(REPO) + "/", "").replace(sys.executable, "python3")
-    commands.append(shown)
+    if RECORD:
+        commands.append(shown)
     log("+", shown)
     before = {g: cpu_of(p) for g, p in cpu_groups.items()}
     rev0 = revision()
@@ -272,6 +274,7 @@ def main(argv):
     p.add_argument("--warmup", type=float, default=2)
     p.add_argument("--concurrency", default="16,64")
     p.add_argument("--etcd-processes", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3, help="runs of each throughput and hand-off measurement")
     p.add_argument("--failover-rounds", type=int, default=5)
     p.add_argument("--failover-lease", default="5s,2s")
     p.add_argument("--skip", default="", help="comma list of parts to skip: pairs,etcd,handoff,failover")
@@ -315,35 +318,42 @@ def main(argv):
                           "primary": [primary.pid] if replicas else []}
         bench = lambda scenario, c: [a.bench_bin, "--address", target, "--scenario", scenario, "--connections", str(c),
                                      "--streams", "1", "--duration", str(a.duration), "--warmup", str(a.warmup), "--json"]
-        if "pairs" not in skip:
+        # Each repetition runs every measurement once, ours and etcd's
+        # interleaved, so drift on this shared machine hits both sides alike.
+        global RECORD
+        for rep in range(a.repeat):
+            RECORD = rep == 0
             for c in levels:
-                r, cpu = run_json(bench("pair", c), a.duration + a.warmup + 120, groups())
+                if "pairs" not in skip:
+                    r, cpu = run_json(bench("pair", c), a.duration + a.warmup + 120, groups())
+                    r["cpu_cores"] = cpu
+                    out.setdefault(f"ha_pair_{c}", []).append(r)
+                    log(f"[{rep + 1}] HA pairs/s c={c}: {r['ops_per_second']:.0f} errors {r['errors']} cpu {cpu}")
+                if "etcd" not in skip:
+                    cmd = [sys.executable, str(HERE / "etcd_load.py"), "lockpairs", leader, "--concurrency", str(c),
+                           "--processes", str(a.etcd_processes), "--duration", str(a.duration), "--warmup", str(a.warmup)]
+                    r, cpu = run_json(cmd, a.duration + a.warmup + 120, {"etcd": groups()["etcd"]})
+                    r["cpu_cores"] = cpu
+                    out.setdefault(f"etcd_lock_{c}", []).append(r)
+                    log(f"[{rep + 1}] etcd v3lock pairs/s c={c}: {r['pairs_per_second']:.0f} errors {r['errors']} "
+                        f"client cores {r['client_cores']:.2f} etcd {cpu}")
+            if "handoff" not in skip:
+                r, cpu = run_json(bench("contended", 16), a.duration + a.warmup + 120, groups())
                 r["cpu_cores"] = cpu
-                out[f"ha_pair_{c}"] = r
-                log(f"HA pairs/s c={c}: {r['ops_per_second']:.0f} errors {r['errors']} cpu {cpu}")
-        if "handoff" not in skip:
-            r, cpu = run_json(bench("contended", 16), a.duration + a.warmup + 120, groups())
-            r["cpu_cores"] = cpu
-            out["ha_contended_16"] = r
-            log(f"HA contended: unlock->grant {r['unlock_sent_to_grant_ms']}")
-        if "etcd" not in skip:
-            for c in levels:
-                cmd = [sys.executable, str(HERE / "etcd_load.py"), "lockpairs", leader, "--concurrency", str(c),
-                       "--processes", str(a.etcd_processes), "--duration", str(a.duration), "--warmup", str(a.warmup)]
-                r, cpu = run_json(cmd, a.duration + a.warmup + 120, {"etcd": groups()["etcd"]})
-                r["cpu_cores"] = cpu
-                out[f"etcd_lock_{c}"] = r
-                log(f"etcd v3lock pairs/s c={c}: {r['pairs_per_second']:.0f} errors {r['errors']} client cores {r['client_cores']:.2f} etcd {cpu}")
-        if "handoff" not in skip:
-            cmd = [sys.executable, str(HERE / "etcd_load.py"), "txn-h2load", leader, "--duration", str(a.duration)]
-            r, cpu = run_json(cmd, 3 * a.duration + 180, {"etcd": groups()["etcd"]})
-            commands.extend(r.pop("commands"))
-            out["etcd_txn_h2load"] = r
-            log(f"etcd Txn(put) by h2load: {r['txn_put_ms']}; hand-off shaped Txn {r['txn_handoff_shape_ms']}")
-            cmd = [sys.executable, str(HERE / "etcd_load.py"), "txn", leader, "--duration", str(a.duration)]
-            r, cpu = run_json(cmd, a.duration + 120, {"etcd": groups()["etcd"]})
-            out["etcd_txn"] = r
-            log(f"etcd Txn(put) by Python grpc: {r['txn_put_ms']}")
+                out.setdefault("ha_contended_16", []).append(r)
+                log(f"[{rep + 1}] HA contended: unlock->grant {r['unlock_sent_to_grant_ms']}")
+                cmd = [sys.executable, str(HERE / "etcd_load.py"), "txn-h2load", leader, "--duration", str(a.duration)]
+                r, cpu = run_json(cmd, 3 * a.duration + 180, {"etcd": groups()["etcd"]})
+                h2_commands = r.pop("commands")
+                if RECORD:
+                    commands.extend(h2_commands)
+                out.setdefault("etcd_txn_h2load", []).append(r)
+                log(f"[{rep + 1}] etcd Txn(put) by h2load: {r['txn_put_ms']}; hand-off shaped Txn {r['txn_handoff_shape_ms']}")
+                cmd = [sys.executable, str(HERE / "etcd_load.py"), "txn", leader, "--duration", str(a.duration)]
+                r, cpu = run_json(cmd, a.duration + 120, {"etcd": groups()["etcd"]})
+                out.setdefault("etcd_txn", []).append(r)
+                log(f"[{rep + 1}] etcd Txn(put) by Python grpc: {r['txn_put_ms']}")
+        RECORD = True
         if replicas:
             replicas.stop_all()
         if "failover" not in skip:
@@ -383,31 +393,56 @@ def writes(r, count_key):
     return f"; etcd ≈{per_second:,.0f} writes/s, ≈{measured / per_second:.2f} pairs per write" if per_second else ""
 
 
+def median_run(runs, rate):
+    ordered = sorted(runs, key=lambda r: r[rate])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def rates(runs, rate):
+    return ", ".join(f"{r[rate]:,.0f}" for r in runs)
+
+
 def table(out, levels):
     rows = ["| measurement | HA (3 replicas, primary) | etcd | ratio | goal | met |", "|---|---|---|---|---|---|"]
     for c in levels:
-        h, e = out.get(f"ha_pair_{c}"), out.get(f"etcd_lock_{c}")
-        if not h or not e:
+        hs, es = out.get(f"ha_pair_{c}"), out.get(f"etcd_lock_{c}")
+        if not hs or not es:
             continue
+        h, e = median_run(hs, "ops_per_second"), median_run(es, "pairs_per_second")
         ratio = h["ops_per_second"] / e["pairs_per_second"] if e["pairs_per_second"] else None
+        each = [x["ops_per_second"] / y["pairs_per_second"] for x, y in zip(hs, es) if y["pairs_per_second"]]
         rows.append(
-            f"| Lock+Unlock pairs/s, {c} clients | {fmt(h['ops_per_second'])} (p50 {h['latency_ms']['p50']:.2f} ms, "
-            f"p99 {h['latency_ms']['p99']:.2f} ms; client {h['client_cpu_seconds'] / out['duration']:.2f} cores, "
+            f"| Lock+Unlock pairs/s, {c} clients (median of {len(hs)}) | {fmt(h['ops_per_second'])} (runs: "
+            f"{rates(hs, 'ops_per_second')}; median run: p50 {h['latency_ms']['p50']:.2f} ms, "
+            f"p99 {h['latency_ms']['p99']:.2f} ms, client {h['client_cpu_seconds'] / out['duration']:.2f} cores, "
             f"primary {h['cpu_cores']['primary']:.2f}, etcd {h['cpu_cores']['etcd']:.2f}{writes(h, 'operations')}) | "
-            f"{fmt(e['pairs_per_second'])} v3lock (p50 {e['pair_latency_ms'].get('p50', 0):.2f} ms; client "
-            f"{e['client_cores']:.2f} cores, etcd {e['cpu_cores']['etcd']:.2f}{writes(e, 'pairs')}) | {ratio:.2f}× | ≥ 3× | "
-            f"{'met' if ratio and ratio >= 3 else '**not met**'} |")
-    h, t, py = out.get("ha_contended_16"), out.get("etcd_txn_h2load"), out.get("etcd_txn")
-    if h and t:
+            f"{fmt(e['pairs_per_second'])} v3lock (runs: {rates(es, 'pairs_per_second')}; median run: p50 "
+            f"{e['pair_latency_ms'].get('p50', 0):.2f} ms, client {e['client_cores']:.2f} cores, etcd "
+            f"{e['cpu_cores']['etcd']:.2f}{writes(e, 'pairs')}) | {ratio:.2f}× (per repetition: "
+            f"{', '.join(f'{x:.2f}' for x in each)}) | ≥ 3× | {'met' if ratio and ratio >= 3 else '**not met**'} |")
+    hs, ts, pys = out.get("ha_contended_16"), out.get("etcd_txn_h2load"), out.get("etcd_txn")
+    if hs and ts:
+        for r in hs:
+            r["handoff_p50"] = r["unlock_sent_to_grant_ms"]["p50"]
+        for r in ts:
+            r["txn_p50"] = r["txn_put_ms"]["p50"]
+        h, t = median_run(hs, "handoff_p50"), median_run(ts, "txn_p50")
         s = h["unlock_sent_to_grant_ms"]
-        tp50 = t["txn_put_ms"]["p50"]
-        shaped = t["txn_handoff_shape_ms"]
-        python = f"; Python grpc client: p50 {py['txn_put_ms']['p50']:.2f} ms" if py else ""
-        rows.append(f"| Contended hand-off, 16 clients on one name: unlock sent → next grant answered, p50 / p99 | "
-                    f"{s['p50']:.2f} ms / {s['p99']:.2f} ms ({h['ops_per_second']:.0f} pairs/s) | Txn(put) by h2load: "
-                    f"p50 {tp50:.2f} ms, p99 {t['txn_put_ms']['p99']:.2f} ms (Status round trip p50 "
-                    f"{t['status_ms']['p50']:.2f} ms; a Txn shaped like a hand-off, guard + delete + 2 puts: p50 "
-                    f"{shaped['p50']:.2f} ms{python}) | {s['p50'] - tp50:+.2f} ms | ≤ Txn p50 + 0.5 ms | "
+        tp50 = t["txn_p50"]
+        shaped = sorted(r["txn_handoff_shape_ms"]["p50"] for r in ts)
+        python = ""
+        if pys:
+            py50 = sorted(r["txn_put_ms"]["p50"] for r in pys)[(len(pys) - 1) // 2]
+            python = f"; Python grpc client: p50 {py50:.2f} ms"
+        handoff_runs = ", ".join(f"{r['handoff_p50']:.2f}" for r in hs)
+        txn_runs = ", ".join(f"{r['txn_p50']:.2f}" for r in ts)
+        rows.append(f"| Contended hand-off, 16 clients on one name: unlock sent → next grant answered, p50 / p99 "
+                    f"(median of {len(hs)}) | {s['p50']:.2f} ms / {s['p99']:.2f} ms (p50 runs: "
+                    f"{handoff_runs}; {h['ops_per_second']:.0f} pairs/s) | "
+                    f"Txn(put) by h2load: p50 {tp50:.2f} ms (runs: {txn_runs}), "
+                    f"p99 {t['txn_put_ms']['p99']:.2f} ms (Status round trip p50 {t['status_ms']['p50']:.2f} ms; "
+                    f"a Txn shaped like a hand-off, guard + delete + 2 puts: p50 {shaped[(len(shaped) - 1) // 2]:.2f} ms"
+                    f"{python}) | {s['p50'] - tp50:+.2f} ms | ≤ Txn p50 + 0.5 ms | "
                     f"{'met' if s['p50'] <= tp50 + 0.5 else '**not met**'} |")
     for key in sorted(k for k in out if k.startswith("failover_")):
         ms = out[key]["ms"]
