@@ -69,6 +69,19 @@ def revision():
         return None
 
 
+def machine_busy():
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK
+
+
+def children_cpu():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_json(cmd, timeout, cpu_groups):
     """Runs cmd (prints one JSON object), returns (object, {group: cores used}).
     The object gains etcd_writes_per_second: etcd revisions over the whole
@@ -77,16 +90,21 @@ def run_json(cmd, timeout, cpu_groups):
     if RECORD:
         commands.append(shown)
     log("+", shown)
+    ours = {p for g, pids in cpu_groups.items() if g != "primary" for p in pids}
     before = {g: cpu_of(p) for g, p in cpu_groups.items()}
+    ours0, busy0, kids0 = cpu_of(ours), machine_busy(), children_cpu()
     rev0 = revision()
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     wall = time.monotonic() - t0
     after = {g: cpu_of(p) for g, p in cpu_groups.items()}
+    ours1, busy1, kids1 = cpu_of(ours), machine_busy(), children_cpu()
     rev1 = revision()
     if r.returncode not in (0, 1) or not r.stdout.strip():
         raise RuntimeError(f"{shown} failed ({r.returncode}): {r.stderr[-1500:]}")
     obj = json.loads(r.stdout.strip().splitlines()[-1])
+    # Cores other processes on the machine used meanwhile (other work shares these 2 cores).
+    obj["other_processes_cores"] = ((busy1 - busy0) - (ours1 - ours0) - (kids1 - kids0) - 0.0) / wall
     if rev0 is not None and rev1 is not None:
         obj["etcd_revisions"] = rev1 - rev0
         obj["wall_seconds"] = wall
@@ -381,6 +399,13 @@ def main(argv):
 def print_report(out, levels, commands, root):
     print(table(out, levels))
     print()
+    others = sorted(r["other_processes_cores"] for k, v in out.items() if isinstance(v, list)
+                    for r in v if isinstance(r, dict) and "other_processes_cores" in r)
+    if others:
+        print(f"CPU used during the runs by processes outside the benchmark (this script's own polling, and "
+              f"whatever else runs on the machine), of its {os.cpu_count()} cores: median "
+              f"{others[len(others) // 2]:.2f} cores, max {others[-1]:.2f}.")
+        print()
     if "primary_etcd_member" in out:
         print(f"The primary's etcd connection: {out['primary_etcd_member']}; etcd leader: {out['etcd_leader_member']} "
               f"(at the end: {out.get('etcd_leader_at_end')}); etcd_load talks to the leader ({out['etcd_leader']}).")
