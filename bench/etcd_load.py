@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import resource
+import shlex
 import sys
 import tempfile
 import time
@@ -198,7 +199,7 @@ def txn_h2load(a):
             seconds = a.duration if field != "status_ms" else min(a.duration, 3)
             cmd = ["h2load", "-D", str(int(seconds)), "--warm-up-time", str(int(a.warmup)), "-c", "1", "-m", "1",
                    "-d", str(body), *headers, "--log-file", str(log), url]
-            out["commands"].append(" ".join(cmd).replace(str(work), "$tmp"))
+            out["commands"].append(shlex.join(cmd).replace(str(work), "$tmp"))
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + a.warmup + 60)
             if r.returncode != 0:
                 raise SystemExit(f"h2load failed: {r.stdout[-800:]} {r.stderr[-800:]}")
