@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -300,6 +301,7 @@ def main(argv):
     p.add_argument("--json", help="also write every number here")
     p.add_argument("--replica-etcd", choices=["leader", "follower"], default="leader",
                    help="the etcd member listed first in the replicas' --ha_etcd_endpoints (the one they use)")
+    p.add_argument("--keep-etcd-data", action="store_true", help="leave etcd's data directories in the run directory")
     p.add_argument("--render", metavar="JSON", help="only print the table and facts of a run saved with --json")
     a = p.parse_args(argv)
     if a.render:
@@ -389,6 +391,10 @@ def main(argv):
         out["etcd_leader_at_end"] = ld.name if ld else None
     finally:
         etcd.stop()
+        if not a.keep_etcd_data:
+            # Hundreds of MB after a full run; the logs stay.
+            for m in etcd.members:
+                shutil.rmtree(m.data_dir, ignore_errors=True)
     out["commands"] = commands
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
