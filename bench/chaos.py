@@ -3,6 +3,14 @@ release a few contended locks while this script SIGKILLs and SIGSTOPs them and
 SIGKILLs and restarts the server; then bench/chaos_check.py checks the
 recorded history offline and prints `OK` or `VIOLATIONS n`.
 
+With --ha: a 3-member etcd cluster and a replica set of 3 servers
+(--ha_etcd_endpoints ...) instead of one server; the chaos SIGKILLs the
+primary every 15-30 s (--server-restart-every 22.5) and starts it again as a
+replica; workers are given every replica's address and follow UNAVAILABLE
+(and its `ldlm-primary` trailer) to the primary; the locks they hold stay
+theirs across a failover (reclaimed by Renew), so holds are checked as with a
+state file, and fencing tokens must keep increasing across failovers.
+
 Exit status: 0 only when the check found no violation (2: the run itself failed).
 Only loopback, and only processes this script started are signalled.
 """
@@ -41,8 +49,13 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--run-dir", help="keep the history here (default: a new temporary directory)")
     p.add_argument("--no-server-restarts", action="store_true", help="never SIGKILL the server")
-    p.add_argument("--server-restart-every", type=float, default=20.0, metavar="SECONDS",
-                   help="mean time between server SIGKILLs and restarts (each gap drawn from 0.5x to 1.5x)")
+    p.add_argument("--server-restart-every", type=float, default=None, metavar="SECONDS",
+                   help="mean time between server SIGKILLs and restarts (each gap drawn from 0.5x to 1.5x; "
+                        "default 20; with --ha: 22.5, gaps from 0.67x to 1.33x, i.e. 15-30 s)")
+    p.add_argument("--ha", action="store_true", help="a replica set over a 3-member etcd cluster; SIGKILL the primary")
+    p.add_argument("--ha-replicas", type=int, default=3)
+    p.add_argument("--ha-lease", default="5s", help="--ha_lease of the replicas")
+    p.add_argument("--ha-reclaim-grace", default=None, help="--ha_reclaim_grace of the replicas (default: the server's)")
     p.add_argument("--no-state-file", action="store_true",
                    help="restart the server without --state_file (every lock is lost with it)")
     p.add_argument("--debug-fault", help="start the server with --debug_fault (to see the checker catch it)")
@@ -86,7 +99,10 @@ class Chaos:
         self.workers = {}  # name -> Popen
         self.stopped = {}  # name -> monotonic time to continue it
         self.incarnations = 0
-        self.state_file = not args.no_server_restarts and not args.no_state_file
+        self.state_file = args.ha or (not args.no_server_restarts and not args.no_state_file)
+        self.etcd = None
+        self.replicas = None
+        self.killed = None  # the replica last SIGKILLed, started again after a pause
         self.end = time.monotonic() + args.duration
         self.next_server_kill = time.monotonic() + self.server_restart_gap()
 
@@ -95,6 +111,47 @@ class Chaos:
         self.events.flush()
 
     # -- server --------------------------------------------------------------
+
+    def start_replica_set(self):
+        """--ha: etcd and the replicas once; each later 'start' is the primary's
+        successor (its epoch begins at the old primary's kill)."""
+        import ha_env
+        self.epoch += 1
+        self.event("server_start", epoch=self.epoch)
+        self.etcd = ha_env.EtcdCluster(self.run_dir / "etcd").start()
+        extra = ["--admin_password", self.admin_password, "--log_level", "info", "--default_lock_timeout", "3s"]
+        if self.args.debug_fault:
+            extra += ["--debug_fault", self.args.debug_fault]
+        self.replicas = ha_env.ReplicaSet(self.etcd, self.run_dir / "replicas", cluster="chaos",
+                                          replicas=self.args.ha_replicas, lease=self.args.ha_lease,
+                                          reclaim_grace=self.args.ha_reclaim_grace, extra_flags=extra,
+                                          binary=self.args.server_bin)
+        try:
+            self.replicas.start()
+            self.replicas.wait_for_primary(60)
+        except (RuntimeError, TimeoutError) as error:
+            raise RunFailed(f"the replica set did not start: {error}") from None
+        self.target = ",".join(r.address for r in self.replicas)
+
+    def kill_primary(self):
+        try:
+            primary = self.replicas.wait_for_primary(30)
+        except TimeoutError as error:
+            raise RunFailed(f"no primary to kill: {error}") from None
+        self.event("server_kill", epoch=self.epoch, address=primary.address)
+        primary.kill()
+        self.epoch += 1
+        # Whatever is answered from here on is the successor's.
+        self.event("server_start", epoch=self.epoch)
+        self.killed = primary
+
+    def restart_killed(self):
+        self.event("replica_start", address=self.killed.address)
+        try:
+            self.killed.start()
+        except RuntimeError as error:
+            raise RunFailed(f"a killed replica did not start again: {error}") from None
+        self.killed = None
 
     def start_server(self):
         self.epoch += 1
@@ -128,7 +185,7 @@ class Chaos:
         name = f"w{self.incarnations:04d}"
         proc = subprocess.Popen([
             sys.executable, str(HERE / "chaos_worker.py"), str(self.run_dir / "protos"),
-            f"127.0.0.1:{self.port}", self.admin_password, str(self.run_dir / f"{name}.jsonl"),
+            self.target, self.admin_password, str(self.run_dir / f"{name}.jsonl"),
             repr(self.end), str(self.rng.getrandbits(32)), ",".join(self.names),
         ])
         self.workers[name] = proc
@@ -163,7 +220,13 @@ class Chaos:
             name = self.rng.choice(running)
             if self.signal_worker(name, signal.SIGSTOP, "stop"):
                 self.stopped[name] = now + self.rng.uniform(0.3, 4.0)
-        if not self.args.no_server_restarts and now >= self.next_server_kill and now < self.end - 5:
+        if self.args.ha:
+            if not self.args.no_server_restarts and now >= self.next_server_kill and now < self.end - 10:
+                self.kill_primary()
+                time.sleep(self.rng.uniform(0, 1.0))
+                self.restart_killed()
+                self.next_server_kill = time.monotonic() + self.server_restart_gap()
+        elif not self.args.no_server_restarts and now >= self.next_server_kill and now < self.end - 5:
             self.kill_server()
             time.sleep(self.rng.uniform(0, 1.0))
             self.start_server()
@@ -171,15 +234,24 @@ class Chaos:
 
     def server_restart_gap(self):
         # Bounded gaps, so that a run of a few gaps always restarts the server.
-        return self.rng.uniform(0.5, 1.5) * self.args.server_restart_every
+        if self.args.ha:
+            return self.rng.uniform(2 / 3, 4 / 3) * (self.args.server_restart_every or 22.5)
+        return self.rng.uniform(0.5, 1.5) * (self.args.server_restart_every or 20.0)
 
     def run(self):
         (self.run_dir / "protos").mkdir()
         generate_stubs(self.run_dir / "protos")
         self.event("config", state_file=self.state_file, names=self.names, duration=self.args.duration,
-                   workers=self.args.workers, debug_fault=self.args.debug_fault)
-        self.start_server()
+                   workers=self.args.workers, debug_fault=self.args.debug_fault, ha=self.args.ha)
         try:
+            if self.args.ha:
+                self.start_replica_set()
+                # The duration counts from a serving primary (etcd and 3 replicas take a few seconds).
+                self.end = time.monotonic() + self.args.duration
+                self.next_server_kill = time.monotonic() + self.server_restart_gap()
+            else:
+                self.target = f"127.0.0.1:{self.port}"
+                self.start_server()
             while (now := time.monotonic()) < self.end:
                 self.step(now)
                 time.sleep(self.rng.uniform(0.1, 0.5))
@@ -198,7 +270,11 @@ class Chaos:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
-            if self.server.poll() is None:
+            if self.replicas is not None:
+                self.replicas.stop_all()
+            if self.etcd is not None:
+                self.etcd.stop()
+            if self.server is not None and self.server.poll() is None:
                 self.server.terminate()
                 try:
                     self.server.wait(timeout=15)
@@ -218,7 +294,9 @@ def main(argv=None):
     run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="ldlm-chaos-"))
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"chaos: {args.duration:g} s, {args.workers} workers on {args.names} names, seed {args.seed}, "
-          f"server restarts {'off' if args.no_server_restarts else 'on'}, history in {run_dir}", flush=True)
+          f"{'primary kills' if args.ha else 'server restarts'} {'off' if args.no_server_restarts else 'on'}"
+          f"{f', {args.ha_replicas} replicas, --ha_lease {args.ha_lease}' if args.ha else ''}, history in {run_dir}",
+          flush=True)
     try:
         Chaos(args, run_dir).run()
     except RunFailed as error:

@@ -303,6 +303,25 @@ def session_violations(run: Run):
     return violations
 
 
+def failover_tokens(run: Run):
+    """For each SIGKILL of the server (with --ha: of the primary) and each name:
+    the highest fencing token answered before the kill and the lowest granted
+    by a call started after it. token_violations already requires every grant
+    to top the tokens answered before its call started; this only shows that
+    the comparison spanned each failover."""
+    kills = sorted(e["ts"] for e in run.events if e["t"] == "server_kill")
+    grants = [c for c in run.calls if c.op in GRANTING and c.granted]
+    rows = []
+    for i, kill in enumerate(kills):
+        upto = kills[i + 1] if i + 1 < len(kills) else INFINITY
+        for name in sorted({c.args["name"] for c in grants}):
+            before = [c.token for c in grants if c.args["name"] == name and c.end < kill]
+            after = [c.token for c in grants if c.args["name"] == name and kill < c.start < upto]
+            if before and after:
+                rows.append((i + 1, name, max(before), min(after)))
+    return kills, rows
+
+
 def report(run: Run, out=sys.stdout) -> int:
     holds = holds_of(run)
     cancelled_granted, unseen_grants = probe_violations(run)
@@ -320,6 +339,31 @@ def report(run: Run, out=sys.stdout) -> int:
           f"server starts: {events['server_start']} (restarts: {events['server_start'] - 1})", file=out)
     print(f"cancel probes: {dict(probes)} ({unseen_grants} found a grant the client missed while stopped); sessions recorded: {len(run.sessions)}, "
           f"closed in server logs: {len(run.server_closed_sessions)}", file=out)
+    kills, spans = failover_tokens(run)
+    if kills:
+        crossed = sum(1 for _, _, before, after in spans if after > before)
+        print(f"fencing tokens across {len(kills)} server kill(s): {crossed} of {len(spans)} (kill, name) pairs with "
+              f"grants on both sides went up (lowest after > highest before)", file=out)
+        kill_epoch = lambda ts: sum(1 for k in kills if k < ts)
+        granted_in = {c.key: kill_epoch(c.end) for c in run.calls if c.op in GRANTING and c.granted}
+        reclaims = [c for c in run.calls if c.op == "Renew" and c.granted and c.args["key"] in granted_in
+                    and kill_epoch(c.start) > granted_in[c.args["key"]]]
+        print(f"holds renewed after a kill that they were granted before (reclaimed on a new primary or "
+              f"a restarted server): {len(reclaims)}", file=out)
+        by_kill = defaultdict(list)
+        for k, name, before, after in spans:
+            by_kill[k].append(f"{name} {before}->{after}")
+        granted = sorted((c.end, c.start) for c in run.calls if c.granted)
+        gaps = []
+        for kill in kills:
+            # Asked for after the kill: a worker SIGSTOPped across it reads an
+            # older answer late.
+            first = next((end for end, start in granted if start > kill), None)
+            gaps.append(f"{first - kill:.1f}" if first is not None else "none")
+        print(f"seconds from each server kill to the first grant or renew asked for after it: {', '.join(gaps)}",
+              file=out)
+        for k in sorted(by_kill):
+            print(f"  kill {k}: " + ", ".join(by_kill[k]), file=out)
     if violations:
         print(f"VIOLATIONS {len(violations)}", file=out)
         for v in violations[:5]:

@@ -5,6 +5,11 @@ in flight visible as unanswered).
 
 Usage: chaos_worker.py PROTO_DIR TARGET ADMIN_PASSWORD HISTORY_FILE END_MONOTONIC SEED NAMES
 
+TARGET is host:port, or for a replica set (chaos.py --ha) every replica's
+host:port, comma-separated: the worker keeps one channel per replica, and
+after an UNAVAILABLE answer sends its next call to the primary the answer's
+`ldlm-primary` trailer names, else to the next replica in the list.
+
 Times are time.monotonic() (CLOCK_MONOTONIC, one clock for every process of
 the machine). Every call has a gRPC deadline, so a worker never waits past its
 end time by more than a few seconds.
@@ -38,14 +43,10 @@ class History:
 class Worker:
     def __init__(self, pb, pbg, apb, apbg, target, admin_password, history, end, rng, names):
         self.pb, self.apb = pb, apb
-        self.channel = grpc.insecure_channel(target, options=[
-            ("grpc.use_local_subchannel_pool", 1),
-            ("grpc.enable_retries", 0),
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 500),
-        ])
-        self.stub = pbg.LDLMStub(self.channel)
-        self.admin = apbg.AdminStub(self.channel)
+        self.pbg, self.apbg = pbg, apbg
+        self.targets = target.split(",")
+        self.target = self.targets[0]
+        self.channels = {}  # address -> (channel, LDLM stub, Admin stub): one connection per replica
         self.admin_metadata = (("authorization", admin_password),)
         self.history = history
         self.end = end
@@ -59,6 +60,41 @@ class Worker:
 
     # -- calls ------------------------------------------------------------
 
+    def connection(self):
+        if self.target not in self.channels:
+            channel = grpc.insecure_channel(self.target, options=[
+                ("grpc.use_local_subchannel_pool", 1),
+                ("grpc.enable_retries", 0),
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 500),
+            ])
+            self.channels[self.target] = (channel, self.pbg.LDLMStub(channel), self.apbg.AdminStub(channel))
+        return self.channels[self.target]
+
+    @property
+    def stub(self):
+        return self.connection()[1]
+
+    @property
+    def admin(self):
+        return self.connection()[2]
+
+    def follow(self, error):
+        """After UNAVAILABLE: the primary a standby named, else the next replica."""
+        if len(self.targets) == 1:
+            return
+        hint = None
+        for key, value in error.trailing_metadata() or ():
+            if key == "ldlm-primary":
+                hint = value if isinstance(value, str) else value.decode()
+        if hint and hint != self.target:
+            self.target = hint
+        else:
+            i = self.targets.index(self.target) if self.target in self.targets else -1
+            self.target = self.targets[(i + 1) % len(self.targets)]
+        self.history.write(t="target", ts=time.monotonic(), target=self.target)
+        time.sleep(0.02)  # no primary during a failover: do not spin
+
     def call(self, op, request, rpc, deadline, **args):
         self.seq += 1
         seq = self.seq
@@ -70,6 +106,8 @@ class Worker:
             if code == grpc.StatusCode.UNAVAILABLE:
                 self.self_lock = None  # the next connection is a new session: mark it
             self.history.write(t="end", seq=seq, ts=time.monotonic(), outcome="rpc:" + code.name)
+            if code == grpc.StatusCode.UNAVAILABLE:
+                self.follow(error)
             return seq, None, code
         now = time.monotonic()
         record = {"t": "end", "seq": seq, "ts": now}
@@ -179,8 +217,10 @@ class Worker:
                 return
             self.self_lock = (name, response.key)
             holder = self.find_session(self.list_locks())
-        except grpc.RpcError:
+        except grpc.RpcError as error:
             self.self_lock = None
+            if error.code() == grpc.StatusCode.UNAVAILABLE:
+                self.follow(error)
             return
         if holder is not None:
             self.session_id = holder.session_id
@@ -237,7 +277,8 @@ class Worker:
         finally:
             # Every lock of the session may end from here on: the close is its lower bound.
             self.history.write(t="closing", ts=time.monotonic())
-            self.channel.close()
+            for channel, _, _ in self.channels.values():
+                channel.close()
 
 
 def main(argv):
