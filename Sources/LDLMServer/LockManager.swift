@@ -102,15 +102,21 @@ final class LockManager {
     }
 
     /// This replica won the primary key: loads what the previous primary
-    /// held, each hold owned by no session and kept for `reclaimGrace` for
-    /// its holder to reclaim by renewing it (or to unlock it); fencing tokens
-    /// go on above `fencingTokenFloor`. Then serves, with every change made
-    /// durable in `journal` first.
+    /// held, each hold owned by no session and kept for its holder to
+    /// reclaim by renewing it (or to unlock it) for `reclaimGrace`, or until
+    /// its own lease ends if that is sooner, as it would have on the previous
+    /// primary; fencing tokens go on above `fencingTokenFloor`. Then serves,
+    /// with every change made durable in `journal` first.
     func becomePrimary(holds: [LoadedHold], fencingTokenFloor: UInt64, reclaimGrace: Duration, journal: DurableJournal) throws(LockFailure) {
-        let leaseDeadline = clock.nanosecondsNow + UInt64(TimeAmount(reclaimGrace).nanoseconds)
+        let now = clock.nanosecondsNow
+        let wallNow = wallClock()
+        let graceDeadline = now + UInt64(TimeAmount(reclaimGrace).nanoseconds)
         table.raiseFencingTokens(above: fencingTokenFloor)
         do {
             for hold in holds {
+                let leaseDeadline = hold.value.leaseEndUnixMilliseconds.map { end in
+                    min(graceDeadline, now + UInt64(max(0, end - wallNow)) * 1_000_000)
+                } ?? graceDeadline
                 try table.restoreHold(
                     name: hold.name,
                     size: hold.value.size,

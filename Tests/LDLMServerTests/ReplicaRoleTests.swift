@@ -75,6 +75,25 @@ final class ReplicaRoleTests: XCTestCase {
         XCTAssertNotNil(try manager.tryLock(LockArguments(name: "orphan"), session: other))
     }
 
+    func testALoadedHoldWhoseLeaseEndsBeforeTheGraceGoesWhenItsLeaseEnds() throws {
+        manager.startAsStandby()
+        let leased = LoadedHold(
+            name: "short", key: key(4),
+            value: HoldValue(size: 1, fencingToken: 5, leaseEndUnixMilliseconds: EmbeddedServer.wallClockNow + 3_000)
+        )
+        let lapsed = LoadedHold(
+            name: "lapsed", key: key(5),
+            value: HoldValue(size: 1, fencingToken: 6, leaseEndUnixMilliseconds: EmbeddedServer.wallClockNow - 1_000)
+        )
+        try manager.becomePrimary(holds: [leased, lapsed], fencingTokenFloor: 6, reclaimGrace: .seconds(15), journal: UncommittedJournal())
+        let other = manager.openSession(for: connection, close: {})
+        server.loop.advanceTime(by: .milliseconds(1))
+        XCTAssertNotNil(try manager.tryLock(LockArguments(name: "lapsed"), session: other), "a lease that had ended is not kept")
+        XCTAssertNil(try manager.tryLock(LockArguments(name: "short"), session: other))
+        server.loop.advanceTime(by: .seconds(3))
+        XCTAssertNotNil(try manager.tryLock(LockArguments(name: "short"), session: other), "released when its own lease ends")
+    }
+
     func testATakeoverThatCannotLoadItsHoldsLeavesNothingBehind() {
         manager.startAsStandby()
         let twice = LoadedHold(name: "dup", key: key(3), value: HoldValue(size: 1, fencingToken: 5, leaseEndUnixMilliseconds: nil))
