@@ -4,7 +4,8 @@
 /// leads while the client keeps that lease renewed, steps down the moment the
 /// hold is lost (a renew refused, the lease run out here, the connection
 /// dropped, also when the shard has replicas: the hold is not reclaimed),
-/// and then campaigns again. Each term's fencing token is larger than
+/// and then campaigns again, first unlocking by its key a hold the server
+/// may still keep. Each term's fencing token is larger than
 /// any earlier term's: pass it to whatever the leader writes to, so that a
 /// leader that stepped down without noticing (paused past its lease) is refused.
 ///
@@ -83,8 +84,7 @@ public final class LeaderElection: Sendable {
             }
             await resign(handle)
             if case .finished(let value) = end { return value }
-            dropped = nil
-            if case .connectionLost? = handle.lostReason { dropped = handle }
+            dropped = handle.lostReason?.mayStillBeHeld == true ? handle : nil
         }
     }
 
@@ -113,8 +113,9 @@ public final class LeaderElection: Sendable {
     /// holds the lock must not lead. But the server may still hold the
     /// `dropped` term's lock for nobody (a new primary until its reclaim
     /// grace ends, a server restarted from its state file until the lease
-    /// does), and this campaign would wait for it: it is unlocked by its key
-    /// first.
+    /// does, a primary that refused the renew UNAVAILABLE while stepping
+    /// down), and this campaign would wait for it: it is unlocked by its key
+    /// first, on whichever replica is primary now.
     private func acquire(after dropped: LockHandle?) async throws -> LockHandle {
         var dropped = dropped
         var failures = 0
@@ -144,6 +145,22 @@ public final class LeaderElection: Sendable {
     /// waiting until it ran out there. A failed unlock leaves it to the lease.
     private func resign(_ handle: LockHandle) async {
         try? await client.unlock(handle)
+    }
+}
+
+extension LostReason {
+    /// The hold ended here, but the server (or the primary that took over)
+    /// may still keep it for nobody: the connection dropped, or a renew was
+    /// refused UNAVAILABLE (by a primary stepping down, or a standby) on a
+    /// connection still open. ``resign(_:)``'s unlock on that connection is
+    /// refused likewise. Not after a lease that ran out here, which
+    /// ``resign(_:)`` unlocked on its still usable connection, nor when the
+    /// server said it holds nothing.
+    fileprivate var mayStillBeHeld: Bool {
+        switch self {
+        case .connectionLost, .renewFailed(.unavailable): return true
+        case .released, .renewFailed, .leaseExpired: return false
+        }
     }
 }
 

@@ -51,9 +51,15 @@ final class PendingCall<Response: Sendable, Output: Sendable>: @unchecked Sendab
             // Cancelled while the call moved to another replica: never started there.
             guard self.continuation != nil else { return }
             self.session = session
-            self.streamID = self.start(session, done)
+            self.streamID = self.start(session) { result in
+                // Cancelled: this is the reset's own close, no answer from the
+                // server. The link must not act on it (retry it, or take it
+                // for a standby's refusal and close the connection).
+                guard self.continuation != nil else { return }
+                done(result)
+            }
         }, completion: { result in
-            // After a cancel only the reset's own close arrives here.
+            // Cancelled while connecting or between refusals.
             guard self.continuation != nil else { return }
             self.resume(result.flatMap { self.complete($0.session, $0.response, $0.sentAt) })
         })

@@ -7,10 +7,10 @@ import NIOCore
 ///
 /// Connections go to the replica that last answered as primary; one that
 /// cannot be reached sends the next attempt to the next replica in the list.
-/// A standby refuses every call with UNAVAILABLE and names the primary in its
-/// `ldlm-primary` trailer (when it knows one); ``send(_:completion:)`` then
-/// moves there, or to the next replica, and makes the call again, since a
-/// refused call was never processed.
+/// A standby refuses every call with UNAVAILABLE and an `ldlm-primary`
+/// trailer naming the primary (empty when it knows none yet); only such a
+/// refusal makes ``send(_:completion:)`` move there, or to the next replica,
+/// and make the call again, since a refused call was never processed.
 final class ServerLink: @unchecked Sendable {
     let eventLoop: EventLoop
     let backoff: LDLMClient.Backoff
@@ -68,7 +68,9 @@ final class ServerLink: @unchecked Sendable {
     typealias Start<Response> = (Session, @escaping (Result<Response, GRPCStatus>) -> Void) -> Void
 
     /// Makes a call on the primary: `start` begins it on a session (and may
-    /// decline to, never calling back, e.g. once the caller cancelled).
+    /// decline to, never calling back, e.g. once the caller cancelled; a call
+    /// cancelled after it started must not call back either: its reset is no
+    /// answer to act on).
     /// A call a standby refused is made again where the refusal points, up
     /// to `replicas.count + 1` times: enough to visit every replica and follow
     /// a hint given during a change of primary. Then it fails
@@ -112,22 +114,22 @@ final class ServerLink: @unchecked Sendable {
         }
     }
 
-    /// A standby's answer: UNAVAILABLE with an `ldlm-primary` trailer, or,
-    /// with several replicas, any UNAVAILABLE the server itself sent, i.e.
-    /// while the connection is open (a standby that knows no primary sends no
-    /// trailer; a draining primary refuses likewise). Also any failure of a
-    /// call on a connection already known to lead to a standby. None of these
-    /// calls was processed. An UNAVAILABLE because the connection dropped may
-    /// follow a call the server acted on: it is not retried.
+    /// A standby's answer: UNAVAILABLE carrying the `ldlm-primary` trailer,
+    /// empty when the standby knows no primary yet. Also any UNAVAILABLE of a
+    /// call on a connection already known to lead to a standby (closed by
+    /// ``redirect(from:after:refusals:)`` under it). None of these calls was
+    /// processed. Nothing else is: not a bare UNAVAILABLE, not a stream reset
+    /// (a call cancelled here, or one cut off with its connection), which may
+    /// follow a call the server acted on and says nothing about the replica
+    /// being a standby. Taking one for a refusal would close the connection
+    /// to the primary and with it every hold on it.
     private func isRefusal(_ status: GRPCStatus, on session: Session) -> Bool {
         guard status.code == .unavailable else { return false }
-        return session.isStandby
-            || status.trailingMetadata[Self.primaryHintKey] != nil
-            || (replicas.count > 1 && session.connection.closeReason == nil)
+        return session.isStandby || status.trailingMetadata[Self.primaryHintKey] != nil
     }
 
     /// Leaves a standby for the primary it names, or for the next replica
-    /// when it names none. Followed even to an address not in the
+    /// when it names none (an empty hint). Followed even to an address not in the
     /// configuration: the servers advertise their own addresses, so a replica
     /// set changed since the client was configured is still found. Completes
     /// when the next attempt may start: at once to a named primary, else

@@ -7,21 +7,22 @@ import NIOPosix
 import XCTest
 
 /// Answers every LDLM call as a standby replica does: UNAVAILABLE with the
-/// primary's address in the `ldlm-primary` trailer, or without the trailer
-/// when `primary` is nil (no primary elected yet). Built on the package's own
-/// server-side gRPC layer.
+/// primary's address in the `ldlm-primary` trailer, or with the trailer empty
+/// when `primary` is nil (no primary elected yet). With `sendsTrailer` false,
+/// a bare UNAVAILABLE instead, as a server that is no standby may send.
+/// Built on the package's own server-side gRPC layer.
 final class FakeStandby: @unchecked Sendable {
     private let channel: Channel
     private let refusals = NIOLockedValueBox(0)
     let address: String
 
-    init(primary: String?) throws {
+    init(primary: String?, sendsTrailer: Bool = true) throws {
         let refusals = self.refusals
         channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(StandbyHandler(primary: primary, refusals: refusals))
+                    try channel.pipeline.syncOperations.addHandler(StandbyHandler(primary: primary, sendsTrailer: sendsTrailer, refusals: refusals))
                 }
             }
             .bind(host: "127.0.0.1", port: 0)
@@ -45,9 +46,9 @@ private final class StandbyHandler: ChannelInboundHandler {
     private let refusal: GRPCStatus
     private let refusals: NIOLockedValueBox<Int>
 
-    init(primary: String?, refusals: NIOLockedValueBox<Int>) throws {
+    init(primary: String?, sendsTrailer: Bool, refusals: NIOLockedValueBox<Int>) throws {
         grpc = try GRPCServerConnection()
-        refusal = GRPCStatus(.unavailable, "not the primary", trailingMetadata: primary.map { ["ldlm-primary": $0] } ?? [:])
+        refusal = GRPCStatus(.unavailable, "not the primary", trailingMetadata: sendsTrailer ? ["ldlm-primary": primary ?? ""] : [:])
         self.refusals = refusals
     }
 

@@ -172,6 +172,21 @@ final class ReplicaTests: XCTestCase {
         await client.close()
     }
 
+    func testABareUnavailableIsNoStandbysRefusal() async throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let replica = try FakeStandby(primary: server.address, sendsTrailer: false)
+        defer { replica.stop() }
+        let client = try makeClient(shards: [[replica.address, server.address]])
+
+        await assertThrows(try await withTimeout(5) { try await client.tryLock(uniqueName()) }) {
+            if case LDLMClientError.unavailable = $0 { return true }
+            return false
+        }
+        XCTAssertEqual(replica.refusedCalls, 1, "the call was made again")
+        await client.close()
+    }
+
     func testACallNoReplicaTakesFailsUnavailable() async throws {
         let standbys = [try FakeStandby(primary: nil), try FakeStandby(primary: nil)]
         defer { standbys.forEach { $0.stop() } }
@@ -183,6 +198,42 @@ final class ReplicaTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(standbys[0].refusedCalls + standbys[1].refusedCalls, 2)
         await client.close()
+    }
+
+    /// Cancelling resets the call's stream, which the connection reports as
+    /// UNAVAILABLE. That is no standby's refusal: the connection to the
+    /// primary, and every hold on it, stays.
+    func testCancellingACallOnAShardWithReplicasKeepsTheConnectionAndItsHolds() async throws {
+        let server = try ServerProcess()
+        defer { server.stop() }
+        let standby = try FakeStandby(primary: server.address)
+        defer { standby.stop() }
+        for replicas in [[server.address, try closedAddress()], [standby.address, server.address]] {
+            let client = try makeClient(shards: [replicas])
+            let other = try makeClient([server])
+            let kept = uniqueName() + "-kept"
+            let queued = uniqueName() + "-queued"
+            let handle = try await withTimeout(5) { try await client.lock(kept) }
+            let blocker = try await other.lock(queued)
+            let waiting = Task { try await client.lock(queued) }
+            try await Task.sleep(for: .milliseconds(300))
+            waiting.cancel()
+            await assertThrows(try await waiting.value) { $0 is CancellationError }
+            let refusals = standby.refusedCalls
+
+            try await Task.sleep(for: .milliseconds(500))
+            XCTAssertNil(handle.lostReason, "\(replicas): the cancel cost the other hold")
+            let excluded = try await other.tryLock(kept)
+            XCTAssertNil(excluded, "\(replicas): the server released the other hold")
+            try await withTimeout(5) { try await client.renew(handle) }
+            XCTAssertNil(handle.lostReason)
+            // Still on the primary: nothing went back to the standby.
+            XCTAssertEqual(standby.refusedCalls, refusals)
+            try await client.unlock(handle)
+            XCTAssertEqual(handle.lostReason, .released)
+            try await other.unlock(blocker)
+            for client in [client, other] { await client.close() }
+        }
     }
 
     func testALeaderStepsDownOnADropDespiteReplicasAndLeadsAgain() async throws {
