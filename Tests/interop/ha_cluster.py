@@ -33,7 +33,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from helpers import kill_and_reap
+from helpers import kill_and_reap, pb_string_field
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -480,21 +480,6 @@ def health_status(address: str, service: str = "", timeout: float = 1.0) -> str 
         channel.close()
 
 
-def _pb_string(number: int, value: bytes) -> bytes:
-    out = bytearray()
-    n = (number << 3) | 2
-    for v in (n, len(value)):
-        while True:
-            b = v & 0x7F
-            v >>= 7
-            if v:
-                out.append(b | 0x80)
-            else:
-                out.append(b)
-                break
-    return bytes(out) + value
-
-
 def raw_try_lock(address: str, name: str, timeout: float = 2.0):
     """A TryLock on a fresh connection with identity serializers, so no
     generated stubs are needed.  Returns ``(grpc.StatusCode, trailing
@@ -506,7 +491,7 @@ def raw_try_lock(address: str, name: str, timeout: float = 2.0):
     try:
         call = channel.unary_unary("/ldlm.LDLM/TryLock", request_serializer=None, response_deserializer=None)
         try:
-            resp, c = call.with_call(_pb_string(1, name.encode()), timeout=timeout)
+            resp, c = call.with_call(pb_string_field(1, name.encode()), timeout=timeout)
             return c.code(), dict(c.trailing_metadata() or ()), resp
         except grpc.RpcError as e:
             return e.code(), dict(e.trailing_metadata() or ()), None
