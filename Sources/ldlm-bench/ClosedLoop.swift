@@ -25,6 +25,8 @@ final class ClosedLoop {
     private var measureEnd: UInt64 = 0
     private var cpuAtStart = 0.0
     private var cpuAtEnd = 0.0
+    private var serverCPUAtStart: Double?
+    private var serverCPUAtEnd: Double?
     private var finished: EventLoopPromise<Void>
     /// Called when the warmup ends, to reset scenario-specific counters.
     var onMeasurementStart: () -> Void = {}
@@ -37,6 +39,12 @@ final class ClosedLoop {
 
     var measuredSeconds: Double { Double(measureEnd - measureStart) / 1e9 }
     var clientCPUSeconds: Double { cpuAtEnd - cpuAtStart }
+    /// The server's CPU (user + system) over the measured window, read at its
+    /// two ends, when the settings name the server's PID.
+    var serverCPUSeconds: Double? {
+        guard let start = serverCPUAtStart, let end = serverCPUAtEnd else { return nil }
+        return end - start
+    }
     var operationsPerSecond: Double { measuredSeconds > 0 ? Double(operations) / measuredSeconds : 0 }
 
     /// Starts `workers` workers and returns when all have stopped.
@@ -84,12 +92,14 @@ final class ClosedLoop {
         operations = 0
         measureStart = monotonicNanoseconds()
         cpuAtStart = processCPUSeconds()
+        serverCPUAtStart = settings.serverPID.flatMap(processCPUSeconds(pid:))
         onMeasurementStart()
     }
 
     private func stop() {
         measureEnd = monotonicNanoseconds()
         cpuAtEnd = processCPUSeconds()
+        serverCPUAtEnd = settings.serverPID.flatMap(processCPUSeconds(pid:))
         stopping = true
     }
 

@@ -29,7 +29,7 @@ struct LDLMBench: ParsableCommand {
     @Option(help: "Seconds run before measuring.") var warmup = 2.0
     @Option(help: "Locks for hold and disconnect.") var locks = 100_000
     @Option(help: "Lock size for sized.") var size: Int32 = 4
-    @Option(name: .customLong("server-pid"), help: "Server process to read RSS from (hold).") var serverPID: Int?
+    @Option(name: .customLong("server-pid"), help: "Server process to read RSS (hold, idle) and CPU over the measured window (closed-loop scenarios) from.") var serverPID: Int?
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func validate() throws {
@@ -149,7 +149,10 @@ struct BenchRun {
     private func runLoop(_ loop: ClosedLoop, workers: Int, operation: @escaping Operation, into report: inout Report) throws {
         try loop.run(workers: workers, operation: operation).wait()
         let summary = try loop.eventLoop.submit {
-            (loop.operationsPerSecond, loop.operations, loop.latency.percentiles, loop.errors, loop.clientCPUSeconds, loop.measuredSeconds)
+            (
+                loop.operationsPerSecond, loop.operations, loop.latency.percentiles, loop.errors, loop.clientCPUSeconds, loop.measuredSeconds,
+                loop.serverCPUSeconds
+            )
         }.wait()
         report.add("ops_per_second", summary.0)
         report.add("operations", summary.1)
@@ -157,6 +160,12 @@ struct BenchRun {
         report.add("errors", summary.3)
         report.add("client_cpu_seconds", summary.4)
         report.add("seconds", summary.5)
+        if let serverCPU = summary.6 {
+            report.add("server_cpu_seconds", serverCPU)
+            // Per operation of the scenario (a Lock+Unlock pair in `pair`), server
+            // only: the client's cost on the same machine stays out of it.
+            report.add("server_cpu_us_per_operation", summary.1 > 0 ? serverCPU / Double(summary.1) * 1e6 : 0)
+        }
     }
 
     /// Connect, TryLock, close, over and over, `connections × streams` at a time.
