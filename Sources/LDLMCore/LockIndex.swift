@@ -1,16 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The live locks by name: an open-addressing hash table of references.
 ///
 /// A slot is one 8-byte reference where a `Dictionary<String, LockRecord>`
 /// entry is 24 bytes; at a million locks that is 32 MB less. Names are hashed
 /// and compared as UTF-8 bytes, as protobuf and the Go server do: Swift's
 /// `String` equality would make canonically equivalent spellings ("é" as one
-/// scalar or as "e" plus a combining accent) one lock.
+/// scalar or as "e" plus a combining accent) one lock. Each record keeps its
+/// name's hash, so removing, shifting and growing never hash a name again.
 struct LockIndex {
     private var slots: [LockRecord?] = Array(repeating: nil, count: 16)
     private(set) var count = 0
@@ -18,9 +13,15 @@ struct LockIndex {
     private var mask: Int { slots.count - 1 }
 
     func find(_ name: String) -> LockRecord? {
-        var index = Self.hash(name) & mask
+        var name = name
+        return name.withUTF8 { find($0, hash: Self.hash(of: $0)) }
+    }
+
+    /// `hash` is ``hash(of:)`` of `name`.
+    func find(_ name: UnsafeBufferPointer<UInt8>, hash: UInt32) -> LockRecord? {
+        var index = Int(hash) & mask
         while let record = slots[index] {
-            if Self.sameBytes(record.name, name) { return record }
+            if record.nameHash == hash, record.hasName(name) { return record }
             index = (index + 1) & mask
         }
         return nil
@@ -42,7 +43,7 @@ struct LockIndex {
 
     /// Removes this very record (not another of the same name), if present.
     mutating func remove(_ record: LockRecord) {
-        var hole = Self.hash(record.name) & mask
+        var hole = Int(record.nameHash) & mask
         while let candidate = slots[hole], candidate !== record {
             hole = (hole + 1) & mask
         }
@@ -54,7 +55,7 @@ struct LockIndex {
         while true {
             next = (next + 1) & mask
             guard let moving = slots[next] else { return }
-            let home = Self.hash(moving.name) & mask
+            let home = Int(moving.nameHash) & mask
             let homeIsBetween = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next)
             if !homeIsBetween {
                 slots[hole] = moving
@@ -65,7 +66,7 @@ struct LockIndex {
     }
 
     private mutating func place(_ record: LockRecord) {
-        var index = Self.hash(record.name) & mask
+        var index = Int(record.nameHash) & mask
         while slots[index] != nil {
             index = (index + 1) & mask
         }
@@ -80,21 +81,10 @@ struct LockIndex {
         }
     }
 
-    private static func hash(_ name: String) -> Int {
-        var name = name
+    /// 32 bits are enough: they address up to 2^32 slots.
+    static func hash(of name: UnsafeBufferPointer<UInt8>) -> UInt32 {
         var hasher = Hasher()
-        name.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-        return hasher.finalize()
-    }
-
-    private static func sameBytes(_ lhs: String, _ rhs: String) -> Bool {
-        var left = lhs
-        var right = rhs
-        return left.withUTF8 { leftBytes in
-            right.withUTF8 { rightBytes in
-                leftBytes.count == rightBytes.count
-                    && (leftBytes.isEmpty || memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, leftBytes.count) == 0)
-            }
-        }
+        hasher.combine(bytes: UnsafeRawBufferPointer(name))
+        return UInt32(truncatingIfNeeded: hasher.finalize())
     }
 }

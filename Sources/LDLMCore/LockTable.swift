@@ -28,7 +28,7 @@ public final class LockTable {
     @exclusivity(unchecked)
     private var queuedWaiters: [UInt64: WaiterRecord] = [:]
     @exclusivity(unchecked)
-    private var leaseDeadlines = DeadlineQueue<(record: LockRecord, key: LockKey)>()
+    private var leaseDeadlines = DeadlineQueue<LockRecord>()
     @exclusivity(unchecked)
     private var waitDeadlines = DeadlineQueue<WaiterRecord>()
     @exclusivity(unchecked)
@@ -69,7 +69,7 @@ public final class LockTable {
     public func openSession() -> SessionID {
         lastSessionID += 1
         let id = SessionID(rawValue: lastSessionID)
-        sessions[id] = SessionRecord()
+        sessions[id] = SessionRecord(id: id)
         return id
     }
 
@@ -85,16 +85,16 @@ public final class LockTable {
             if let record { removeIfIdle(record) }
         }
         var grants: [(WaiterRecord, LockGrant)] = []
-        for (key, record) in session.holdings {
-            guard let index = record.holderIndex(for: key) else { continue }
+        for (slot, record) in zip(Int32(0)..., session.holdings) {
+            let index = record.holderIndex(session: id, slot: slot)!
             if releasingLocks {
-                record.holders.remove(at: index)
+                let holder = record.removeHolder(at: index)
                 holderCount -= 1
-                journal?.holdReleased(name: record.name, key: key)
+                journal?.holdReleased(name: record.name, key: holder.key)
                 grantFreeSlots(of: record, into: &grants)
                 removeIfIdle(record)
             } else {
-                record.holders[index].session = nil
+                record[holder: index].session = nil
             }
         }
         deliver(grants)
@@ -217,9 +217,9 @@ public final class LockTable {
     /// Returns how many holds were released.
     public func forceUnlock(name: String) throws(LockFailure) -> Int {
         guard let record = locks.find(name) else { throw .lockDoesNotExist(name: name) }
-        let released = record.holders.count
-        while !record.holders.isEmpty {
-            removeHolder(at: record.holders.count - 1, of: record)
+        let released = record.holderCount
+        while record.hasHolders {
+            removeHolder(at: record.holderCount - 1, of: record)
         }
         var grants: [(WaiterRecord, LockGrant)] = []
         grantFreeSlots(of: record, into: &grants)
@@ -242,23 +242,23 @@ public final class LockTable {
             throw .lockDoesNotExistOrInvalidKey(name: name)
         }
         let leaseDeadline = deadline(afterSeconds: leaseSeconds)
-        record.holders[index].leaseDeadline = leaseDeadline
-        if record.holders[index].session == nil, let session, let sessionRecord = sessions[session] {
-            record.holders[index].session = session
-            sessionRecord.holdings[key] = record
+        record[holder: index].leaseDeadline = leaseDeadline
+        if record[holder: index].session == nil, let session, let sessionRecord = sessions[session] {
+            record[holder: index].session = session
+            record[holder: index].sessionSlot = sessionRecord.addHolding(of: record)
         }
         journal?.leaseChanged(
-            name: name, size: record.size, grant: LockGrant(key: key, fencingToken: record.holders[index].fencingToken), leaseDeadline: leaseDeadline
+            name: name, size: record.size, grant: LockGrant(key: key, fencingToken: record[holder: index].fencingToken), leaseDeadline: leaseDeadline
         )
         // Extending needs no new entry: the armed one re-arms itself when it
         // comes due (see expireLease). Shortening arms a new one and makes the
         // old one stale. Either way a hold has one live entry, however its
         // client renews.
-        if leaseDeadline < record.holders[index].armedDeadline {
-            record.holders[index].armedDeadline = leaseDeadline
-            leaseDeadlines.insert((record, key), deadline: leaseDeadline, isStale: Self.isStaleLease)
+        if leaseDeadline < record[holder: index].armedDeadline {
+            record[holder: index].armedDeadline = leaseDeadline
+            leaseDeadlines.insert(record, deadline: leaseDeadline, isStale: Self.isStaleLease)
         }
-        return record.holders[index].fencingToken
+        return record[holder: index].fencingToken
     }
 
     // MARK: Restoring
@@ -277,9 +277,9 @@ public final class LockTable {
             removeIfIdle(record)
             throw .invalidArgument("cannot restore a hold of \(name): its \(size) slots are taken or its key is held twice")
         }
-        record.holders.append(Holder(grant, session: nil, leaseDeadline: leaseDeadline))
+        record.appendHolder(Holder(grant, session: nil, sessionSlot: 0, leaseDeadline: leaseDeadline))
         holderCount += 1
-        leaseDeadlines.insert((record, grant.key), deadline: leaseDeadline, isStale: Self.isStaleLease)
+        leaseDeadlines.insert(record, deadline: leaseDeadline, isStale: Self.isStaleLease)
     }
 
     /// Every later grant's token is above `floor` as well.
@@ -316,8 +316,8 @@ public final class LockTable {
             let leaseDeadline = leaseDeadlines.earliestDeadline.flatMap { $0 <= now ? $0 : nil }
             let waitDeadline = waitDeadlines.earliestDeadline.flatMap { $0 <= now ? $0 : nil }
             if let leaseDeadline, waitDeadline.map({ leaseDeadline <= $0 }) ?? true {
-                let (deadline, lease) = leaseDeadlines.popDue(now: now)!
-                expireLease(lease.record, key: lease.key, deadline: deadline, grants: &grants)
+                let (deadline, record) = leaseDeadlines.popDue(now: now)!
+                expireLease(record, deadline: deadline, grants: &grants)
             } else if waitDeadline != nil {
                 let (deadline, waiter) = waitDeadlines.popDue(now: now)!
                 if expireWait(waiter, deadline: deadline, grants: &grants) {
@@ -333,21 +333,22 @@ public final class LockTable {
         }
     }
 
-    /// Stale: its hold is gone, or another entry is armed for it.
-    private static func isStaleLease(_ deadline: UInt64, _ entry: (record: LockRecord, key: LockKey)) -> Bool {
-        guard let index = entry.record.holderIndex(for: entry.key) else { return true }
-        return entry.record.holders[index].armedDeadline != deadline
+    /// An entry names a record and a deadline, not a hold: it speaks for a
+    /// hold of that record armed at that deadline. Holds armed at the same
+    /// deadline each have their own entry, and each entry serves one of them,
+    /// so which serves which does not matter. Stale: no such hold is left.
+    private static func isStaleLease(_ deadline: UInt64, _ record: LockRecord) -> Bool {
+        record.holderIndex(armedAt: deadline) == nil
     }
 
-    private func expireLease(_ record: LockRecord, key: LockKey, deadline: UInt64, grants: inout [(WaiterRecord, LockGrant)]) {
+    private func expireLease(_ record: LockRecord, deadline: UInt64, grants: inout [(WaiterRecord, LockGrant)]) {
         // The entry of a released hold, or one another entry replaced, is stale.
-        guard let index = record.holderIndex(for: key), record.holders[index].armedDeadline == deadline,
-              let leaseDeadline = record.holders[index].leaseDeadline
+        guard let index = record.holderIndex(armedAt: deadline), let leaseDeadline = record[holder: index].leaseDeadline
         else { return }
         if leaseDeadline > deadline {
             // Renewed since this entry was queued: come back at the new deadline.
-            record.holders[index].armedDeadline = leaseDeadline
-            leaseDeadlines.insert((record, key), deadline: leaseDeadline, isStale: Self.isStaleLease)
+            record[holder: index].armedDeadline = leaseDeadline
+            leaseDeadlines.insert(record, deadline: leaseDeadline, isStale: Self.isStaleLease)
             return
         }
         removeHolder(at: index, of: record)
@@ -416,14 +417,19 @@ public final class LockTable {
     }
 
     private func record(named name: String, size: Int32, withinLimit: Bool = true) throws(LockFailure) -> LockRecord {
-        if let record = locks.find(name) {
+        var nameBytes = name
+        let (found, hash) = nameBytes.withUTF8 { bytes in
+            let hash = LockIndex.hash(of: bytes)
+            return (locks.find(bytes, hash: hash), hash)
+        }
+        if let record = found {
             guard record.size == size else {
                 throw .lockSizeMismatch(name: name, lockSize: record.size, requestedSize: size)
             }
             return record
         }
         guard locks.count < maxLocks || !withinLimit else { throw .tooManyLocks(name: name, limit: maxLocks) }
-        let record = LockRecord(name: name, size: size)
+        let record = LockRecord.make(name: name, size: size, nameHash: hash)
         locks.insert(record)
         return record
     }
@@ -445,13 +451,13 @@ public final class LockTable {
         var leaseDeadline: UInt64?
         if leaseSeconds > 0 {
             let deadline = deadline(afterSeconds: leaseSeconds)
-            leaseDeadlines.insert((record, key), deadline: deadline, isStale: Self.isStaleLease)
+            leaseDeadlines.insert(record, deadline: deadline, isStale: Self.isStaleLease)
             leaseDeadline = deadline
         }
         let grant = LockGrant(key: key, fencingToken: fencingTokens.next())
-        record.holders.append(Holder(grant, session: session, leaseDeadline: leaseDeadline))
+        let sessionSlot = sessionRecord.addHolding(of: record)
+        record.appendHolder(Holder(grant, session: session, sessionSlot: sessionSlot, leaseDeadline: leaseDeadline))
         holderCount += 1
-        sessionRecord.holdings[key] = record
         journal?.holdGranted(name: record.name, size: record.size, grant: grant, leaseDeadline: leaseDeadline)
         return grant
     }
@@ -465,10 +471,10 @@ public final class LockTable {
     }
 
     private func removeHolder(at index: Int, of record: LockRecord) {
-        let holder = record.holders.remove(at: index)
+        let holder = record.removeHolder(at: index)
         holderCount -= 1
         if let session = holder.session {
-            sessions[session]?.holdings.removeValue(forKey: holder.key)
+            sessions[session]?.removeHolding(at: holder.sessionSlot)
         }
         journal?.holdReleased(name: record.name, key: holder.key)
     }

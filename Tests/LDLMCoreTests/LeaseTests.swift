@@ -23,6 +23,29 @@ final class LeaseTests: LockTableTestCase {
         }
     }
 
+    func testHoldsOfOneLockLeasedToTheSameDeadlineExpireOneByOne() throws {
+        let session = table.openSession()
+        let renewed = try acquire(size: 3, leaseSeconds: 5, session: session)
+        let expiring = try acquire(size: 3, leaseSeconds: 5, session: session)
+        let shortened = try acquire(size: 3, leaseSeconds: 5, session: session)
+        try table.renew(name: "L", key: renewed.description, leaseSeconds: 10)
+        try table.renew(name: "L", key: shortened.description, leaseSeconds: 2)
+
+        clock.advance(seconds: 2)
+        table.expireDue()
+        XCTAssertEqual(holderKeys(), [renewed, expiring])
+
+        clock.advance(seconds: 3)
+        table.expireDue()
+        XCTAssertEqual(holderKeys(), [renewed])
+        XCTAssertEqual(table.heldLockCount(session: session), 1)
+
+        clock.advance(seconds: 5)
+        table.expireDue()
+        XCTAssertEqual(table.lockCount, 0)
+        XCTAssertNil(table.nextDeadline)
+    }
+
     func testLeaseExpiryGrantsTheNextWaiter() throws {
         _ = try acquire(leaseSeconds: 3, session: table.openSession())
         try enqueue("waiter", session: table.openSession())

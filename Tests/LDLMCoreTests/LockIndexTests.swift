@@ -13,7 +13,7 @@ final class LockIndexTests: XCTestCase {
                 index.remove(record)
                 model.removeValue(forKey: name)
             } else if model[name] == nil {
-                let record = LockRecord(name: name, size: 1)
+                let record = LockRecord.make(name: name, size: 1)
                 index.insert(record)
                 model[name] = record
             }
@@ -27,10 +27,10 @@ final class LockIndexTests: XCTestCase {
 
     func testRemovingAReplacedRecordLeavesTheNewOneAlone() {
         var index = LockIndex()
-        let old = LockRecord(name: "job", size: 1)
+        let old = LockRecord.make(name: "job", size: 1)
         index.insert(old)
         index.remove(old)
-        let new = LockRecord(name: "job", size: 2)
+        let new = LockRecord.make(name: "job", size: 2)
         index.insert(new)
         index.remove(old)
         XCTAssertTrue(index.find("job") === new)
@@ -39,7 +39,7 @@ final class LockIndexTests: XCTestCase {
 
     func testCanonicallyEquivalentSpellingsAreDifferentNames() {
         var index = LockIndex()
-        let composed = LockRecord(name: "caf\u{E9}", size: 1)
+        let composed = LockRecord.make(name: "caf\u{E9}", size: 1)
         index.insert(composed)
         XCTAssertNil(index.find("cafe\u{301}"))
         XCTAssertTrue(index.find("caf\u{E9}") === composed)

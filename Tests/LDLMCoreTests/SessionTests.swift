@@ -26,6 +26,45 @@ final class SessionTests: LockTableTestCase {
         XCTAssertEqual(table.lockCount, 1)
     }
 
+    func testHoldsReleasedInAnyOrderLeaveTheRestToTheClose() throws {
+        let closing = table.openSession()
+        let staying = table.openSession()
+        var keys: [String: LockKey] = [:]
+        for name in ["a0", "a1", "a2", "a3", "a4"] {
+            keys[name] = try acquire(name: name, session: closing)
+        }
+        let firstShared = try acquire(name: "shared", size: 3, session: closing)
+        let kept = try acquire(name: "shared", size: 3, session: staying)
+        _ = try acquire(name: "shared", size: 3, session: closing)
+        try table.unlock(name: "a1", key: keys["a1"]!.description)
+        try table.unlock(name: "shared", key: firstShared.description)
+        try table.unlock(name: "a4", key: keys["a4"]!.description)
+        XCTAssertEqual(table.heldLockCount(session: closing), 4)
+
+        table.closeSession(closing, releasingLocks: true)
+
+        XCTAssertEqual(table.heldLockCount(session: staying), 1)
+        XCTAssertEqual(holderKeys("shared"), [kept])
+        XCTAssertEqual(table.lockCount, 1)
+    }
+
+    func testAHoldKeptPastItsSessionGoesWithTheSessionThatRenewsIt() throws {
+        let first = table.openSession()
+        let keyA = try acquire(name: "a", session: first)
+        let keyB = try acquire(name: "b", session: first)
+        table.closeSession(first, releasingLocks: false)
+        let adopting = table.openSession()
+        _ = try acquire(name: "own", session: adopting)
+
+        try table.renew(name: "b", key: keyB.description, leaseSeconds: 60, session: adopting)
+        XCTAssertEqual(table.heldLockCount(session: adopting), 2)
+        try table.unlock(name: "own", key: try XCTUnwrap(table.lockInfo(name: "own")?.holders.first?.key).description)
+        table.closeSession(adopting, releasingLocks: true)
+
+        XCTAssertNil(table.lockInfo(name: "b"))
+        XCTAssertEqual(holderKeys("a"), [keyA])
+    }
+
     func testClosingAndReleasingGrantsWaitersOfOtherSessionsInOrder() throws {
         let closing = table.openSession()
         _ = try acquire(size: 2, session: closing)
