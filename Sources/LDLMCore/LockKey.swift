@@ -57,13 +57,16 @@ public struct LockKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let hexDigits = Array("0123456789abcdef".utf8)
+        // Every answer to a Lock carries its key: digits are computed, not
+        // looked up in an array built for the purpose.
+        func hexDigit(_ value: UInt64) -> UInt8 {
+            value < 10 ? UInt8(ascii: "0") + UInt8(value) : UInt8(ascii: "a") + UInt8(value - 10)
+        }
         return String(unsafeUninitializedCapacity: 36) { buffer in
             var position = 0
             func put(_ word: UInt64, nibbleCount: Int, startingAt shift: Int) {
                 for nibble in 0..<nibbleCount {
-                    let value = Int((word >> UInt64(shift - 4 * nibble)) & 0xF)
-                    buffer[position] = hexDigits[value]
+                    buffer[position] = hexDigit((word >> UInt64(shift - 4 * nibble)) & 0xF)
                     position += 1
                 }
             }

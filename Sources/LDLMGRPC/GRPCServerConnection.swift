@@ -138,8 +138,12 @@ public final class GRPCServerConnection {
     /// `onUndelivered` runs once if the stream closes before the whole response
     /// reached the client (reset, connection failure): undo its effect there.
     public func sendResponse(streamID: Int32, prefixedMessage: [UInt8], onUndelivered: (() -> Void)? = nil) {
-        guard streams[streamID]?.awaitsAnswer == true else { return }
-        streams[streamID] = .answered(onUndelivered: onUndelivered)
+        let answers = streams.modifyValue(forKey: streamID) { state -> Bool in
+            guard state.awaitsAnswer else { return false }
+            state = .answered(onUndelivered: onUndelivered)
+            return true
+        }
+        guard answers == true else { return }
         var framed = prefixedMessage
         GRPCMessageFraming.writePrefix(into: &framed)
         do {
@@ -355,29 +359,42 @@ public final class GRPCServerConnection {
     private func process(_ event: HTTP2Event, _ onEvent: (GRPCServerEvent) -> Void) {
         switch event {
         case .headers(let streamID, let headers):
-            if streams[streamID] == nil {
+            if !streams.contains(streamID) {
                 lastStreamID = max(lastStreamID, streamID)
                 begin(streamID: streamID, headers: headers, onEvent)
             }
         case .data(let streamID, let bytes):
             receiveData(streamID: streamID, bytes)
         case .endStream(let streamID):
-            switch streams[streamID] {
-            case .receiving(let head, let body):
-                do {
-                    let message = try body.message()
-                    // The request carries what the owner needs; a queued Lock may
-                    // wait long, so the stream keeps no copy of its headers or body.
-                    streams[streamID] = .dispatched
-                    onEvent(.request(GRPCRequest(streamID: streamID, path: head.path, headers: head.headers, timeoutNanoseconds: head.timeoutNanoseconds, message: message)))
-                } catch {
-                    sendStatus(streamID: streamID, error)
+            // The state is changed where it lies: a copy of it would be one more to destroy.
+            var request: GRPCRequest?
+            var failure: GRPCStatus?
+            var requestStream: GRPCRequestStream?
+            streams.modifyValue(forKey: streamID) { state in
+                switch state {
+                case .receiving(let head, let body):
+                    do throws(GRPCStatus) {
+                        let message = try body.message()
+                        request = GRPCRequest(streamID: streamID, path: head.path, headers: head.headers, timeoutNanoseconds: head.timeoutNanoseconds, message: message)
+                        // The request carries what the owner needs; a queued Lock may
+                        // wait long, so the stream keeps no copy of its headers or body.
+                        state = .dispatched
+                    } catch {
+                        failure = error
+                    }
+                case .requestStream(let stream):
+                    requestStream = stream
+                default:
+                    break
                 }
-            case .requestStream(let stream):
-                stream.clientEnded = true
-                deliverMessages(of: stream, streamID: streamID)
-            default:
-                break
+            }
+            if let request {
+                onEvent(.request(request))
+            } else if let failure {
+                sendStatus(streamID: streamID, failure)
+            } else if let requestStream {
+                requestStream.clientEnded = true
+                deliverMessages(of: requestStream, streamID: streamID)
             }
         case .streamClosed(let streamID, let errorCode):
             guard let state = streams.removeValue(forKey: streamID) else { return }

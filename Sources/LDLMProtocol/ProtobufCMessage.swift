@@ -18,6 +18,9 @@ extension LDLMMessage {
         try self.init(serializedBytes: bytes[...])
     }
 
+    /// Inlinable so each caller gets a copy specialized to its message type:
+    /// the generic one looks up `Optional<Self>` metadata on every request.
+    @inlinable
     public init(serializedBytes bytes: ArraySlice<UInt8>) throws(MessageDecodingError) {
         var decoded: Self?
         var failure: MessageDecodingError?
