@@ -34,18 +34,14 @@ public struct LockKey: Hashable, Sendable, CustomStringConvertible {
         guard bytes.count == 36 else { return nil }
         var words: (UInt64, UInt64) = (0, 0)
         var nibbles = 0
-        for (offset, byte) in zip(0..., bytes) {
+        // Every Unlock and Renew parses a key: a plain index loop, one digit at a time.
+        for offset in 0..<36 {
+            let byte = bytes[offset]
             if offset == 8 || offset == 13 || offset == 18 || offset == 23 {
                 guard byte == UInt8(ascii: "-") else { return nil }
                 continue
             }
-            let value: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
-            default: return nil
-            }
+            guard let value = hexValue(byte) else { return nil }
             if nibbles < 16 {
                 words.0 = words.0 << 4 | UInt64(value)
             } else {
@@ -54,6 +50,14 @@ public struct LockKey: Hashable, Sendable, CustomStringConvertible {
             nibbles += 1
         }
         return LockKey(high: words.0, low: words.1)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        let digit = byte &- UInt8(ascii: "0")
+        if digit < 10 { return digit }
+        // Setting bit 5 folds "A"..."F" onto "a"..."f" and no other byte onto them.
+        let letter = (byte | 0x20) &- UInt8(ascii: "a")
+        return letter < 6 ? letter &+ 10 : nil
     }
 
     public var description: String {

@@ -52,7 +52,7 @@ extension GRPCServerConnection {
         }
         let head = GRPCRequestHead(path: path ?? "", headers: headers, timeoutNanoseconds: timeout)
         guard opensRequestStream else {
-            streams[streamID] = .receiving(head, UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes))
+            streams[streamID] = .receiving(GRPCIncomingRequest(head: head, body: UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes)))
             return
         }
         guard openRequestStreamCount < limits.maxOpenRequestStreams else {

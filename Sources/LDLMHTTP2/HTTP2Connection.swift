@@ -196,7 +196,10 @@ public final class HTTP2Connection {
         defer { isDrainingEvents = false }
         var index = 0
         while index < events.count {
-            let event = events[index]
+            // Moved out, leaving an event without payload in its place: handing
+            // an event over then costs no reference counting.
+            var event = HTTP2Event.pingAcknowledged
+            swap(&event, &events[index])
             index += 1
             body(event)
         }
@@ -225,7 +228,8 @@ public final class HTTP2Connection {
     /// Hands every byte nghttp2 has ready to `write`. nghttp2 serializes one
     /// frame per call; the frames are gathered into as few chunks as fit a
     /// small stack buffer, since a write costs the owner more than copying a
-    /// frame (a unary answer is three). The buffers are only valid during the call.
+    /// frame (a unary answer is three frames of about 120 bytes in all). The
+    /// buffers are only valid during the call.
     public func drainOutput(_ write: (UnsafeRawBufferPointer) -> Void) throws(HTTP2Error) {
         let failure = withUnsafeTemporaryAllocation(byteCount: Self.gatheredOutputBytes, alignment: 1) { gathering -> HTTP2Error? in
             var gathered = 0
@@ -257,7 +261,9 @@ public final class HTTP2Connection {
         if let failure { throw failure }
     }
 
-    private static let gatheredOutputBytes = 4096
+    /// The most `withUnsafeTemporaryAllocation` always takes from the stack;
+    /// past it, it may call malloc.
+    private static let gatheredOutputBytes = 1024
 
     /// False once the session has nothing more to read or write, e.g. after a
     /// GOAWAY went out: the connection should then be closed.

@@ -272,12 +272,11 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     func answer(streamID: Int32, with answer: RPCAnswer) {
         switch answer {
         case .reply(let message, let onUndelivered, let ldlmError):
-            guard grpc.isAwaitingResponse(streamID) else {
+            guard grpc.sendResponse(streamID: streamID, prefixedMessage: message, onUndelivered: onUndelivered) else {
                 onUndelivered?()
                 return
             }
             if !pendingCalls.isEmpty { pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(ldlmError)) }
-            grpc.sendResponse(streamID: streamID, prefixedMessage: message, onUndelivered: onUndelivered)
         case .failure(let status):
             if !pendingCalls.isEmpty { pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(status.code)) }
             grpc.sendStatus(streamID: streamID, status)
