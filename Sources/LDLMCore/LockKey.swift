@@ -31,25 +31,25 @@ public struct LockKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> LockKey? {
-        guard bytes.count == 36 else { return nil }
-        var words: (UInt64, UInt64) = (0, 0)
-        var nibbles = 0
-        // Every Unlock and Renew parses a key: a plain index loop, one digit at a time.
-        for offset in 0..<36 {
-            let byte = bytes[offset]
-            if offset == 8 || offset == 13 || offset == 18 || offset == 23 {
-                guard byte == UInt8(ascii: "-") else { return nil }
-                continue
+        let dash = UInt8(ascii: "-")
+        guard bytes.count == 36, let base = bytes.baseAddress,
+              base[8] == dash, base[13] == dash, base[18] == dash, base[23] == dash
+        else { return nil }
+        // Every Unlock and Renew parses a key: the groups are read where they
+        // lie, without checking each position for a dash.
+        func readDigits(_ offsets: Range<Int>, into word: inout UInt64) -> Bool {
+            for offset in offsets {
+                guard let value = hexValue(base[offset]) else { return false }
+                word = word << 4 | UInt64(value)
             }
-            guard let value = hexValue(byte) else { return nil }
-            if nibbles < 16 {
-                words.0 = words.0 << 4 | UInt64(value)
-            } else {
-                words.1 = words.1 << 4 | UInt64(value)
-            }
-            nibbles += 1
+            return true
         }
-        return LockKey(high: words.0, low: words.1)
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        guard readDigits(0..<8, into: &high), readDigits(9..<13, into: &high), readDigits(14..<18, into: &high),
+              readDigits(19..<23, into: &low), readDigits(24..<36, into: &low)
+        else { return nil }
+        return LockKey(high: high, low: low)
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {
