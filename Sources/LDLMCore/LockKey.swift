@@ -31,39 +31,46 @@ public struct LockKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> LockKey? {
-        guard bytes.count == 36 else { return nil }
-        var words: (UInt64, UInt64) = (0, 0)
-        var nibbles = 0
-        for (offset, byte) in zip(0..., bytes) {
-            if offset == 8 || offset == 13 || offset == 18 || offset == 23 {
-                guard byte == UInt8(ascii: "-") else { return nil }
-                continue
+        let dash = UInt8(ascii: "-")
+        guard bytes.count == 36, let base = bytes.baseAddress,
+              base[8] == dash, base[13] == dash, base[18] == dash, base[23] == dash
+        else { return nil }
+        // Every Unlock and Renew parses a key: the groups are read where they
+        // lie, without checking each position for a dash.
+        func readDigits(_ offsets: Range<Int>, into word: inout UInt64) -> Bool {
+            for offset in offsets {
+                guard let value = hexValue(base[offset]) else { return false }
+                word = word << 4 | UInt64(value)
             }
-            let value: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-            if nibbles < 16 {
-                words.0 = words.0 << 4 | UInt64(value)
-            } else {
-                words.1 = words.1 << 4 | UInt64(value)
-            }
-            nibbles += 1
+            return true
         }
-        return LockKey(high: words.0, low: words.1)
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        guard readDigits(0..<8, into: &high), readDigits(9..<13, into: &high), readDigits(14..<18, into: &high),
+              readDigits(19..<23, into: &low), readDigits(24..<36, into: &low)
+        else { return nil }
+        return LockKey(high: high, low: low)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        let digit = byte &- UInt8(ascii: "0")
+        if digit < 10 { return digit }
+        // Setting bit 5 folds "A"..."F" onto "a"..."f" and no other byte onto them.
+        let letter = (byte | 0x20) &- UInt8(ascii: "a")
+        return letter < 6 ? letter &+ 10 : nil
     }
 
     public var description: String {
-        let hexDigits = Array("0123456789abcdef".utf8)
+        // Every answer to a Lock carries its key: digits are computed, not
+        // looked up in an array built for the purpose.
+        func hexDigit(_ value: UInt64) -> UInt8 {
+            value < 10 ? UInt8(ascii: "0") + UInt8(value) : UInt8(ascii: "a") + UInt8(value - 10)
+        }
         return String(unsafeUninitializedCapacity: 36) { buffer in
             var position = 0
             func put(_ word: UInt64, nibbleCount: Int, startingAt shift: Int) {
                 for nibble in 0..<nibbleCount {
-                    let value = Int((word >> UInt64(shift - 4 * nibble)) & 0xF)
-                    buffer[position] = hexDigits[value]
+                    buffer[position] = hexDigit((word >> UInt64(shift - 4 * nibble)) & 0xF)
                     position += 1
                 }
             }

@@ -4,10 +4,15 @@ public enum GRPCMessageFraming {
     public static let prefixLength = 5
 
     /// Writes the prefix into the first ``prefixLength`` bytes of `framed`,
-    /// whose message follows them.
+    /// whose message follows them. A prefix already in place is left alone,
+    /// so an array whose serializer wrote it is not copied here when shared.
     public static func writePrefix(into framed: inout [UInt8]) {
         precondition(framed.count >= prefixLength, "no room reserved for the gRPC prefix")
         let length = UInt32(framed.count - prefixLength)
+        if framed[0] == 0, framed[1] == UInt8(truncatingIfNeeded: length >> 24), framed[2] == UInt8(truncatingIfNeeded: length >> 16),
+           framed[3] == UInt8(truncatingIfNeeded: length >> 8), framed[4] == UInt8(truncatingIfNeeded: length) {
+            return
+        }
         framed[0] = 0
         framed[1] = UInt8(truncatingIfNeeded: length >> 24)
         framed[2] = UInt8(truncatingIfNeeded: length >> 16)

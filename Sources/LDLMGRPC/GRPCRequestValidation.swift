@@ -18,7 +18,8 @@ extension GRPCServerConnection {
         headers.forEach { name, value in
             if name.matches(":method") {
                 isPost = value.matches("POST")
-                method = String(decoding: value, as: UTF8.self)
+                // Only a refusal names the method: a POST costs no String.
+                method = isPost ? "POST" : String(decoding: value, as: UTF8.self)
             } else if name.matches(":path") {
                 (path, opensRequestStream) = internedPath(value)
             } else if name.matches("content-type") {
@@ -29,31 +30,33 @@ extension GRPCServerConnection {
             }
         }
         // An answered stream still needs state so its late DATA frames are ignored.
-        streams[streamID] = .refused
+        func refuse(httpStatus: String, _ status: GRPCStatus) {
+            streams[streamID] = .refused
+            sendTrailersOnly(streamID: streamID, httpStatus: httpStatus, status: status, stopClient: true)
+        }
         guard isPost else {
-            sendTrailersOnly(streamID: streamID, httpStatus: "405", status: GRPCStatus(.unimplemented, "method \(method ?? "(none)") not allowed: gRPC uses POST"), stopClient: true)
+            refuse(httpStatus: "405", GRPCStatus(.unimplemented, "method \(method ?? "(none)") not allowed: gRPC uses POST"))
             return
         }
         guard hasContentType, unusualContentType.map(Self.isGRPCContentType) ?? true else {
-            sendTrailersOnly(streamID: streamID, httpStatus: "415", status: GRPCStatus(.invalidArgument, "invalid gRPC request content-type \"\(unusualContentType ?? "")\""), stopClient: true)
+            refuse(httpStatus: "415", GRPCStatus(.invalidArgument, "invalid gRPC request content-type \"\(unusualContentType ?? "")\""))
             return
         }
         var timeout: UInt64?
         if let timeoutText {
             guard let parsed = parseGRPCTimeout(timeoutText) else {
-                sendTrailersOnly(streamID: streamID, httpStatus: "200", status: GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeoutText)\""), stopClient: true)
+                refuse(httpStatus: "200", GRPCStatus(.invalidArgument, "malformed grpc-timeout \"\(timeoutText)\""))
                 return
             }
             timeout = parsed
         }
         let head = GRPCRequestHead(path: path ?? "", headers: headers, timeoutNanoseconds: timeout)
         guard opensRequestStream else {
-            streams[streamID] = .receiving(head, UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes))
+            streams[streamID] = .receiving(GRPCIncomingRequest(head: head, body: UnaryMessageAccumulator(maxMessageBytes: limits.maxMessageBytes)))
             return
         }
         guard openRequestStreamCount < limits.maxOpenRequestStreams else {
-            let status = GRPCStatus(.resourceExhausted, "more than \(limits.maxOpenRequestStreams) client-streaming calls open on one connection")
-            sendTrailersOnly(streamID: streamID, httpStatus: "200", status: status, stopClient: true)
+            refuse(httpStatus: "200", GRPCStatus(.resourceExhausted, "more than \(limits.maxOpenRequestStreams) client-streaming calls open on one connection"))
             return
         }
         streams[streamID] = .requestStream(GRPCRequestStream(maxMessageBytes: limits.maxMessageBytes))

@@ -137,9 +137,15 @@ public final class GRPCServerConnection {
     /// which this fills in, so the response is sent without another copy.
     /// `onUndelivered` runs once if the stream closes before the whole response
     /// reached the client (reset, connection failure): undo its effect there.
-    public func sendResponse(streamID: Int32, prefixedMessage: [UInt8], onUndelivered: (() -> Void)? = nil) {
-        guard streams[streamID]?.awaitsAnswer == true else { return }
-        streams[streamID] = .answered(onUndelivered: onUndelivered)
+    /// False, and nothing sent, when the stream no longer awaits an answer.
+    @discardableResult
+    public func sendResponse(streamID: Int32, prefixedMessage: [UInt8], onUndelivered: (() -> Void)? = nil) -> Bool {
+        let answers = streams.modifyValue(forKey: streamID) { state -> Bool in
+            guard state.awaitsAnswer else { return false }
+            state = .answered(onUndelivered: onUndelivered)
+            return true
+        }
+        guard answers == true else { return false }
         var framed = prefixedMessage
         GRPCMessageFraming.writePrefix(into: &framed)
         do {
@@ -147,6 +153,7 @@ public final class GRPCServerConnection {
         } catch {
             http2.resetStream(streamID, errorCode: HTTP2ErrorCode.internalError)
         }
+        return true
     }
 
     /// Answers a dispatched request with a stream of messages: the response
@@ -355,29 +362,43 @@ public final class GRPCServerConnection {
     private func process(_ event: HTTP2Event, _ onEvent: (GRPCServerEvent) -> Void) {
         switch event {
         case .headers(let streamID, let headers):
-            if streams[streamID] == nil {
+            if !streams.contains(streamID) {
                 lastStreamID = max(lastStreamID, streamID)
                 begin(streamID: streamID, headers: headers, onEvent)
             }
         case .data(let streamID, let bytes):
             receiveData(streamID: streamID, bytes)
         case .endStream(let streamID):
-            switch streams[streamID] {
-            case .receiving(let head, let body):
-                do {
-                    let message = try body.message()
-                    // The request carries what the owner needs; a queued Lock may
-                    // wait long, so the stream keeps no copy of its headers or body.
-                    streams[streamID] = .dispatched
-                    onEvent(.request(GRPCRequest(streamID: streamID, path: head.path, headers: head.headers, timeoutNanoseconds: head.timeoutNanoseconds, message: message)))
-                } catch {
-                    sendStatus(streamID: streamID, error)
+            // The state is changed where it lies: a copy of it would be one more to destroy.
+            var request: GRPCRequest?
+            var failure: GRPCStatus?
+            var requestStream: GRPCRequestStream?
+            streams.modifyValue(forKey: streamID) { state in
+                switch state {
+                case .receiving(let incoming):
+                    do throws(GRPCStatus) {
+                        let message = try incoming.body.message()
+                        let head = incoming.head
+                        request = GRPCRequest(streamID: streamID, path: head.path, headers: head.headers, timeoutNanoseconds: head.timeoutNanoseconds, message: message)
+                        // The request carries what the owner needs; a queued Lock may
+                        // wait long, so the stream keeps no copy of its headers or body.
+                        state = .dispatched
+                    } catch {
+                        failure = error
+                    }
+                case .requestStream(let stream):
+                    requestStream = stream
+                default:
+                    break
                 }
-            case .requestStream(let stream):
-                stream.clientEnded = true
-                deliverMessages(of: stream, streamID: streamID)
-            default:
-                break
+            }
+            if let request {
+                onEvent(.request(request))
+            } else if let failure {
+                sendStatus(streamID: streamID, failure)
+            } else if let requestStream {
+                requestStream.clientEnded = true
+                deliverMessages(of: requestStream, streamID: streamID)
             }
         case .streamClosed(let streamID, let errorCode):
             guard let state = streams.removeValue(forKey: streamID) else { return }
@@ -411,28 +432,25 @@ public final class GRPCServerConnection {
         // LDLM request) never needs it back, as its stream ends well inside
         // the window, which saves the common call a trip into nghttp2.
         var consumed = bytes.count
-        let failure = streams.modifyValue(forKey: streamID) { state -> GRPCStatus? in
-            if case .requestStream(let stream) = state {
-                requestStream = stream
-                return nil
-            }
-            guard case .receiving(var head, var body) = state else { return nil }
-            // Leave no second reference to the body while appending, or it copies.
-            state = .refused
-            defer { state = .receiving(head, body) }
+        var failure: GRPCStatus?
+        switch streams[streamID] {
+        case .requestStream(let stream):
+            requestStream = stream
+        case .receiving(let incoming):
             do throws(GRPCStatus) {
-                try body.append(bytes)
+                try incoming.body.append(bytes)
+                let received = incoming.body.buffer.count
+                consumed = received <= Self.admissionThreshold ? 0 : received - bytes.count <= Self.admissionThreshold ? received : bytes.count
+                if !incoming.head.admitted, received > Self.admissionThreshold {
+                    incoming.head.admitted = true
+                    unadmitted = incoming.head
+                }
             } catch {
-                return error
+                failure = error
             }
-            let received = body.buffer.count
-            consumed = received <= Self.admissionThreshold ? 0 : received - bytes.count <= Self.admissionThreshold ? received : bytes.count
-            if !head.admitted, received > Self.admissionThreshold {
-                head.admitted = true
-                unadmitted = head
-            }
-            return nil
-        } ?? nil
+        default:
+            break
+        }
         if let requestStream {
             requestStream.deframer.append(bytes)
             requestStream.unconsumedByteCount += bytes.count

@@ -11,7 +11,7 @@ import LDLMHTTP2
 /// headers until its status is sent.
 enum GRPCServerStream {
     /// Headers accepted; the request body is arriving.
-    case receiving(GRPCRequestHead, UnaryMessageAccumulator)
+    case receiving(GRPCIncomingRequest)
     /// The request was handed to the owner, which has not answered yet.
     case dispatched
     /// The owner will answer later; `cancel` withdraws the call and reports
@@ -88,6 +88,21 @@ public struct GRPCRequestStreamReceiver {
         self.call = call
         self.receive = receive
         self.clientEnded = clientEnded
+    }
+}
+
+/// A unary call from its headers until its message is complete. A class,
+/// so that a stream's state stays a few words, cheap to copy and destroy on
+/// every change, and the body grows where it lies.
+final class GRPCIncomingRequest {
+    @exclusivity(unchecked)
+    var head: GRPCRequestHead
+    @exclusivity(unchecked)
+    var body: UnaryMessageAccumulator
+
+    init(head: GRPCRequestHead, body: UnaryMessageAccumulator) {
+        self.head = head
+        self.body = body
     }
 }
 

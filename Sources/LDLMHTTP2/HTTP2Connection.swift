@@ -122,30 +122,33 @@ public final class HTTP2Connection {
     /// Routes every nghttp2 callback to the connection its user data names.
     private static func installCallbacks(_ callbacks: OpaquePointer?) {
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
-            HTTP2Connection.from(userData).beginHeaders(frame!.pointee.hd.stream_id)
+            HTTP2Connection.with(userData) { $0.beginHeaders(frame!.pointee.hd.stream_id) }
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-            HTTP2Connection.from(userData).header(
-                streamID: frame!.pointee.hd.stream_id,
-                name: UnsafeBufferPointer(start: name, count: nameLength),
-                value: UnsafeBufferPointer(start: value, count: valueLength)
-            )
+            HTTP2Connection.with(userData) {
+                $0.header(
+                    streamID: frame!.pointee.hd.stream_id,
+                    name: UnsafeBufferPointer(start: name, count: nameLength),
+                    value: UnsafeBufferPointer(start: value, count: valueLength)
+                )
+            }
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            HTTP2Connection.from(userData).frameReceived(frame!)
+            HTTP2Connection.with(userData) { $0.frameReceived(frame!) }
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
             let bytes = Array(UnsafeBufferPointer(start: data, count: length))
-            let connection = HTTP2Connection.from(userData)
-            connection.events.append(.data(streamID: streamID, bytes: bytes))
-            connection.unconsumedConnectionBytes += length
+            HTTP2Connection.with(userData) { connection in
+                connection.events.append(.data(streamID: streamID, bytes: bytes))
+                connection.unconsumedConnectionBytes += length
+            }
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            HTTP2Connection.from(userData).streamClosed(streamID, errorCode: errorCode)
+            HTTP2Connection.with(userData) { $0.streamClosed(streamID, errorCode: errorCode) }
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-            HTTP2Connection.from(userData).frameSent(frame!)
+            HTTP2Connection.with(userData) { $0.frameSent(frame!) }
         }
     }
 
@@ -193,7 +196,10 @@ public final class HTTP2Connection {
         defer { isDrainingEvents = false }
         var index = 0
         while index < events.count {
-            let event = events[index]
+            // Moved out, leaving an event without payload in its place: handing
+            // an event over then costs no reference counting.
+            var event = HTTP2Event.pingAcknowledged
+            swap(&event, &events[index])
             index += 1
             body(event)
         }
@@ -219,19 +225,45 @@ public final class HTTP2Connection {
 
     // MARK: Output
 
-    /// Hands every byte nghttp2 has ready to `write`, chunk by chunk. The
+    /// Hands every byte nghttp2 has ready to `write`. nghttp2 serializes one
+    /// frame per call; the frames are gathered into as few chunks as fit a
+    /// small stack buffer, since a write costs the owner more than copying a
+    /// frame (a unary answer is three frames of about 120 bytes in all). The
     /// buffers are only valid during the call.
     public func drainOutput(_ write: (UnsafeRawBufferPointer) -> Void) throws(HTTP2Error) {
-        while !failed {
-            var chunk: UnsafePointer<UInt8>?
-            let length = nghttp2_session_mem_send(session, &chunk)
-            if length < 0 {
-                throw HTTP2Error(code: Int32(length))
+        let failure = withUnsafeTemporaryAllocation(byteCount: Self.gatheredOutputBytes, alignment: 1) { gathering -> HTTP2Error? in
+            var gathered = 0
+            defer {
+                if gathered > 0 { write(UnsafeRawBufferPointer(rebasing: gathering[..<gathered])) }
             }
-            guard length > 0, let chunk else { return }
-            write(UnsafeRawBufferPointer(start: chunk, count: length))
+            while !failed {
+                var chunk: UnsafePointer<UInt8>?
+                let length = nghttp2_session_mem_send(session, &chunk)
+                if length < 0 {
+                    return HTTP2Error(code: Int32(length))
+                }
+                guard length > 0, let chunk else { return nil }
+                if gathered + length > gathering.count {
+                    if gathered > 0 {
+                        write(UnsafeRawBufferPointer(rebasing: gathering[..<gathered]))
+                        gathered = 0
+                    }
+                    if length > gathering.count {
+                        write(UnsafeRawBufferPointer(start: chunk, count: length))
+                        continue
+                    }
+                }
+                (gathering.baseAddress! + gathered).copyMemory(from: chunk, byteCount: length)
+                gathered += length
+            }
+            return nil
         }
+        if let failure { throw failure }
     }
+
+    /// The most `withUnsafeTemporaryAllocation` always takes from the stack;
+    /// past it, it may call malloc.
+    private static let gatheredOutputBytes = 1024
 
     /// False once the session has nothing more to read or write, e.g. after a
     /// GOAWAY went out: the connection should then be closed.
@@ -416,8 +448,11 @@ public final class HTTP2Connection {
 
     // MARK: nghttp2 callbacks
 
-    private static func from(_ userData: UnsafeMutableRawPointer?) -> HTTP2Connection {
-        Unmanaged<HTTP2Connection>.fromOpaque(userData!).takeUnretainedValue()
+    /// Runs `body` on the connection `userData` names. nghttp2 calls back only
+    /// from within a call on the connection, which keeps it alive, so the
+    /// callback borrows it rather than retaining and releasing it.
+    private static func with<Result>(_ userData: UnsafeMutableRawPointer?, _ body: (HTTP2Connection) -> Result) -> Result {
+        Unmanaged<HTTP2Connection>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
     }
 
     private func beginHeaders(_ streamID: Int32) -> Int32 {
@@ -500,7 +535,7 @@ public final class HTTP2Connection {
     private static let dataProvider = nghttp2_data_provider(
         source: nghttp2_data_source(ptr: nil),
         read_callback: { _, streamID, buffer, length, flags, _, userData in
-            HTTP2Connection.from(userData).readBody(streamID: streamID, into: buffer!, capacity: length, flags: flags!)
+            HTTP2Connection.with(userData) { $0.readBody(streamID: streamID, into: buffer!, capacity: length, flags: flags!) }
         }
     )
 

@@ -101,6 +101,12 @@ public struct StreamIDMap<Value> {
         }
     }
 
+    /// Whether `streamID` has an entry; reads no value.
+    @inlinable
+    public func contains(_ streamID: Int32) -> Bool {
+        _count != 0 && streamID > 0 && _find(streamID).found
+    }
+
     /// Stores `value` for `streamID`, returning the value it replaces, if any.
     @inlinable
     @discardableResult

@@ -18,6 +18,9 @@ extension LDLMMessage {
         try self.init(serializedBytes: bytes[...])
     }
 
+    /// Inlinable so each caller gets a copy specialized to its message type:
+    /// the generic one looks up `Optional<Self>` metadata on every request.
+    @inlinable
     public init(serializedBytes bytes: ArraySlice<UInt8>) throws(MessageDecodingError) {
         var decoded: Self?
         var failure: MessageDecodingError?
@@ -71,10 +74,15 @@ package func encodeCMessage<CMessage>(
     pack: (UnsafePointer<CMessage>?, UnsafeMutablePointer<UInt8>?) -> Int
 ) -> [UInt8] {
     let size = packedSize(&message)
-    return [UInt8](unsafeUninitializedCapacity: max(prefixLength + size, 1)) { buffer, count in
-        buffer.baseAddress!.initialize(repeating: 0, count: prefixLength)
-        count = prefixLength + pack(&message, buffer.baseAddress! + prefixLength)
+    // Zero-filled rather than `init(unsafeUninitializedCapacity:)`, whose
+    // allocation is not specialized and looks up the array's metadata on
+    // every answer; the prefix must be zero anyway.
+    var bytes = [UInt8](repeating: 0, count: prefixLength + size)
+    if size > 0 {
+        let packed = bytes.withUnsafeMutableBufferPointer { pack(&message, $0.baseAddress! + prefixLength) }
+        assert(packed == size, "protobuf-c packed a different size than it measured")
     }
+    return bytes
 }
 
 package func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {

@@ -47,15 +47,31 @@ enum WireStringValidator {
 
     /// `fieldName` stays a C string until an error needs it: this runs for every string of every request.
     private static func validateString(_ bytes: UnsafeRawBufferPointer, fieldName: UnsafePointer<CChar>) throws(MessageDecodingError) {
-        var hasNonASCII = false
-        for byte in bytes {
+        guard let base = bytes.baseAddress else { return }
+        // Eight bytes at a time: names and keys run to dozens of bytes.
+        let lowBits: UInt64 = 0x0101_0101_0101_0101
+        let highBits: UInt64 = 0x8080_8080_8080_8080
+        var highBitsSeen: UInt64 = 0
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            let word = base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            // Non-zero exactly when one of the eight bytes is 0.
+            if (word &- lowBits) & ~word & highBits != 0 {
+                throw MessageDecodingError("string field \"\(String(cString: fieldName))\" contains a NUL byte")
+            }
+            highBitsSeen |= word & highBits
+            offset += 8
+        }
+        while offset < bytes.count {
+            let byte = bytes[offset]
             if byte == 0 {
                 throw MessageDecodingError("string field \"\(String(cString: fieldName))\" contains a NUL byte")
             }
-            hasNonASCII = hasNonASCII || byte >= 0x80
+            highBitsSeen |= UInt64(byte & 0x80)
+            offset += 1
         }
         // Names and keys are nearly always ASCII, which is valid UTF-8 as it stands.
-        if hasNonASCII, String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) == nil {
+        if highBitsSeen != 0, String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) == nil {
             throw MessageDecodingError("string field \"\(String(cString: fieldName))\" is not valid UTF-8")
         }
     }

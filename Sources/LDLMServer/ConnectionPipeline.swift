@@ -28,10 +28,10 @@ struct ConnectionPipeline {
     ///
     ///     NIOSSLServerHandler      TLS (when configured)
     ///     TLSHandshakeHandler      handshake timeout, ALPN h2, client identity
-    ///     BackPressureHandler      stop reading while our answers are not read
     ///     SessionHandler           one lock session per connection
     ///     GRPCConnectionHandler    HTTP/2 + gRPC calls, routed to the services;
-    ///                              preface and header-block timeout
+    ///                              preface and header-block timeout; stops
+    ///                              reading while our answers are not read
     ///     ConnectionManagementHandler  keepalive, idle, drain
     func configure(_ channel: Channel) throws {
         let handlers = channel.pipeline.syncOperations
@@ -40,10 +40,6 @@ struct ConnectionPipeline {
             try handlers.addHandler(NIOSSLServerHandler(context: tls.current))
             try handlers.addHandler(TLSHandshakeHandler(timeout: TimeAmount(config.handshakeTimeout), connection: connection))
         }
-        // A client that sends requests but does not read the answers would make
-        // them pile up here; reading from it pauses until its socket drains, and
-        // its keepalive PINGs then go unanswered, which ends it.
-        try handlers.addHandler(BackPressureHandler())
         try handlers.addHandler(SessionHandler(manager: manager, connection: connection))
         var limits = GRPCServerLimits()
         limits.maxMessageBytes = config.maxMessageBytes

@@ -33,6 +33,10 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     /// The calls answered later whose end the metrics still wait for: method
     /// index and arrival time. Empty without metrics.
     private var pendingCalls: [Int32: (method: Int, startedAt: UInt64)] = [:]
+    /// Whether the socket takes our answers; while it does not, reads are
+    /// held back (see ``read(context:)``).
+    private var isWritable = true
+    private var readHeld = false
 
     init(
         grpc: GRPCServerConnection,
@@ -100,6 +104,30 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         grpc.connectionClosed()
         self.context = nil
         context.fireChannelInactive()
+    }
+
+    /// A client that sends requests but does not read the answers would make
+    /// them pile up here: reading from it pauses until its socket drains, and
+    /// its keepalive PINGs then go unanswered, which ends it. Done here rather
+    /// than by NIO's `BackPressureHandler`, which every read, write and flush
+    /// of every call would pass through.
+    func read(context: ChannelHandlerContext) {
+        if isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        isWritable = context.channel.isWritable
+        if !isWritable {
+            context.flush()
+        } else if readHeld {
+            readHeld = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -244,12 +272,11 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     func answer(streamID: Int32, with answer: RPCAnswer) {
         switch answer {
         case .reply(let message, let onUndelivered, let ldlmError):
-            guard grpc.isAwaitingResponse(streamID) else {
+            guard grpc.sendResponse(streamID: streamID, prefixedMessage: message, onUndelivered: onUndelivered) else {
                 onUndelivered?()
                 return
             }
             if !pendingCalls.isEmpty { pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(ldlmError)) }
-            grpc.sendResponse(streamID: streamID, prefixedMessage: message, onUndelivered: onUndelivered)
         case .failure(let status):
             if !pendingCalls.isEmpty { pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(status.code)) }
             grpc.sendStatus(streamID: streamID, status)

@@ -3,10 +3,14 @@ import LDLMGRPC
 import LDLMProtocol
 
 /// Encodes the `ldlm.LDLM` answers, each serialized after room for the gRPC
-/// prefix, which the gRPC layer fills in without copying the message again.
+/// prefix. The prefix is written at once, while the array has one owner: the
+/// gRPC layer, which the array reaches shared, then leaves it as it is
+/// instead of copying the message to write it.
 enum LockResponses {
     static func encoded(_ response: some LDLMMessage) -> [UInt8] {
-        response.serializedBytes(reservingPrefix: GRPCMessageFraming.prefixLength)
+        var bytes = response.serializedBytes(reservingPrefix: GRPCMessageFraming.prefixLength)
+        GRPCMessageFraming.writePrefix(into: &bytes)
+        return bytes
     }
 
     static func locked(name: String, _ grant: LockGrant) -> [UInt8] {

@@ -58,4 +58,17 @@ final class LockKeyTests: XCTestCase {
             XCTAssertNil(LockKey(text), "\(text.debugDescription) should not parse")
         }
     }
+
+    func testOnlyHexDigitsParseInEveryDigitPosition() {
+        let valid = Array("01234567-89ab-cdef-fedc-ba9876543210".utf8)
+        let hexDigits = Set("0123456789abcdefABCDEF".utf8)
+        for position in valid.indices where valid[position] != UInt8(ascii: "-") {
+            for byte in UInt8(0x20)...UInt8(0x7E) {
+                var text = valid
+                text[position] = byte
+                let parsed = LockKey(String(decoding: text, as: UTF8.self))
+                XCTAssertEqual(parsed != nil, hexDigits.contains(byte), "\(UnicodeScalar(byte)) at \(position)")
+            }
+        }
+    }
 }

@@ -127,6 +127,14 @@ final class GRPCPercentEncodingTests: XCTestCase {
 }
 
 final class GRPCMessageFramingTests: XCTestCase {
+    func testWritePrefixFillsInTheFlagAndLengthWhateverWasThere() {
+        for reserved: [UInt8] in [[0, 0, 0, 0, 0], [0, 0, 0, 0, 3], [1, 0, 0, 0, 3], [0, 9, 9, 9, 9]] {
+            var framed = reserved + [7, 8, 9]
+            GRPCMessageFraming.writePrefix(into: &framed)
+            XCTAssertEqual(framed, [0, 0, 0, 0, 3, 7, 8, 9], "reserved \(reserved)")
+        }
+    }
+
     func testFramePrefixesFlagAndBigEndianLength() {
         XCTAssertEqual(GRPCMessageFraming.frame([]), [0, 0, 0, 0, 0])
         XCTAssertEqual(GRPCMessageFraming.frame([0xAA, 0xBB]), [0, 0, 0, 0, 2, 0xAA, 0xBB])

@@ -117,6 +117,24 @@ final class WireFormatTests: XCTestCase {
         XCTAssertThrowsError(try UnlockResponse(serializedBytes: Wire.bytes(3, Wire.string(2, "a\u{0}"))), "nested Error.message")
     }
 
+    func testNULOrBadUTF8AnywhereInALongNameIsRejected() {
+        let name = [UInt8]("locks/nightly-report".utf8)
+        for position in name.indices {
+            var withNUL = name
+            withNUL[position] = 0
+            XCTAssertThrowsError(try LockRequest(serializedBytes: Wire.bytes(1, withNUL)), "NUL at \(position)") { error in
+                XCTAssertTrue((error as? MessageDecodingError)?.description.contains("NUL") == true, "\(error)")
+            }
+            var withBadUTF8 = name
+            withBadUTF8[position] = 0xFF
+            XCTAssertThrowsError(try LockRequest(serializedBytes: Wire.bytes(1, withBadUTF8)), "0xFF at \(position)") { error in
+                XCTAssertTrue((error as? MessageDecodingError)?.description.contains("UTF-8") == true, "\(error)")
+            }
+        }
+        let accented = "locks/réunion-nightly"
+        XCTAssertEqual(try LockRequest(serializedBytes: Wire.string(1, accented)).name, accented)
+    }
+
     func testMalformedBytesAreRejected() {
         let malformed: [(String, [UInt8])] = [
             ("lone tag byte with continuation", [0xFF]),
