@@ -148,7 +148,12 @@ enum LoopDelivery {
         case .sessionOpened(let session, let id):
             session.connection.sessionOpened(id)
         case .answer(let session, let streamID, let answer):
-            session.receiver?.receiveFromOwner(streamID: streamID, answer)
+            if let receiver = session.receiver {
+                receiver.receiveFromOwner(streamID: streamID, answer)
+            } else if case .answer(.reply(_, let undo?, _)) = answer {
+                // The connection's handlers are gone: nobody received this grant.
+                session.send(.undo(undo))
+            }
         case .busy(let session, let busy):
             session.lastKnownBusy = busy
         case .closeConnection(let channel):
