@@ -178,7 +178,7 @@ enum ConfigSetting: String, CaseIterable {
         case .maxRESTSessions:
             return "REST sessions open at once; POST /session beyond it gets 429"
         case .eventLoops:
-            return "event loops (threads) serving connections; one of them also owns every lock (default: the number of cores)"
+            return "event loops (threads) serving connections, by default one per core; the first also owns every lock"
         case .metricsListenAddress:
             return "host:port serving Prometheus /metrics and the /healthz and /readyz probes over HTTP/1.1; empty is off (default off)"
         case .haEtcdEndpoints:
