@@ -10,14 +10,12 @@ final class ConnectionLoops {
         let bridge: OwnerLoopBridge?
     }
 
-    let owner: EventLoop
     /// One per loop other than the owner's.
-    let bridges: [OwnerLoopBridge]
+    private let bridges: [OwnerLoopBridge]
     private let byLoop: [ObjectIdentifier: Shared]
 
     /// `others`: the loops besides `owner` that connections run on.
     init(owner: EventLoop, others: [EventLoop], manager: LockManager, router: RPCRouter) {
-        self.owner = owner
         bridges = others.map { OwnerLoopBridge(owner: owner, loop: $0, manager: manager, router: router) }
         var byLoop = [ObjectIdentifier(owner): Shared(outputBuffer: SharedOutputBuffer(), bridge: nil)]
         for bridge in bridges {
