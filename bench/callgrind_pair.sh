@@ -10,10 +10,16 @@
 #   --metrics  the server also serves --metrics_listen_address (not scraped
 #              during the count: a scrape every 15 s or more costs nothing per pair)
 #   LDLM_SERVER_BIN=path  profile this binary instead of building .build/release/ldlm-server
+#   LDLM_SERVER_FLAGS="..."  more server flags; --event_loops 1 is always given
+#                         first (a binary without the flag: LDLM_SERVER_FLAGS="" LDLM_OLD_SERVER=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=0
+# One loop: the count is of the synchronous path, the same on any machine.
 server_flags=()
+[ -z "${LDLM_OLD_SERVER:-}" ] && server_flags+=(--event_loops 1)
+# shellcheck disable=SC2206
+server_flags+=(${LDLM_SERVER_FLAGS:-})
 for arg in "$@"; do
   case $arg in
     --top) top=1 ;;

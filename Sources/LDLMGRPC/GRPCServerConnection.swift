@@ -91,11 +91,13 @@ public final class GRPCServerConnection {
     /// which costs the common call nothing here.
     public var admission: ((_ streamID: Int32, _ path: String, _ headers: HTTP2HeaderFields) -> GRPCStatus?)?
     public static let admissionThreshold = 16 * 1024
-    /// Within a call's `cancel`, the code of the status the connection answers
-    /// the call with once it is withdrawn (deadline, drain, an unreadable
-    /// message); nil when the withdrawal is the client's doing (reset, gone).
+    /// Within a call's `cancel`, the status the connection answers the call
+    /// with once it is withdrawn (deadline, drain, an unreadable message);
+    /// nil when the withdrawal is the client's doing (reset, gone).
     @exclusivity(unchecked)
-    public private(set) var withdrawalStatus: GRPCStatus.Code?
+    public private(set) var withdrawal: GRPCStatus?
+    /// The code of ``withdrawal``.
+    public var withdrawalStatus: GRPCStatus.Code? { withdrawal?.code }
     /// The highest stream the client opened; it only grows, so an unchanged
     /// value means no call started in between.
     @exclusivity(unchecked)
@@ -521,8 +523,8 @@ public final class GRPCServerConnection {
     /// Withdraws `call`, which the connection then answers with `status`;
     /// see ``withdrawalStatus``.
     private func withdraw(_ call: GRPCDeferredCall, answeringWith status: GRPCStatus) -> Bool {
-        withdrawalStatus = status.code
-        defer { withdrawalStatus = nil }
+        withdrawal = status
+        defer { withdrawal = nil }
         return call.cancel()
     }
 

@@ -120,6 +120,9 @@ struct GRPCRequestHead {
 public struct GRPCDeferredCall {
     /// Withdraws the call; true if it was still unanswered (it will now never
     /// be answered by its owner), false if its answer is already on its way.
+    /// An owner on another thread, which cannot tell at once, returns false
+    /// and answers the call itself: with ``GRPCServerConnection/withdrawal``
+    /// if it withdrew it, else with the answer it had sent first.
     public let cancel: () -> Bool
     /// Monotonic time (uptime nanoseconds) at which the call fails with
     /// DEADLINE_EXCEEDED unless answered; nil for none.

@@ -34,6 +34,7 @@ enum ConfigSetting: String, CaseIterable {
     case restListenAddress = "rest_listen_address"
     case restSessionTimeout = "rest_session_timeout"
     case maxRESTSessions = "max_rest_sessions"
+    case eventLoops = "event_loops"
     case metricsListenAddress = "metrics_listen_address"
     case haEtcdEndpoints = "ha_etcd_endpoints"
     case haCluster = "ha_cluster"
@@ -72,7 +73,7 @@ enum ConfigSetting: String, CaseIterable {
         case .noClearOnDisconnect, .clientCertVerify:
             return .bool
         case .maxNameBytes, .maxMessageBytes, .shards, .maxLocks, .maxWaiters, .maxConnections, .maxConnectionsPerIP,
-            .maxConcurrentStreams, .maxHeaderListBytes, .maxRESTSessions:
+            .maxConcurrentStreams, .maxHeaderListBytes, .maxRESTSessions, .eventLoops:
             return .positiveInteger
         }
     }
@@ -176,6 +177,8 @@ enum ConfigSetting: String, CaseIterable {
             return "a REST session unused this long ends, and its locks go as a closed connection's do"
         case .maxRESTSessions:
             return "REST sessions open at once; POST /session beyond it gets 429"
+        case .eventLoops:
+            return "event loops (threads) serving connections, by default one per core; the first also owns every lock"
         case .metricsListenAddress:
             return "host:port serving Prometheus /metrics and the /healthz and /readyz probes over HTTP/1.1; empty is off (default off)"
         case .haEtcdEndpoints:
@@ -218,6 +221,7 @@ enum ConfigSetting: String, CaseIterable {
         case .maxHeaderListBytes: return "16384"
         case .haLease: return "5s"
         case .haReclaimGrace: return "15s"
+        case .eventLoops: return String(ServerConfig.defaultEventLoops)
         // go-ldlm's garbage collector and shard defaults would only suggest
         // that these do something here.
         case .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile, .configFile,

@@ -70,6 +70,8 @@ extension ServerConfig {
             restSessionTimeout = try Self.duration(value, for: setting)
         case .maxRESTSessions:
             maxRESTSessions = try Self.positiveInteger(value, for: setting)
+        case .eventLoops:
+            eventLoops = try Self.positiveInteger(value, for: setting, atMost: Self.maxEventLoops)
         case .metricsListenAddress:
             do throws(ConfigError) {
                 if !value.isEmpty { _ = try ListenAddress(parsing: value) }
@@ -110,6 +112,9 @@ extension ServerConfig {
             break
         }
     }
+
+    /// More threads than this only share the same cores.
+    static let maxEventLoops = 1024
 
     private static func debugFaults(_ value: String) throws(ConfigError) -> Set<DebugFault> {
         let names = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

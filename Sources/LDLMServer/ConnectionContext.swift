@@ -17,7 +17,8 @@ enum ConnectionTransport: Equatable {
 /// What the handlers of one connection share: who the peer is, its lock
 /// session, and a logger whose every line names both.
 ///
-/// Confined to the connection's event loop, like the handlers that hold it.
+/// Confined to the connection's event loop, like the handlers that hold it;
+/// the owner loop keeps a ``copy()`` of a connection on another loop.
 final class ConnectionContext {
     private(set) var logger: Logger
     /// `host:port`, or `unix:PATH` on the Unix socket.
@@ -35,6 +36,20 @@ final class ConnectionContext {
         if let remoteAddress {
             self.logger[metadataKey: "remote"] = "\(remoteAddress)"
         }
+    }
+
+    /// The same peer as known now, for the owner loop to use while this one
+    /// stays with its connection's loop.
+    func copy() -> ConnectionContext {
+        ConnectionContext(copying: self)
+    }
+
+    private init(copying other: ConnectionContext) {
+        logger = other.logger
+        remoteAddress = other.remoteAddress
+        transport = other.transport
+        session = other.session
+        clientIdentity = other.clientIdentity
     }
 
     func sessionOpened(_ session: SessionID) {

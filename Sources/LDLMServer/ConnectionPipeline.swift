@@ -6,7 +6,7 @@ import NIOCore
 import NIOSSL
 
 /// What every connection's pipeline is built from; shared by all connections
-/// of the server's event loop.
+/// of the server's event loops.
 struct ConnectionPipeline {
     let manager: LockManager
     let router: RPCRouter
@@ -14,7 +14,17 @@ struct ConnectionPipeline {
     var tls: TLSContextProvider?
     let logger: Logger
     var transport = ConnectionTransport.tcp
-    let outputBuffer = SharedOutputBuffer()
+    let loops: ConnectionLoops
+
+    /// Connections may run on the manager's event loop and on `otherLoops`.
+    init(manager: LockManager, router: RPCRouter, config: ServerConfig, tls: TLSContextProvider?, logger: Logger, otherLoops: [EventLoop] = []) {
+        self.manager = manager
+        self.router = router
+        self.config = config
+        self.tls = tls
+        self.logger = logger
+        loops = ConnectionLoops(owner: manager.eventLoop, others: otherLoops, manager: manager, router: router)
+    }
 
     /// The same pipeline without TLS, for connections of the Unix socket at `path`.
     func overUnixSocket(path: String) -> ConnectionPipeline {
@@ -36,11 +46,13 @@ struct ConnectionPipeline {
     func configure(_ channel: Channel) throws {
         let handlers = channel.pipeline.syncOperations
         let connection = ConnectionContext(logger: logger, remoteAddress: remoteAddress(of: channel), transport: transport)
+        let shared = loops.shared(by: channel.eventLoop)
+        let remote = shared.bridge.map { RemoteSession(bridge: $0, connection: connection, channel: channel) }
         if let tls {
             try handlers.addHandler(NIOSSLServerHandler(context: tls.current))
             try handlers.addHandler(TLSHandshakeHandler(timeout: TimeAmount(config.handshakeTimeout), connection: connection))
         }
-        try handlers.addHandler(SessionHandler(manager: manager, connection: connection))
+        try handlers.addHandler(SessionHandler(manager: manager, connection: connection, remote: remote))
         var limits = GRPCServerLimits()
         limits.maxMessageBytes = config.maxMessageBytes
         var http2Settings = HTTP2Settings()
@@ -50,18 +62,27 @@ struct ConnectionPipeline {
             grpc: try GRPCServerConnection(limits: limits, http2Settings: http2Settings, requestStreamPaths: router.requestStreamPaths),
             router: router,
             connection: connection,
-            outputBuffer: outputBuffer,
+            outputBuffer: shared.outputBuffer,
             stallTimeout: ClientStallTimeout(
                 timeout: TimeAmount(config.prefaceTimeout),
                 startsAfterTLSHandshake: tls != nil,
                 connection: connection,
                 metrics: router.metrics
-            )
+            ),
+            remote: remote
         )
         try handlers.addHandler(grpcHandler)
         let management = ConnectionManagementHandler(configuration: managementConfiguration, connection: connection, metrics: router.metrics) { [manager] in
             let (openStreams, lastStreamID) = grpcHandler.activity
-            let busy = connection.session.map(manager.isBusy) ?? false
+            let busy: Bool
+            if let remote {
+                // The owner's answer to the previous check: a lock taken since
+                // came with a call, which restarts the idle time anyway.
+                busy = remote.lastKnownBusy
+                remote.send(.busyQuery(remote))
+            } else {
+                busy = connection.session.map(manager.isBusy) ?? false
+            }
             return .init(openStreams: openStreams, lastStreamID: lastStreamID, sessionBusy: busy)
         }
         try handlers.addHandler(management)

@@ -10,7 +10,12 @@ import NIOCore
 /// earliest call deadline, the preface and header-block timeout
 /// (``ClientStallTimeout``), and the commands ``ConnectionManagementHandler``
 /// sends down (PING, GOAWAY). It tells that handler of PING ACKs and GOAWAYs.
-final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
+///
+/// On the owner loop it calls the services directly. On another loop
+/// (`remote`) it hands each call to the owner through the loop's
+/// ``OwnerLoopBridge`` and takes the owner's answers back from it; request
+/// streams (reflection), which touch no lock state, are served here.
+final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink, RemoteAnswerReceiver {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ConnectionEvent
     typealias OutboundIn = ConnectionCommand
@@ -37,13 +42,16 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
     /// held back (see ``read(context:)``).
     private var isWritable = true
     private var readHeld = false
+    /// Set when the connection runs on another loop than the lock manager's.
+    private let remote: RemoteSession?
 
     init(
         grpc: GRPCServerConnection,
         router: RPCRouter,
         connection: ConnectionContext,
         outputBuffer: SharedOutputBuffer,
-        stallTimeout: ClientStallTimeout
+        stallTimeout: ClientStallTimeout,
+        remote: RemoteSession? = nil
     ) {
         self.grpc = grpc
         self.router = router
@@ -51,14 +59,16 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         self.outputBuffer = outputBuffer
         self.stallTimeout = stallTimeout
         self.metrics = router.metrics
+        self.remote = remote
         // The handler owns `grpc`, which never outlives it, so the closure
         // needs no counted reference back.
         grpc.admission = { [unowned(unsafe) self] streamID, path, headers in
             let route = self.routes.route(for: path, in: self.router)
             if let route, route.interceptors.isEmpty, route.acceptsLargeRequests { return nil }
             let request = GRPCRequest(streamID: streamID, path: path, headers: headers, timeoutNanoseconds: nil, message: [])
-            return self.router.largeRequestRefusal(of: request, to: route, from: self.connection)
+            return self.router.largeRequestRefusal(of: request, to: route, from: self.connection, onOwnerLoop: self.remote == nil)
         }
+        remote?.receiver = self
     }
 
     /// Streams open and the newest one, for idleness checks.
@@ -177,6 +187,12 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         let route = routes.route(for: request.path, in: router)
         let method = route?.metricsIndex ?? ServerMetrics.unknownMethod
         let startedAt = metrics == nil ? 0 : now
+        if let remote {
+            // Counted when the owner's answer comes back, as a deferred call is.
+            if metrics != nil { pendingCalls[streamID] = (method, startedAt) }
+            remote.send(.call(remote, request, route, deadline: deadline(of: request)))
+            return
+        }
         guard let session = connection.session else {
             let status = GRPCStatus(.unavailable, "connection is closing")
             callEnded(method, startedAt: startedAt, outcome: RPCOutcomeLabel.of(status.code))
@@ -211,14 +227,15 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
         let streamID = request.streamID
         let method = metrics == nil ? ServerMetrics.unknownMethod : router.requestStreamMetricsIndex(request.path)
         let startedAt = metrics == nil ? 0 : now
-        guard let session = connection.session else {
+        // A remote connection's session is open, or opening, while it reads.
+        guard remote != nil || connection.session != nil else {
             let status = GRPCStatus(.unavailable, "connection is closing")
             callEnded(method, startedAt: startedAt, outcome: RPCOutcomeLabel.of(status.code))
             grpc.sendStatus(streamID: streamID, status)
             return
         }
         let responder = RPCResponder(sink: self, streamID: streamID)
-        switch router.routeRequestStream(request, from: connection, session: session, responder: responder) {
+        switch router.routeRequestStream(request, from: connection, responder: responder) {
         case .success(let handler):
             // Counted when its status goes out through ``answer(streamID:with:)``,
             // or when the gRPC layer withdraws it, as a streaming call is.
@@ -289,6 +306,59 @@ final class GRPCConnectionHandler: ChannelDuplexHandler, RPCAnswerSink {
             // closing now would end this session inside that delivery.
             flushOutput(closingLater: true)
         }
+    }
+
+    // MARK: Answers from the owner loop
+
+    /// What the owner made of a call this connection handed it.
+    func receiveFromOwner(streamID: Int32, _ answer: RemoteAnswer) {
+        guard let remote else { return }
+        if !flushPending {
+            // One flush for all the owner's batch brought this connection.
+            flushPending = true
+            remote.bridge.flushAfterDeliveries(self)
+        }
+        switch answer {
+        case .answer(.reply(let message, let onUndelivered, let ldlmError)):
+            // An undo runs on the owner, whatever undelivered the answer here.
+            let undo = onUndelivered.map { undo in { remote.send(.undo(undo)) } }
+            if !grpc.isAwaitingResponse(streamID), !pendingCalls.isEmpty {
+                pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(.cancelled))
+            }
+            self.answer(streamID: streamID, with: .reply(message, onUndelivered: undo, ldlmError: ldlmError))
+        case .answer(let other):
+            self.answer(streamID: streamID, with: other)
+        case .deferred(let deadline):
+            guard grpc.isAwaitingResponse(streamID) else {
+                // Reset or gone while the owner served it.
+                remote.send(.cancel(remote, streamID: streamID, withdrawal: nil, answersWithdrawal: true))
+                return
+            }
+            grpc.deferAnswer(streamID: streamID, GRPCDeferredCall(deadline: deadline) { [unowned(unsafe) self] in
+                // The owner answers with the withdrawal, or the answer it sent first arrives first.
+                remote.send(.cancel(remote, streamID: streamID, withdrawal: self.grpc.withdrawal, answersWithdrawal: true))
+                return false
+            })
+            rescheduleDeadlineTimer()
+        case .stream(let firstMessage, let deadline):
+            grpc.beginStream(streamID: streamID, firstMessage: firstMessage, GRPCDeferredCall(deadline: deadline) { [unowned(unsafe) self] in
+                let withdrawal = self.grpc.withdrawal
+                remote.send(.cancel(remote, streamID: streamID, withdrawal: withdrawal, answersWithdrawal: false))
+                if !self.pendingCalls.isEmpty {
+                    self.pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(withdrawal?.code ?? .cancelled))
+                }
+                return true
+            })
+            rescheduleDeadlineTimer()
+        case .withdrawn(let status):
+            if !pendingCalls.isEmpty { pendingCallEnded(streamID, outcome: RPCOutcomeLabel.of(status?.code ?? .cancelled)) }
+            if let status { grpc.sendStatus(streamID: streamID, status) }
+        }
+    }
+
+    func ownerDeliveriesEnded() {
+        flushPending = false
+        flushOutput()
     }
 
     // MARK: Deadlines

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import GoDuration
 import LDLMCore
 import LDLMStateLog
@@ -8,8 +11,10 @@ import ServiceLifecycle
 import UnixSignals
 
 /// The running server as a swift-service-lifecycle `Service`: a TCP listener
-/// and optionally a Unix socket (``ServerListeners``), one event loop, one
-/// ``LockManager``. `run()` serves until graceful shutdown,
+/// and optionally a Unix socket (``ServerListeners``), `--event_loops` event
+/// loops serving connections, one ``LockManager`` on the first of them (the
+/// owner loop, which also runs the listeners, the REST gateway, the metrics
+/// port, the state journal and the replica machinery). `run()` serves until graceful shutdown,
 /// then drains: stop accepting, GOAWAY to every connection, answer waiting
 /// calls UNAVAILABLE, let calls in flight finish, and close what is left once
 /// the shutdown timeout passes. SIGHUP reloads the TLS certificate.
@@ -37,11 +42,13 @@ public final class LockServer: Service {
         } else {
             stateFile = nil
         }
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoops)
     }
 
     public func run() async throws {
-        let eventLoop = group.next()
+        let loops = Array(group.makeIterator())
+        let eventLoop = loops[0]
+        await Self.nameThreads(of: loops)
         let connections = OpenConnections(maxConnections: config.maxConnections, maxConnectionsPerIP: config.maxConnectionsPerIP)
         if !config.debugFaults.isEmpty {
             logger.warning("DEBUG FAULTS ON: this server breaks its own guarantees on purpose, for testing only", metadata: [
@@ -61,12 +68,14 @@ public final class LockServer: Service {
             tls: tls,
             logger: logger,
             journal: journal,
-            fencingTokenFloor: stateFile?.recovered.fencingTokenHighWater ?? 0
+            fencingTokenFloor: stateFile?.recovered.fencingTokenHighWater ?? 0,
+            otherLoops: Array(loops.dropFirst())
         )
         let (manager, pipeline) = (core.manager, core.pipeline)
         let replica: Replica?
         if config.isReplica {
-            replica = try Replica(config: config, manager: manager, eventLoopGroup: group, logger: logger)
+            // etcd's connections stay on the owner loop, with the manager they feed.
+            replica = try Replica(config: config, manager: manager, eventLoopGroup: eventLoop, logger: logger)
             // Before anything else can reach the manager: nothing races this.
             manager.startAsStandby()
         } else {
@@ -95,7 +104,9 @@ public final class LockServer: Service {
         var boundListeners: [Channel]
         let socketFile: UnixSocketFile?
         do {
-            (boundListeners, socketFile) = try await ServerListeners.bind(config: config, pipeline: pipeline, connections: connections)
+            (boundListeners, socketFile) = try await ServerListeners.bind(
+                config: config, pipeline: pipeline, connections: connections, connectionLoops: group
+            )
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -134,7 +145,10 @@ public final class LockServer: Service {
             }
         } onGracefulShutdown: {
             eventLoop.execute {
-                self.drain(listeners, manager: manager, replica: replica, connections: connections, metricsPort: metricsPort, completing: drained)
+                self.drain(
+                    listeners, manager: manager, loops: pipeline.loops, replica: replica, connections: connections,
+                    metricsPort: metricsPort, completing: drained
+                )
             }
         }
         try await group.shutdownGracefully()
@@ -238,6 +252,7 @@ public final class LockServer: Service {
     private func drain(
         _ listeners: [Channel],
         manager: LockManager,
+        loops: ConnectionLoops,
         replica: Replica?,
         connections: OpenConnections,
         metricsPort: MetricsPort?,
@@ -249,11 +264,14 @@ public final class LockServer: Service {
         ])
         listeners.forEach { $0.close(promise: nil) }
         manager.beginDrain()
+        // The waiters' UNAVAILABLE answers and health's NOT_SERVING reach
+        // connections on other loops before they are told to drain.
+        loops.handOverNow()
         let timeout = manager.eventLoop.scheduleTask(in: TimeAmount(config.shutdownTimeout)) {
             self.logger.warning("shutdown timeout passed, closing remaining connections", metadata: ["connections": "\(connections.count)"])
             connections.closeAll()
         }
-        connections.quiesce {
+        func allClosed() {
             timeout.cancel()
             metricsPort?.close()
             let closed = manager.journal?.close() ?? manager.eventLoop.makeSucceededVoidFuture()
@@ -261,6 +279,27 @@ public final class LockServer: Service {
             // A primary's holds stay in etcd for the next primary, which
             // takes over at once when the lease goes with the drain.
             closed.whenComplete { _ in drained.completeWithTask { await replica.resign() } }
+        }
+        connections.quiesce {
+            // On the loop of the connection that closed last.
+            manager.eventLoop.execute { allClosed() }
+        }
+    }
+
+    /// Names each loop's thread, for `top -H` and per-thread CPU in
+    /// `/proc/PID/task`: `ldlm-owner`, then `ldlm-loop-1`, `ldlm-loop-2`…
+    private static func nameThreads(of loops: [EventLoop]) async {
+        for (index, loop) in loops.enumerated() {
+            let name = index == 0 ? "ldlm-owner" : "ldlm-loop-\(index)"
+            #if os(Linux)
+            // What pthread_setname_np does, which Swift's Glibc module leaves out.
+            try? await loop.submit {
+                let file = open("/proc/thread-self/comm", O_WRONLY)
+                guard file >= 0 else { return }
+                _ = name.withCString { write(file, $0, strlen($0)) }
+                close(file)
+            }.get()
+            #endif
         }
     }
 
@@ -282,6 +321,7 @@ public final class LockServer: Service {
             "keepalive_interval": "\(formatGoDuration(config.keepaliveInterval))",
             "keepalive_timeout": "\(formatGoDuration(config.keepaliveTimeout))",
             "clear_on_disconnect": "\(config.clearOnDisconnect)",
+            "event_loops": "\(config.eventLoops)",
             "password": "\(config.password == nil ? "off" : "on")",
             "tls": "\(tls == nil ? "off" : config.clientCAPath == nil ? "on" : "mutual")",
             "ipc_socket_file": "\(config.ipcSocketFile ?? "off")",

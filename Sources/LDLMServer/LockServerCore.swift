@@ -3,8 +3,9 @@ import Logging
 import NIOCore
 
 /// What a server serves its connections with, without its listeners: the
-/// ``LockManager`` on one event loop, the services and interceptors, and the
-/// connection pipeline over them. ``LockServer`` binds sockets to it; the fuzz
+/// ``LockManager`` on its event loop (the owner loop), the services and
+/// interceptors, and the connection pipeline over them, for connections on
+/// the owner loop and on any `otherLoops`. ``LockServer`` binds sockets to it; the fuzz
 /// targets feed it connections that have none (hence package access).
 package struct LockServerCore {
     let manager: LockManager
@@ -20,7 +21,8 @@ package struct LockServerCore {
         tls: TLSContextProvider?,
         logger: Logger,
         journal: StateJournal? = nil,
-        fencingTokenFloor: UInt64 = 0
+        fencingTokenFloor: UInt64 = 0,
+        otherLoops: [EventLoop] = []
     ) {
         manager = LockManager(
             eventLoop: eventLoop,
@@ -37,7 +39,8 @@ package struct LockServerCore {
             ServerMetrics(
                 tcpTransport: tls == nil ? "plaintext" : config.clientCAPath == nil ? "tls" : "mtls",
                 stateFile: journal != nil,
-                replica: config.isReplica
+                replica: config.isReplica,
+                recordedOnSeveralLoops: !otherLoops.isEmpty
             )
         }
         manager.metrics = metrics
@@ -52,13 +55,14 @@ package struct LockServerCore {
             ),
             config: config,
             tls: tls,
-            logger: logger
+            logger: logger,
+            otherLoops: otherLoops
         )
     }
 
     /// A plaintext server whose lock core reads time from `clock`.
-    package init(eventLoop: EventLoop, clock: LockClock, config: ServerConfig, logger: Logger) {
-        self.init(eventLoop: eventLoop, clock: clock, config: config, tls: nil, logger: logger)
+    package init(eventLoop: EventLoop, clock: LockClock, config: ServerConfig, logger: Logger, otherLoops: [EventLoop] = []) {
+        self.init(eventLoop: eventLoop, clock: clock, config: config, tls: nil, logger: logger, otherLoops: otherLoops)
     }
 
     /// Builds a new connection's handlers on `channel`, as for an accepted socket.

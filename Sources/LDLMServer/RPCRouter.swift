@@ -12,6 +12,13 @@ protocol RPCInterceptor {
     /// What a refused call lacked, for `ldlm_auth_failures_total`; nil when
     /// refusing is not about credentials.
     var credential: RPCCredential? { get }
+    /// True if deciding reads lock state, which only the owner loop may:
+    /// a connection on another loop then leaves the decision to the owner.
+    var readsLockState: Bool { get }
+}
+
+extension RPCInterceptor {
+    var readsLockState: Bool { false }
 }
 
 /// Sends each call through the interceptors that guard its service, then to
@@ -90,8 +97,12 @@ final class RPCRouter {
     /// threshold must not go on arriving, if it must not: its interceptors
     /// refuse it, its method is unknown (the answer would be UNIMPLEMENTED
     /// anyway), or its service takes only small requests.
-    func largeRequestRefusal(of request: GRPCRequest, to route: Route?, from connection: ConnectionContext) -> GRPCStatus? {
-        if let refusal = refusal(of: request, to: route, from: connection) {
+    /// Off the owner loop (`onOwnerLoop` false) the interceptors that read
+    /// lock state are left to the owner, which sees the call once it arrives.
+    func largeRequestRefusal(of request: GRPCRequest, to route: Route?, from connection: ConnectionContext, onOwnerLoop: Bool = true) -> GRPCStatus? {
+        var interceptors = route?.interceptors ?? interceptors(forUnknown: request.path)
+        if !onOwnerLoop { interceptors.removeAll { $0.readsLockState } }
+        if let refusal = refusal(of: request, by: interceptors, from: connection) {
             return refusal
         }
         guard let route else {
@@ -135,7 +146,6 @@ final class RPCRouter {
     func routeRequestStream(
         _ request: GRPCRequest,
         from connection: ConnectionContext,
-        session: SessionID,
         responder: RPCResponder
     ) -> Result<RPCRequestStreamHandler, GRPCStatus> {
         guard let route = requestStreamRoutes[request.path] else {
@@ -144,7 +154,7 @@ final class RPCRouter {
         if let refusal = refusal(of: request, by: route.interceptors, from: connection) {
             return .failure(refusal)
         }
-        return .success(route.method(session, responder))
+        return .success(route.method(responder))
     }
 
     /// An unknown method is checked as its service's methods would be, so a

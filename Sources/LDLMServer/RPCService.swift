@@ -31,8 +31,9 @@ typealias RPCMethod = (_ call: RPCCall, _ makeResponder: () -> RPCResponder) -> 
 
 /// Serves a call whose client streams, from when it opens: `responder`
 /// carries its answers (messages, then a status), and the handler returned
-/// takes its request messages as they arrive.
-typealias RPCRequestStreamMethod = (_ session: SessionID, _ responder: RPCResponder) -> RPCRequestStreamHandler
+/// takes its request messages as they arrive. Served on the connection's own
+/// event loop, so it must not touch lock state.
+typealias RPCRequestStreamMethod = (_ responder: RPCResponder) -> RPCRequestStreamHandler
 
 /// What a service does with the messages of a call whose client streams.
 struct RPCRequestStreamHandler {

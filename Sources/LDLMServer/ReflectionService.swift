@@ -41,7 +41,7 @@ final class ReflectionService: RPCService {
 
     var requestStreamMethods: [String: RPCRequestStreamMethod] {
         [
-            "ServerReflectionInfo": { [self] _, responder in
+            "ServerReflectionInfo": { [self] responder in
                 RPCRequestStreamHandler(
                     receive: { [self] message in answer(message, through: responder) },
                     clientEnded: { responder.finish() },

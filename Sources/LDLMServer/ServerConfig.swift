@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 
 /// Everything `ldlm-server` can be told, resolved from flags, `LDLM_*`
 /// environment variables and a config file, in that order of precedence.
@@ -64,6 +65,12 @@ public struct ServerConfig: Equatable, Sendable {
     /// HTTP connections, so without a bound a `POST /session` flood would grow
     /// the table until memory ran out.
     public var maxRESTSessions = 10_000
+    /// Event loops (threads) that serve connections, each taking its share;
+    /// the first also owns the lock state, and calls from the others reach
+    /// it in batches (``OwnerLoopBridge``).
+    public var eventLoops = ServerConfig.defaultEventLoops
+    /// One per core: each loop is busy only while its connections are.
+    static let defaultEventLoops = System.coreCount
     /// Where Prometheus metrics and the HTTP probes are served; nil: nowhere,
     /// and the server keeps no metrics at all.
     public var metricsListenAddress: String?

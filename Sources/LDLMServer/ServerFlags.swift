@@ -62,6 +62,7 @@ struct ServerFlags: ParsableCommand {
     @Option(.restListenAddress) var restListenAddress: String?
     @Option(.restSessionTimeout) var restSessionTimeout: String?
     @Option(.maxRESTSessions) var maxRESTSessions: String?
+    @Option(.eventLoops) var eventLoops: String?
     @Option(.metricsListenAddress) var metricsListenAddress: String?
     @Option(.haEtcdEndpoints) var haEtcdEndpoints: String?
     @Option(.haCluster) var haCluster: String?
@@ -111,6 +112,7 @@ struct ServerFlags: ParsableCommand {
             .maxConnectionsPerIP: maxConnectionsPerIP, .maxConcurrentStreams: maxConcurrentStreams,
             .maxHeaderListBytes: maxHeaderListBytes, .prefaceTimeout: prefaceTimeout,
             .restListenAddress: restListenAddress, .restSessionTimeout: restSessionTimeout, .maxRESTSessions: maxRESTSessions,
+            .eventLoops: eventLoops,
             .metricsListenAddress: metricsListenAddress,
             .haEtcdEndpoints: haEtcdEndpoints, .haCluster: haCluster, .haAdvertiseAddress: haAdvertiseAddress,
             .haLease: haLease, .haReclaimGrace: haReclaimGrace, .haEtcdCA: haEtcdCA, .haEtcdCert: haEtcdCert,

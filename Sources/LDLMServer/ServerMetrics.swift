@@ -1,6 +1,7 @@
 import LDLMCore
 import LDLMGRPC
 import LDLMProtocol
+import NIOConcurrencyHelpers
 import Prometheus
 
 /// The server's Prometheus metrics, served at `--metrics_listen_address`
@@ -13,8 +14,10 @@ import Prometheus
 /// hot path calls the Prometheus handles directly rather than through the
 /// swift-metrics API's existential handlers.
 ///
-/// Confined to the lock manager's event loop, like everything it counts:
-/// handles are made once, and an RPC finds its counter by index in a table
+/// Recorded on the event loops that serve connections and scraped on the
+/// lock manager's: Prometheus' own handles are safe on any loop, and the RPC
+/// table below is locked only when connections run on several loops
+/// (`--event_loops`). Handles are made once, and an RPC finds its counter by index in a table
 /// (method × outcome), never by building labels. Its duration goes to an
 /// ``RPCDurationHistogram`` of our own rather than swift-prometheus' (see
 /// there why), written out after the registry. What the lock core already
@@ -33,6 +36,8 @@ final class ServerMetrics {
     /// that happened; indexed by `method * RPCOutcomeLabel.count + outcome`.
     private var rpcCounters: [Counter?] = Array(repeating: nil, count: RPCOutcomeLabel.count)
     private var rpcDurations: [RPCDurationHistogram?] = [nil]
+    /// Guards the RPC table when several loops record into it; nil on one loop.
+    private let rpcTableLock: NIOLock?
 
     static let unknownMethod = 0
 
@@ -74,7 +79,8 @@ final class ServerMetrics {
 
     /// `tcpTransport` labels the TCP listener's connections: `plaintext`,
     /// `tls` or `mtls`.
-    init(tcpTransport: String, stateFile: Bool, replica isReplica: Bool = false) {
+    init(tcpTransport: String, stateFile: Bool, replica isReplica: Bool = false, recordedOnSeveralLoops: Bool = false) {
+        rpcTableLock = recordedOnSeveralLoops ? NIOLock() : nil
         let registry = self.registry
         keepaliveTimeouts = registry.makeCounter(descriptor: Self.name(
             "ldlm_keepalive_timeouts_total", "Connections closed because a keepalive PING went unanswered"
@@ -154,6 +160,11 @@ final class ServerMetrics {
     /// A call to method number `method` ended with `outcome`
     /// (``RPCOutcomeLabel``) after `nanoseconds`.
     func rpcEnded(method: Int, outcome: Int, nanoseconds: UInt64) {
+        guard let rpcTableLock else { return recordRPC(method: method, outcome: outcome, nanoseconds: nanoseconds) }
+        rpcTableLock.withLock { recordRPC(method: method, outcome: outcome, nanoseconds: nanoseconds) }
+    }
+
+    private func recordRPC(method: Int, outcome: Int, nanoseconds: UInt64) {
         let slot = method * RPCOutcomeLabel.count + outcome
         (rpcCounters[slot] ?? makeRPCCounter(slot)).increment()
         (rpcDurations[method] ?? makeRPCDuration(method)).record(nanoseconds: nanoseconds)
@@ -222,6 +233,11 @@ final class ServerMetrics {
 
     /// The registry in the Prometheus text format, version 0.0.4.
     func exposition() -> [UInt8] {
+        guard let rpcTableLock else { return unlockedExposition() }
+        return rpcTableLock.withLock { unlockedExposition() }
+    }
+
+    private func unlockedExposition() -> [UInt8] {
         var text = registry.emitToBuffer()
         let durations = rpcDurations.compactMap { $0 }
         if !durations.isEmpty {

@@ -12,6 +12,7 @@ struct StandbyInterceptor: RPCInterceptor {
     let manager: LockManager
 
     var credential: RPCCredential? { nil }
+    var readsLockState: Bool { true }
 
     func guards(service: String) -> Bool {
         service == LockService.name || service == AdminService.name

@@ -29,13 +29,17 @@ final class EmbeddedServer {
     static let wallClockNow: Int64 = 1_700_000_000_000
 
     let loop = EmbeddedEventLoop()
+    /// With `remoteLoop`, a second loop whose connections reach the manager
+    /// through its ``OwnerLoopBridge``, as on a server with `--event_loops 2`.
+    let connectionLoop: EmbeddedEventLoop?
     let manager: LockManager
     let pipeline: ConnectionPipeline
     let services: [RPCService]
     /// Kept when the configuration names a metrics address, as the server does.
     let metrics: ServerMetrics?
 
-    init(configure: (inout ServerConfig) -> Void = { _ in }) {
+    init(remoteLoop: Bool = false, configure: (inout ServerConfig) -> Void = { _ in }) {
+        connectionLoop = remoteLoop ? EmbeddedEventLoop() : nil
         var config = ServerConfig()
         configure(&config)
         manager = LockManager(
@@ -61,26 +65,42 @@ final class EmbeddedServer {
             ),
             config: config,
             tls: nil,
-            logger: logger
+            logger: logger,
+            otherLoops: connectionLoop.map { [$0] } ?? []
         )
     }
 
     /// A connected client whose server side is the real connection pipeline,
     /// from `127.0.0.1:port` or, with `overUnixSocket`, on the Unix socket.
     func connect(overUnixSocket: Bool = false, port: Int = 4000) throws -> EmbeddedClient {
-        let channel = EmbeddedChannel(loop: loop)
+        let channel = EmbeddedChannel(loop: connectionLoop ?? loop)
         let peer = try SocketAddress(ipAddress: "127.0.0.1", port: port)
         // As an accepted socket has it before its pipeline is built.
         channel.remoteAddress = peer
         try (overUnixSocket ? pipeline.overUnixSocket(path: Self.unixSocketPath) : pipeline).configure(channel)
         try channel.connect(to: peer).wait()
         let client = try EmbeddedClient(channel: channel)
+        if connectionLoop != nil {
+            client.runLoops = { [unowned self] in settle() }
+        }
         try client.exchange()
         return client
     }
 
     func advanceTime(by amount: TimeAmount) {
         loop.advanceTime(by: amount)
+        connectionLoop?.advanceTime(by: amount)
+        settle()
+    }
+
+    /// Runs both loops until the tasks they hand each other are done: each
+    /// hop is one task on the receiving loop, so a few rounds carry any chain.
+    func settle() {
+        guard let connectionLoop else { return }
+        for _ in 0..<6 {
+            connectionLoop.run()
+            loop.run()
+        }
     }
 }
 
@@ -89,6 +109,8 @@ final class EmbeddedClient {
     let channel: EmbeddedChannel
     let http2: HTTP2Connection
     private(set) var events: [HTTP2Event] = []
+    /// Runs the server's loops' queued tasks, when its calls hop between loops.
+    var runLoops: (() -> Void)?
 
     init(channel: EmbeddedChannel) throws {
         self.channel = channel
@@ -102,6 +124,7 @@ final class EmbeddedClient {
             if !request.isEmpty, channel.isActive {
                 try channel.writeInbound(ByteBuffer(bytes: request))
             }
+            runLoops?()
             var answered = false
             while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
                 answered = true
@@ -129,6 +152,26 @@ final class EmbeddedClient {
         let streamID = try http2.sendRequest(headers: headers, body: GRPCMessageFraming.frame(message.serializedBytes()))
         try exchange()
         return streamID
+    }
+
+    /// Sends a call to the server's connection without running its loops or
+    /// reading the answer.
+    @discardableResult
+    func send(_ method: String, _ message: some LDLMMessage, metadata: [HTTP2Header] = []) throws -> Int32 {
+        let headers = [
+            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"),
+            HTTP2Header(":path", "/ldlm.LDLM/\(method)"), HTTP2Header(":authority", "localhost"),
+            HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
+        ] + metadata
+        let streamID = try http2.sendRequest(headers: headers, body: GRPCMessageFraming.frame(message.serializedBytes()))
+        try channel.writeInbound(ByteBuffer(bytes: try http2.drainOutput()))
+        return streamID
+    }
+
+    /// Resets a stream without running the server's loops.
+    func sendReset(_ streamID: Int32) throws {
+        http2.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
+        try channel.writeInbound(ByteBuffer(bytes: try http2.drainOutput()))
     }
 
     func resetStream(_ streamID: Int32) throws {

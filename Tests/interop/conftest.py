@@ -182,8 +182,14 @@ def pytest_runtest_makereport(item, call):
 
 def server_env(extra: dict | None = None) -> dict:
     """os.environ without any LDLM_* variable (so a developer's environment
-    cannot change the server's configuration), plus ``extra``."""
+    cannot change the server's configuration), plus ``extra``.
+
+    ``LDLM_TEST_EVENT_LOOPS=N`` runs every server with ``--event_loops N``
+    (as ``LDLM_EVENT_LOOPS``, so a test's own flag or variable still wins);
+    scripts/test.sh runs the suite with 1 and with 4."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LDLM_")}
+    if os.environ.get("LDLM_TEST_EVENT_LOOPS"):
+        env["LDLM_EVENT_LOOPS"] = os.environ["LDLM_TEST_EVENT_LOOPS"]
     if extra:
         env.update(extra)
     return env
