@@ -104,6 +104,13 @@ enum ConfigSetting: String, CaseIterable {
     /// The `--ha_*` settings, which only a replica may be given.
     var isReplicaSetting: Bool { rawValue.hasPrefix("ha_") }
 
+    /// A default that is this machine's (the core count): a template made
+    /// here and used on another machine must not pin it.
+    var hasMachineDefault: Bool { self == .eventLoops }
+
+    /// Written commented out in the templates, with its default shown.
+    var isCommentedOutInTemplates: Bool { isReplicaSetting || hasMachineDefault }
+
     var environmentVariable: String { "LDLM_" + rawValue.uppercased() }
 
     /// Placeholder for the value in `--help`.
