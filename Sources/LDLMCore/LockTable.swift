@@ -255,8 +255,8 @@ public final class LockTable {
         // old one stale. Either way a hold has one live entry, however its
         // client renews.
         if leaseDeadline < record[holder: index].armedDeadline {
+            queueLeaseEntry(record, at: leaseDeadline)
             record[holder: index].armedDeadline = leaseDeadline
-            leaseDeadlines.insert(record, deadline: leaseDeadline, isStale: Self.isStaleLease)
         }
         return record[holder: index].fencingToken
     }
@@ -277,9 +277,9 @@ public final class LockTable {
             removeIfIdle(record)
             throw .invalidArgument("cannot restore a hold of \(name): its \(size) slots are taken or its key is held twice")
         }
+        queueLeaseEntry(record, at: leaseDeadline)
         record.appendHolder(Holder(grant, session: nil, sessionSlot: 0, leaseDeadline: leaseDeadline))
         holderCount += 1
-        leaseDeadlines.insert(record, deadline: leaseDeadline, isStale: Self.isStaleLease)
     }
 
     /// Every later grant's token is above `floor` as well.
@@ -333,26 +333,39 @@ public final class LockTable {
         }
     }
 
-    /// An entry names a record and a deadline, not a hold: it speaks for a
-    /// hold of that record armed at that deadline. Holds armed at the same
-    /// deadline each have their own entry, and each entry serves one of them,
-    /// so which serves which does not matter. Stale: no such hold is left.
+    /// An entry names a record and a deadline, not a hold: it speaks for
+    /// every hold of that record armed at that deadline. Stale: no such hold
+    /// is left.
     private static func isStaleLease(_ deadline: UInt64, _ record: LockRecord) -> Bool {
         record.holderIndex(armedAt: deadline) == nil
     }
 
+    /// Queues the entry for a hold of `record` about to be armed at
+    /// `deadline`, unless another hold armed there has one: an entry per hold
+    /// would pile up while one slot of a sized lock churns beside a hold
+    /// armed at the same deadline, none of them ever stale.
+    private func queueLeaseEntry(_ record: LockRecord, at deadline: UInt64) {
+        guard record.holderIndex(armedAt: deadline) == nil else { return }
+        leaseDeadlines.insert(record, deadline: deadline, isStale: Self.isStaleLease)
+    }
+
+    /// Serves every hold of `record` armed at `deadline`: one renewed since
+    /// comes back at its new deadline, the others are released. The entry of
+    /// a released hold, or one another entry replaced, finds none.
     private func expireLease(_ record: LockRecord, deadline: UInt64, grants: inout [(WaiterRecord, LockGrant)]) {
-        // The entry of a released hold, or one another entry replaced, is stale.
-        guard let index = record.holderIndex(armedAt: deadline), let leaseDeadline = record[holder: index].leaseDeadline
-        else { return }
-        if leaseDeadline > deadline {
-            // Renewed since this entry was queued: come back at the new deadline.
-            record[holder: index].armedDeadline = leaseDeadline
-            leaseDeadlines.insert(record, deadline: leaseDeadline, isStale: Self.isStaleLease)
-            return
+        var released = false
+        while let index = record.holderIndex(armedAt: deadline) {
+            guard let leaseDeadline = record[holder: index].leaseDeadline, leaseDeadline <= deadline else {
+                let renewedUntil = record[holder: index].leaseDeadline ?? .max
+                if renewedUntil != .max { queueLeaseEntry(record, at: renewedUntil) }
+                record[holder: index].armedDeadline = renewedUntil
+                continue
+            }
+            removeHolder(at: index, of: record)
+            leaseExpiryCount += 1
+            released = true
         }
-        removeHolder(at: index, of: record)
-        leaseExpiryCount += 1
+        guard released else { return }
         grantFreeSlots(of: record, into: &grants)
         removeIfIdle(record)
     }
@@ -451,7 +464,7 @@ public final class LockTable {
         var leaseDeadline: UInt64?
         if leaseSeconds > 0 {
             let deadline = deadline(afterSeconds: leaseSeconds)
-            leaseDeadlines.insert(record, deadline: deadline, isStale: Self.isStaleLease)
+            queueLeaseEntry(record, at: deadline)
             leaseDeadline = deadline
         }
         let grant = LockGrant(key: key, fencingToken: fencingTokens.next())

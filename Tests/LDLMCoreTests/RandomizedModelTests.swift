@@ -1,3 +1,4 @@
+import Foundation
 import LDLMCore
 import XCTest
 
@@ -17,6 +18,20 @@ final class RandomizedModelTests: XCTestCase {
         for seed: UInt64 in [11, 12, 13] {
             let run = ModelRun(seed: seed, undeliverablePercent: 25)
             run.run(steps: 3000)
+            if run.failed { break }
+        }
+    }
+
+    /// More names and sessions, so sessions list many holds and swap-remove
+    /// moves them (including several holds of one sized lock); renewals adopt
+    /// kept holds. `LDLM_MODEL_SEEDS` and `LDLM_MODEL_STEPS` make it longer.
+    func testManySessionsAndNamesMatchTheModel() {
+        let environment = ProcessInfo.processInfo.environment
+        let seeds = environment["LDLM_MODEL_SEEDS"].flatMap { UInt64($0) } ?? 4
+        let steps = environment["LDLM_MODEL_STEPS"].flatMap { Int($0) } ?? 4000
+        for seed in UInt64(100)..<(100 + seeds) {
+            let run = ModelRun(seed: seed, undeliverablePercent: seed % 2 == 0 ? 0 : 15, nameCount: 7, sessionCount: 6)
+            run.run(steps: steps)
             if run.failed { break }
         }
     }
@@ -105,7 +120,7 @@ private final class ModelRun {
     var rng: SeededGenerator
     let clock = FakeClock()
     let table: LockTable
-    let names = ["a", "b", "c"]
+    let names: [String]
 
     var locks: [String: ModelLock] = [:]
     var openSessions: [SessionID] = []
@@ -137,12 +152,13 @@ private final class ModelRun {
     var operation = ""
     private(set) var failed = false
 
-    init(seed: UInt64, undeliverablePercent: Int = 0) {
+    init(seed: UInt64, undeliverablePercent: Int = 0, nameCount: Int = 3, sessionCount: Int = 4) {
         self.seed = seed
         self.undeliverablePercent = undeliverablePercent
+        names = ["a", "b", "c", "d-a-name-longer-than-fifteen-bytes", "e", "f\u{E9}", "g"].prefix(nameCount).map { $0 }
         rng = SeededGenerator(seed: seed)
         table = LockTable(clock: clock, fencingTokens: FencingTokenSource(startingAbove: 1_000))
-        for _ in 0..<4 {
+        for _ in 0..<sessionCount {
             openSessions.append(table.openSession())
         }
     }
@@ -396,7 +412,9 @@ private final class ModelRun {
             key = rng.pick(releasedKeys).key
         }
         let lease: Int32 = rng.pick([-1, 0, 1, 2, 4, 4])
-        operation = "renew(\(name), \(key), lease: \(lease))"
+        // A renewal names its session, as the server's do: a kept hold joins it.
+        let adopting: SessionID? = rng.percent(50) ? rng.pick(openSessions) : nil
+        operation = "renew(\(name), \(key), lease: \(lease), \(adopting.map(\.description) ?? "no session"))"
 
         let index = locks[name]?.holders.firstIndex { $0.grant?.key == key }
         let expected: LockFailure? =
@@ -405,9 +423,12 @@ private final class ModelRun {
             : nil
         var token: UInt64?
         guard succeeds({ () throws(LockFailure) in
-            token = try table.renew(name: name, key: key.description, leaseSeconds: lease)
+            token = try table.renew(name: name, key: key.description, leaseSeconds: lease, session: adopting)
         }, expected: expected), let index else { return }
         locks[name]!.holders[index].leaseDeadline = clock.deadline(afterSeconds: Int(lease))
+        if locks[name]!.holders[index].session == nil, let adopting {
+            locks[name]!.holders[index].session = adopting
+        }
         let held = locks[name]!.holders[index].grant?.fencingToken
         check(token == held, "renew returned token \(String(describing: token)), the hold has \(String(describing: held))")
     }
@@ -675,6 +696,8 @@ private final class ModelRun {
         guard !failed else { return }
         check(table.lockCount == locks.count, "lockCount \(table.lockCount), model has \(locks.count)")
         check(table.sessionCount == openSessions.count, "sessionCount \(table.sessionCount), model \(openSessions.count)")
+        let modelHolders = locks.values.reduce(0) { $0 + $1.holders.count }
+        check(table.holderCount == modelHolders, "holderCount \(table.holderCount), model \(modelHolders)")
 
         var seenKeys: Set<LockKey> = []
         for name in Set(names).union(locks.keys) {
