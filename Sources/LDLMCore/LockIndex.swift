@@ -83,8 +83,59 @@ struct LockIndex {
 
     /// 32 bits are enough: they address up to 2^32 slots.
     static func hash(of name: UnsafeBufferPointer<UInt8>) -> UInt32 {
-        var hasher = Hasher()
-        hasher.combine(bytes: UnsafeRawBufferPointer(name))
-        return UInt32(truncatingIfNeeded: hasher.finalize())
+        UInt32(truncatingIfNeeded: sipHash13(name, key: processKey))
+    }
+
+    /// Drawn once per process, as `Hasher` draws its seed: clients choose the
+    /// names, and must not be able to pick ones that collide.
+    private static let processKey: (UInt64, UInt64) = {
+        var generator = SystemRandomNumberGenerator()
+        return (generator.next(), generator.next())
+    }()
+
+    /// SipHash-1-3, the function behind `Hasher`, over the bytes directly:
+    /// `Hasher.combine(bytes:)` buffers them and costs several times more.
+    static func sipHash13(_ bytes: UnsafeBufferPointer<UInt8>, key: (UInt64, UInt64)) -> UInt64 {
+        var v0 = key.0 ^ 0x736f_6d65_7073_6575
+        var v1 = key.1 ^ 0x646f_7261_6e64_6f6d
+        var v2 = key.0 ^ 0x6c79_6765_6e65_7261
+        var v3 = key.1 ^ 0x7465_6462_7974_6573
+        @inline(__always) func round() {
+            v0 &+= v1; v1 = v1.rotatedLeft(13); v1 ^= v0; v0 = v0.rotatedLeft(32)
+            v2 &+= v3; v3 = v3.rotatedLeft(16); v3 ^= v2
+            v0 &+= v3; v3 = v3.rotatedLeft(21); v3 ^= v0
+            v2 &+= v1; v1 = v1.rotatedLeft(17); v1 ^= v2; v2 = v2.rotatedLeft(32)
+        }
+        @inline(__always) func compress(_ word: UInt64) {
+            v3 ^= word
+            round()
+            v0 ^= word
+        }
+        let raw = UnsafeRawBufferPointer(bytes)
+        let count = raw.count
+        var offset = 0
+        while count - offset >= 8 {
+            compress(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+            offset += 8
+        }
+        var last = UInt64(truncatingIfNeeded: count) << 56
+        var shift: UInt64 = 0
+        while offset < count {
+            last |= UInt64(raw[offset]) << shift
+            shift += 8
+            offset += 1
+        }
+        compress(last)
+        v2 ^= 0xff
+        round()
+        round()
+        round()
+        return v0 ^ v1 ^ v2 ^ v3
+    }
+}
+
+extension UInt64 {
+    @inline(__always) fileprivate func rotatedLeft(_ count: UInt64) -> UInt64 {
+        (self &<< count) | (self &>> (64 &- count))
     }
 }

@@ -29,19 +29,26 @@ final class LockRecord: ManagedBuffer<LockRecordFields, UInt8> {
         }
     }
 
-    var size: Int32 { header.size }
-    var nameHash: UInt32 { header.nameHash }
+    /// `ManagedBuffer.header` is a class property, so every access to it is
+    /// checked for exclusivity at run time (about 80 instructions); through
+    /// the pointer it is not. The header lives as long as the record.
+    private var fields: UnsafeMutablePointer<LockRecordFields> {
+        withUnsafeMutablePointerToHeader { $0 }
+    }
+
+    var size: Int32 { fields.pointee.size }
+    var nameHash: UInt32 { fields.pointee.nameHash }
 
     /// Made on each call: only the journal, errors and admin views need it.
     var name: String {
         withUnsafeMutablePointerToElements { bytes in
-            String(decoding: UnsafeBufferPointer(start: bytes, count: Int(header.nameByteCount)), as: UTF8.self)
+            String(decoding: UnsafeBufferPointer(start: bytes, count: Int(fields.pointee.nameByteCount)), as: UTF8.self)
         }
     }
 
     /// Byte equality, as in ``LockIndex``.
     func hasName(_ other: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard other.count == Int(header.nameByteCount) else { return false }
+        guard other.count == Int(fields.pointee.nameByteCount) else { return false }
         guard let otherBytes = other.baseAddress else { return true }
         return withUnsafeMutablePointerToElements { memcmp($0, otherBytes, other.count) == 0 }
     }
@@ -49,26 +56,26 @@ final class LockRecord: ManagedBuffer<LockRecordFields, UInt8> {
     // MARK: Holders
 
     var holderCount: Int {
-        header.firstHolder.isVacant ? 0 : 1 + (header.overflow?.laterHolders.count ?? 0)
+        fields.pointee.firstHolder.isVacant ? 0 : 1 + (fields.pointee.overflow?.laterHolders.count ?? 0)
     }
 
-    var hasFreeSlot: Bool { holderCount < Int(header.size) }
-    var hasHolders: Bool { !header.firstHolder.isVacant }
-    var isIdle: Bool { header.firstHolder.isVacant && header.overflow == nil }
+    var hasFreeSlot: Bool { holderCount < Int(fields.pointee.size) }
+    var hasHolders: Bool { !fields.pointee.firstHolder.isVacant }
+    var isIdle: Bool { fields.pointee.firstHolder.isVacant && fields.pointee.overflow == nil }
 
     /// The holders in the order they took their slots.
     var holders: [Holder] {
         guard hasHolders else { return [] }
-        return [header.firstHolder] + (header.overflow?.laterHolders ?? [])
+        return [fields.pointee.firstHolder] + (fields.pointee.overflow?.laterHolders ?? [])
     }
 
     subscript(holder index: Int) -> Holder {
-        get { index == 0 ? header.firstHolder : header.overflow!.laterHolders[index - 1] }
+        get { index == 0 ? fields.pointee.firstHolder : fields.pointee.overflow!.laterHolders[index - 1] }
         set {
             if index == 0 {
-                header.firstHolder = newValue
+                fields.pointee.firstHolder = newValue
             } else {
-                header.overflow!.laterHolders[index - 1] = newValue
+                fields.pointee.overflow!.laterHolders[index - 1] = newValue
             }
         }
     }
@@ -89,13 +96,13 @@ final class LockRecord: ManagedBuffer<LockRecordFields, UInt8> {
 
     private func holderIndex(where predicate: (Holder) -> Bool) -> Int? {
         guard hasHolders else { return nil }
-        if predicate(header.firstHolder) { return 0 }
-        return header.overflow?.laterHolders.firstIndex(where: predicate).map { $0 + 1 }
+        if predicate(fields.pointee.firstHolder) { return 0 }
+        return fields.pointee.overflow?.laterHolders.firstIndex(where: predicate).map { $0 + 1 }
     }
 
     func appendHolder(_ holder: Holder) {
-        if header.firstHolder.isVacant {
-            header.firstHolder = holder
+        if fields.pointee.firstHolder.isVacant {
+            fields.pointee.firstHolder = holder
         } else {
             overflow().laterHolders.append(holder)
         }
@@ -105,24 +112,24 @@ final class LockRecord: ManagedBuffer<LockRecordFields, UInt8> {
     @discardableResult
     func removeHolder(at index: Int) -> Holder {
         guard index == 0 else {
-            let removed = header.overflow!.laterHolders.remove(at: index - 1)
+            let removed = fields.pointee.overflow!.laterHolders.remove(at: index - 1)
             dropOverflowIfEmpty()
             return removed
         }
-        let removed = header.firstHolder
-        if let overflow = header.overflow, !overflow.laterHolders.isEmpty {
-            header.firstHolder = overflow.laterHolders.removeFirst()
+        let removed = fields.pointee.firstHolder
+        if let overflow = fields.pointee.overflow, !overflow.laterHolders.isEmpty {
+            fields.pointee.firstHolder = overflow.laterHolders.removeFirst()
             dropOverflowIfEmpty()
         } else {
-            header.firstHolder = .vacant
+            fields.pointee.firstHolder = .vacant
         }
         return removed
     }
 
     // MARK: Queue
 
-    var firstWaiter: WaiterRecord? { header.overflow?.firstWaiter }
-    var waiterCount: Int { header.overflow?.waiterCount ?? 0 }
+    var firstWaiter: WaiterRecord? { fields.pointee.overflow?.firstWaiter }
+    var waiterCount: Int { fields.pointee.overflow?.waiterCount ?? 0 }
 
     func enqueue(_ waiter: WaiterRecord) {
         let queue = overflow()
@@ -138,7 +145,7 @@ final class LockRecord: ManagedBuffer<LockRecordFields, UInt8> {
     }
 
     func remove(_ waiter: WaiterRecord) {
-        guard let queue = header.overflow else { return }
+        guard let queue = fields.pointee.overflow else { return }
         if let previous = waiter.previous {
             previous.next = waiter.next
         } else {
@@ -157,15 +164,15 @@ final class LockRecord: ManagedBuffer<LockRecordFields, UInt8> {
     }
 
     private func overflow() -> LockOverflow {
-        if let overflow = header.overflow { return overflow }
+        if let overflow = fields.pointee.overflow { return overflow }
         let overflow = LockOverflow()
-        header.overflow = overflow
+        fields.pointee.overflow = overflow
         return overflow
     }
 
     private func dropOverflowIfEmpty() {
-        if let overflow = header.overflow, overflow.laterHolders.isEmpty, overflow.waiterCount == 0 {
-            header.overflow = nil
+        if let overflow = fields.pointee.overflow, overflow.laterHolders.isEmpty, overflow.waiterCount == 0 {
+            fields.pointee.overflow = nil
         }
     }
 }

@@ -74,14 +74,13 @@ extension GRPCServerConnection {
 
     /// The path as a String, and whether its method's client streams.
     private func internedPath(_ bytes: UnsafeBufferPointer<UInt8>) -> (String, Bool) {
-        for known in knownPaths {
-            let isSame = known.path.utf8.withContiguousStorageIfAvailable { $0.hasSameBytes(as: bytes) } ?? false
-            if isSame { return known }
+        for index in knownPaths.indices where knownPaths[index].bytes.withUnsafeBufferPointer({ $0.hasSameBytes(as: bytes) }) {
+            return (knownPaths[index].path, knownPaths[index].opensRequestStream)
         }
         let path = String(decoding: bytes, as: UTF8.self)
         let opensRequestStream = requestStreamPaths.contains(path)
         if knownPaths.count < Self.maxKnownPaths {
-            knownPaths.append((path, opensRequestStream))
+            knownPaths.append((Array(bytes), path, opensRequestStream))
         }
         return (path, opensRequestStream)
     }

@@ -79,9 +79,10 @@ public final class GRPCServerConnection {
     private var drainStatus: GRPCStatus?
     /// Paths this connection has seen, so a request reuses a String rather than
     /// building one, and whether each opens a request stream. Bounded: a
-    /// client inventing paths gets fresh Strings.
+    /// client inventing paths gets fresh Strings. Matched by their bytes, kept
+    /// beside the String: reading a String's bytes costs more than comparing them.
     @exclusivity(unchecked)
-    var knownPaths: [(path: String, opensRequestStream: Bool)] = []
+    var knownPaths: [(bytes: [UInt8], path: String, opensRequestStream: Bool)] = []
     /// The methods whose client streams, by `:path`.
     let requestStreamPaths: Set<String>
     /// Asked once a call's body grows past ``admissionThreshold`` before it

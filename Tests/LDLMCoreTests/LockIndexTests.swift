@@ -44,4 +44,17 @@ final class LockIndexTests: XCTestCase {
         XCTAssertNil(index.find("cafe\u{301}"))
         XCTAssertTrue(index.find("caf\u{E9}") === composed)
     }
+
+    /// Reference values: CPython's `hash(bytes)` with PYTHONHASHSEED=0 is SipHash-1-3 under a zero key.
+    func testNameHashIsSipHash13() {
+        let expected: [(String, UInt64)] = [
+            ("a", 4_644_417_185_603_328_019),
+            ("lock-12345678", 472_602_995_110_716_659),
+            ("0123456789abcdef01234567-89abcdef0123", 16_251_540_999_868_078_932),
+        ]
+        for (name, value) in expected {
+            var name = name
+            XCTAssertEqual(name.withUTF8 { LockIndex.sipHash13($0, key: (0, 0)) }, value, name)
+        }
+    }
 }
