@@ -77,9 +77,14 @@ struct ConnectionPipeline {
             let busy: Bool
             if let remote {
                 // The owner's answer to the previous check: a lock taken since
-                // came with a call, which restarts the idle time anyway.
-                busy = remote.lastKnownBusy
-                remote.send(.busyQuery(remote))
+                // came with a call, which restarts the idle time anyway. Until
+                // that answer is in (a stalled owner), the session counts as
+                // busy: the answer before may predate a lock taken since.
+                busy = remote.lastKnownBusy || remote.busyQueryOutstanding
+                if !remote.busyQueryOutstanding {
+                    remote.busyQueryOutstanding = true
+                    remote.send(.busyQuery(remote))
+                }
             } else {
                 busy = connection.session.map(manager.isBusy) ?? false
             }

@@ -156,6 +156,7 @@ enum LoopDelivery {
             }
         case .busy(let session, let busy):
             session.lastKnownBusy = busy
+            session.busyQueryOutstanding = false
         case .closeConnection(let channel):
             channel.close(promise: nil)
         }
@@ -197,6 +198,9 @@ final class RemoteSession: RPCAnswerSink {
     weak var receiver: RemoteAnswerReceiver?
     /// The owner's latest answer to ``OwnerRequest/busyQuery(_:)``.
     var lastKnownBusy = false
+    /// True from a ``OwnerRequest/busyQuery(_:)`` until its answer is in:
+    /// meanwhile ``lastKnownBusy`` may predate a lock the session took since.
+    var busyQueryOutstanding = false
 
     // MARK: Owner side
 
@@ -292,6 +296,11 @@ final class RemoteSession: RPCAnswerSink {
 
     func close(manager: LockManager) {
         closed = true
+        // After the session's end, as the gRPC layer withdraws a closing
+        // connection's calls after it: a call whose start (a Watch's stream)
+        // reached the connection once its handlers were gone has no one
+        // there to withdraw it.
+        defer { withdrawPending() }
         guard let session else { return }
         self.session = nil
         switch manager.closeSession(session) {
@@ -299,6 +308,16 @@ final class RemoteSession: RPCAnswerSink {
             ownerContext.logger.info("connection closed", metadata: ["released_locks": "\(locks)"])
         case .kept(let locks):
             ownerContext.logger.info("connection closed", metadata: ["kept_locks": "\(locks)"])
+        }
+    }
+
+    /// Withdraws every call still pending; the connection's own cancels,
+    /// which may follow, then find nothing.
+    private func withdrawPending() {
+        let calls = pending
+        pending = [:]
+        for cancel in calls.values {
+            _ = cancel()
         }
     }
 }

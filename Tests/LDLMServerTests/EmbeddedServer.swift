@@ -157,10 +157,10 @@ final class EmbeddedClient {
     /// Sends a call to the server's connection without running its loops or
     /// reading the answer.
     @discardableResult
-    func send(_ method: String, _ message: some LDLMMessage, metadata: [HTTP2Header] = []) throws -> Int32 {
+    func send(_ method: String, _ message: some LDLMMessage, service: String = "ldlm.LDLM", metadata: [HTTP2Header] = []) throws -> Int32 {
         let headers = [
             HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"),
-            HTTP2Header(":path", "/ldlm.LDLM/\(method)"), HTTP2Header(":authority", "localhost"),
+            HTTP2Header(":path", "/\(service)/\(method)"), HTTP2Header(":authority", "localhost"),
             HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
         ] + metadata
         let streamID = try http2.sendRequest(headers: headers, body: GRPCMessageFraming.frame(message.serializedBytes()))

@@ -135,6 +135,37 @@ final class RemoteLoopTests: XCTestCase {
         XCTAssertTrue(waiter.receivedGoAway)
     }
 
+    /// A `Watch` the owner began while its connection closed: the
+    /// connection's handlers were gone when the stream's start came back, so
+    /// nothing there could withdraw it; the session's close must.
+    func testAWatchWhoseConnectionClosedBeforeItsStreamBeganEndsOnTheOwner() throws {
+        let server = EmbeddedServer(remoteLoop: true)
+        let connectionLoop = try XCTUnwrap(server.connectionLoop)
+        let health = try XCTUnwrap(server.services.lazy.compactMap { $0 as? HealthService }.first)
+        let client = try server.connect()
+        try client.send("Watch", HealthCheckRequest(), service: "grpc.health.v1.Health")
+        // The call is on its way to the owner when the connection closes.
+        connectionLoop.run()
+        try client.channel.close().wait()
+        connectionLoop.run()
+        server.settle()
+        XCTAssertEqual(server.manager.sessionCount, 0)
+        XCTAssertEqual(health.watcherCount, 0, "a closed connection's Watch stays registered on the owner")
+    }
+
+    /// The same with a `Watch` whose start reached the connection: its
+    /// close withdraws it through the bridge (this already held).
+    func testAWatchEndsOnTheOwnerWhenItsConnectionCloses() throws {
+        let server = EmbeddedServer(remoteLoop: true)
+        let health = try XCTUnwrap(server.services.lazy.compactMap { $0 as? HealthService }.first)
+        let client = try server.connect()
+        try client.call("Watch", HealthCheckRequest(), service: "grpc.health.v1.Health")
+        XCTAssertEqual(health.watcherCount, 1)
+        try client.channel.close().wait()
+        server.settle()
+        XCTAssertEqual(health.watcherCount, 0)
+    }
+
     func testAdminEndSessionClosesTheConnection() throws {
         let server = EmbeddedServer(remoteLoop: true)
         let ended = try server.connect()
@@ -160,6 +191,24 @@ final class RemoteLoopTests: XCTestCase {
         }
         XCTAssertTrue(idle.receivedGoAway, "idle for the idle timeout")
         XCTAssertFalse(holding.receivedGoAway, "its session holds a lock")
+    }
+
+    /// The owner has not answered the idle check's question yet (it is busy
+    /// or stalled): the connection must not take "no answer" for "not busy"
+    /// and close, as idle, a connection whose session holds a lock.
+    func testALockHolderIsNotClosedAsIdleWhileTheOwnerHasNotAnsweredWhetherItIsBusy() throws {
+        let server = EmbeddedServer(remoteLoop: true) { $0.idleTimeout = .seconds(8) }
+        let connectionLoop = try XCTUnwrap(server.connectionLoop)
+        let holding = try server.connect()
+        _ = try holding.lock("kept")
+        // Only the connection's loop runs: the owner answers nothing meanwhile.
+        for _ in 0..<6 {
+            connectionLoop.advanceTime(by: .seconds(2))
+        }
+        server.settle()
+        try holding.exchange()
+        XCTAssertFalse(holding.receivedGoAway, "closed as idle while its session holds a lock")
+        XCTAssertEqual(server.manager.lockCount, 1, "the lock its client holds was released")
     }
 
     func testCallsAreCountedInTheMetrics() throws {
