@@ -153,7 +153,9 @@ notes=()
 
 # A server older than --event_loops runs on its one loop, and the scaling rows stay empty.
 one_loop=() two_loops=()
-if "$server" --help 2>&1 | grep -q -- --event_loops; then
+# Read whole first: grep -q stopping early would fail the pipe under pipefail.
+server_help=$("$server" --help 2>&1 || true)
+if grep -q -- --event_loops <<<"$server_help"; then
   one_loop=(--event_loops 1) two_loops=(--event_loops 2)
 else
   notes+=("$server has no --event_loops: it runs on one event loop and the scaling rows are not measured.")
