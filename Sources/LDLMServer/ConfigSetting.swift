@@ -104,12 +104,6 @@ enum ConfigSetting: String, CaseIterable {
     /// The `--ha_*` settings, which only a replica may be given.
     var isReplicaSetting: Bool { rawValue.hasPrefix("ha_") }
 
-    /// A default that is this machine's (the core count): a template made
-    /// here and used on another machine must not pin it.
-    var hasMachineDefault: Bool { self == .eventLoops }
-
-    /// Written commented out in the templates, with its default shown.
-    var isCommentedOutInTemplates: Bool { isReplicaSetting || hasMachineDefault }
 
     var environmentVariable: String { "LDLM_" + rawValue.uppercased() }
 
@@ -185,7 +179,7 @@ enum ConfigSetting: String, CaseIterable {
         case .maxRESTSessions:
             return "REST sessions open at once; POST /session beyond it gets 429"
         case .eventLoops:
-            return "event loops (threads) serving connections, by default one per core; the first also owns every lock"
+            return "event loops (threads) serving connections; the first also owns every lock, the others hand it their calls in batches (more than 1 pays off only with many busy connections on many cores)"
         case .metricsListenAddress:
             return "host:port serving Prometheus /metrics and the /healthz and /readyz probes over HTTP/1.1; empty is off (default off)"
         case .haEtcdEndpoints:
@@ -228,7 +222,7 @@ enum ConfigSetting: String, CaseIterable {
         case .maxHeaderListBytes: return "16384"
         case .haLease: return "5s"
         case .haReclaimGrace: return "15s"
-        case .eventLoops: return String(ServerConfig.defaultEventLoops)
+        case .eventLoops: return "1"
         // go-ldlm's garbage collector and shard defaults would only suggest
         // that these do something here.
         case .password, .passwordFile, .adminPassword, .adminPasswordFile, .adminIdentities, .ipcSocketFile, .configFile,

@@ -23,7 +23,6 @@ enum ConfigTemplate: Equatable {
                 # \(ServerFlags.versionText): every setting as an environment variable, with its default.
                 # A variable commented out has no default: remove the "# " and give it a value.
                 # The LDLM_HA_* variables make a replica of a set over etcd: uncomment them together.
-                # LDLM_EVENT_LOOPS shows this machine's cores, its default on any machine.
                 # Variables outrank a config file: with --config_file, keep only the lines you change.
                 """
         case .yaml:
@@ -31,12 +30,11 @@ enum ConfigTemplate: Equatable {
                 # \(ServerFlags.versionText): a config file (--config_file) with every setting at its default.
                 # A key commented out has no default: remove the "# " and give it a value.
                 # The ha_* keys make a replica of a set over etcd: uncomment them together.
-                # event_loops shows this machine's cores, its default on any machine.
                 """
         }
         let entries = settings.map { setting in
             // A replica setting given alone is refused, even at its default.
-            let line = setting.isCommentedOutInTemplates
+            let line = setting.isReplicaSetting
                 ? "# " + assignment(setting, value: setting.defaultValue)
                 : setting.defaultValue.map { assignment(setting, value: $0) } ?? "# " + assignment(setting, value: nil)
             return "# \(setting.help)\n" + line

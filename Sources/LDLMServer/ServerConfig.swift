@@ -68,9 +68,7 @@ public struct ServerConfig: Equatable, Sendable {
     /// Event loops (threads) that serve connections, each taking its share;
     /// the first also owns the lock state, and calls from the others reach
     /// it in batches (``OwnerLoopBridge``).
-    public var eventLoops = ServerConfig.defaultEventLoops
-    /// One per core: each loop is busy only while its connections are.
-    static let defaultEventLoops = System.coreCount
+    public var eventLoops = 1
     /// Where Prometheus metrics and the HTTP probes are served; nil: nowhere,
     /// and the server keeps no metrics at all.
     public var metricsListenAddress: String?

@@ -74,9 +74,8 @@ final class ConfigTemplateTests: XCTestCase {
                 continue
             }
             // A default is given to load; a setting without one waits, commented
-            // out, for a value, as do the replica settings, which go together,
-            // and the event loops, whose default is the machine's core count.
-            let loaded = setting.isCommentedOutInTemplates ? "" : setting.defaultValue ?? ""
+            // out, for a value, as do the replica settings, which go together.
+            let loaded = setting.isReplicaSetting ? "" : setting.defaultValue ?? ""
             XCTAssertEqual(inEnvironment, loaded, "\(setting.environmentVariable)")
             // The config file is named by a flag or LDLM_CONFIG_FILE, never by itself.
             if setting != .configFile {

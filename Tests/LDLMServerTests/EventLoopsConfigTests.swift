@@ -1,12 +1,11 @@
-import NIOCore
 import XCTest
 
 @testable import LDLMServer
 
 final class EventLoopsConfigTests: XCTestCase {
-    func testDefaultIsOneLoopPerCore() {
-        XCTAssertEqual(ServerConfig().eventLoops, System.coreCount)
-        XCTAssertEqual(ConfigSetting.eventLoops.defaultValue, "\(System.coreCount)")
+    func testDefaultIsOneLoop() {
+        XCTAssertEqual(ServerConfig().eventLoops, 1)
+        XCTAssertEqual(ConfigSetting.eventLoops.defaultValue, "1")
     }
 
     func testFromFlagEnvironmentAndFile() {
