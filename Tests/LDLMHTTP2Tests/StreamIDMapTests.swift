@@ -1,4 +1,5 @@
 @testable import LDLMHTTP2
+import LDLMTestSupport
 import XCTest
 
 final class StreamIDMapTests: XCTestCase {
@@ -488,20 +489,5 @@ extension StreamIDMapTests {
 
     final class LifetimeTracker {
         var live = 0
-    }
-
-    /// SplitMix64 (Steele, Lea and Flood), for reproducible random operations.
-    struct SplitMix64: RandomNumberGenerator {
-        private var state: UInt64
-
-        init(seed: UInt64) { state = seed }
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 }

@@ -144,26 +144,30 @@ final class EmbeddedClient {
         service: String = "ldlm.LDLM",
         metadata: [HTTP2Header] = []
     ) throws -> Int32 {
-        let headers = [
+        let streamID = try http2.sendRequest(
+            headers: Self.requestHeaders(method, service: service, metadata: metadata),
+            body: GRPCMessageFraming.frame(message.serializedBytes())
+        )
+        try exchange()
+        return streamID
+    }
+
+    private static func requestHeaders(_ method: String, service: String, metadata: [HTTP2Header]) -> [HTTP2Header] {
+        [
             HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"),
             HTTP2Header(":path", "/\(service)/\(method)"), HTTP2Header(":authority", "localhost"),
             HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
         ] + metadata
-        let streamID = try http2.sendRequest(headers: headers, body: GRPCMessageFraming.frame(message.serializedBytes()))
-        try exchange()
-        return streamID
     }
 
     /// Sends a call to the server's connection without running its loops or
     /// reading the answer.
     @discardableResult
     func send(_ method: String, _ message: some LDLMMessage, service: String = "ldlm.LDLM", metadata: [HTTP2Header] = []) throws -> Int32 {
-        let headers = [
-            HTTP2Header(":method", "POST"), HTTP2Header(":scheme", "http"),
-            HTTP2Header(":path", "/\(service)/\(method)"), HTTP2Header(":authority", "localhost"),
-            HTTP2Header("content-type", "application/grpc"), HTTP2Header("te", "trailers"),
-        ] + metadata
-        let streamID = try http2.sendRequest(headers: headers, body: GRPCMessageFraming.frame(message.serializedBytes()))
+        let streamID = try http2.sendRequest(
+            headers: Self.requestHeaders(method, service: service, metadata: metadata),
+            body: GRPCMessageFraming.frame(message.serializedBytes())
+        )
         try channel.writeInbound(ByteBuffer(bytes: try http2.drainOutput()))
         return streamID
     }

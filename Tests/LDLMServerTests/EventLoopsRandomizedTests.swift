@@ -83,7 +83,7 @@ private final class RandomDriver {
     let loop: EventLoop
     let finished: EventLoopPromise<Void>
     private let port: Int
-    private var random: SeededGenerator
+    private var random: SplitMix64
     private var clients: [RawGRPCClient?] = []
     private var stepsLeft = 0
     /// Increases with every request sent and every answer taken.
@@ -111,7 +111,7 @@ private final class RandomDriver {
     }
 
     init(seed: UInt64, loop: EventLoop, port: Int) {
-        random = SeededGenerator(seed: seed)
+        random = SplitMix64(seed: seed)
         self.loop = loop
         self.port = port
         finished = loop.makePromise()
@@ -268,25 +268,10 @@ private final class RandomDriver {
     }
 }
 
-/// SplitMix64, seeded, so a failing run can be repeated.
-private struct SeededGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-    mutating func percent(_ chance: Int) -> Bool { below(100) < chance }
-    mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
+extension SplitMix64 {
+    fileprivate mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+    fileprivate mutating func percent(_ chance: Int) -> Bool { below(100) < chance }
+    fileprivate mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
 }
 
 /// A call's end as a raw client sees it: the gRPC status (nil when the
