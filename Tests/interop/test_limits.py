@@ -176,6 +176,9 @@ def test_connection_over_max_connections_gets_goaway_and_a_closed_one_frees_its_
     finally:
         first.close()
         second.close()
+    # The server frees their slots once it has read their closes, which may
+    # come after the next connection's accept.
+    assert wait_until(lambda: not is_refused(server), timeout=10)[0]
     assert_serves(server, connect)
 
 
