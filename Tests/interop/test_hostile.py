@@ -4,6 +4,7 @@ during and after it, and the server's memory stays bounded."""
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import threading
 import time
@@ -147,6 +148,13 @@ def test_streams_the_server_resets_at_the_clients_provocation_leave_no_waiters(s
     assert_memory_bounded(server, rss_before)
     # No withdrawn waiter takes the lock when it is released, even with the attacker still connected.
     assert holder.unlock("made-you-reset", held.key).unlocked
+    if int(os.environ.get("LDLM_TEST_EVENT_LOOPS") or 1) > 1:
+        # Known difference with several loops (README, "Event loops"): a reset
+        # stream's withdrawal reaches the lock owner after the reset, so a
+        # grant made meanwhile goes to no one and is undone a moment later.
+        assert wait_until(lambda: connect(server).try_lock("made-you-reset").locked, timeout=5)[0], \
+            "a withdrawn waiter kept the lock"
+        return
     assert_served_after(server, connect, "made-you-reset")
 
 
